@@ -1,0 +1,82 @@
+"""One settings object for the whole service, read from ``ORGMEM_*`` environment variables.
+
+Every process (CLI, API server, workers, scheduler) builds its configuration here so that the
+same variable names work on a laptop, in CI and in ``infra/``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+TINY_BASE_MODEL = "tiny-random"
+
+
+class Settings(BaseSettings):
+    """Effective configuration; unset URLs are derived from ``home`` (embedded defaults)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORGMEM_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".orgmem",
+                       description="Root folder for embedded state: SQLite file, local store, models.")
+    database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/orgmem.db")
+    store_url: str = Field("", description="file:///path or s3://bucket/prefix; default file://<home>/store")
+    s3_endpoint_url: str | None = Field(None, description="Endpoint of any S3-compatible server.")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    broker_url: str = Field("", description="Celery broker; default filesystem:// under home (no server).")
+    result_backend: str = ""
+    models_dir: Path | None = Field(None, description="Converted base models; default <home>/models.")
+    base_model: str = Field(DEFAULT_BASE_MODEL,
+                            description="'smollm2-135m-instruct', 'tiny-random' or a local HF Llama folder.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        self.home = self.home.expanduser()
+        self.models_dir = (self.models_dir or self.home / "models").expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'orgmem.db'}"
+        if not self.store_url:
+            self.store_url = f"file://{self.home / 'store'}"
+        if not self.broker_url:
+            self.broker_url = f"filesystem://{self.home / 'broker'}"
+        if not self.result_backend:
+            self.result_backend = "cache+memory://"
+        return self
+
+    def masked(self) -> dict[str, str]:
+        """Settings as printable strings with passwords and keys hidden."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = "********" if value.get_secret_value() else ""
+            elif value is None:
+                text = ""
+            else:
+                text = mask_url_password(str(value))
+            out[name] = text
+        return out
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@]+):(?P<pw>[^@/]+)@")
+
+
+def mask_url_password(url: str) -> str:
+    """Hide the password part of ``scheme://user:password@host`` URLs."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:********@", url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings; tests call ``get_settings.cache_clear()`` after changing the env."""
+    return Settings()
