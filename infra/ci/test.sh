@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole suite on real services: installs and starts PostgreSQL, Redis and a real S3 server
+# (Ceph RGW) on 127.0.0.1, runs lint and pytest against them, stops the services on exit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+. infra/ci/services.sh
+install_service_packages
+start_services
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -p no:cacheprovider -q --timeout=900 "$@"
