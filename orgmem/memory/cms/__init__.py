@@ -1,0 +1,9 @@
+"""CMS memory kind (registered as ``cms``)."""
+
+from orgmem.memory.cms.config import CmsConfig
+from orgmem.memory.cms.model import CmsMemory
+from orgmem.memory.registry import register_memory_kind
+
+register_memory_kind("cms", CmsConfig, CmsMemory)
+
+__all__ = ["CmsConfig", "CmsMemory"]

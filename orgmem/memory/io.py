@@ -1,0 +1,96 @@
+"""The one on-disk format of a memory: safetensors bytes with metadata.
+
+Metadata: ``format`` ("orgmem-memory"), ``format_version``, ``kind`` ("cms+titans"), ``config``
+(JSON of ``MemoryHandle.config``), ``base_fingerprint`` and ``base_name``. Only memory weights
+are stored (a few MB), never the base. Loading onto another base is refused naming both
+fingerprints; a corrupt blob is refused as an ``IntegrityError`` naming what was read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import Tensor
+
+from orgmem.errors import IncompatibleBaseError, IntegrityError
+from orgmem.memory.handle import MemoryHandle, attach
+
+FORMAT = "orgmem-memory"
+FORMAT_VERSION = "1"
+
+
+def _contiguous(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_memory(handle: MemoryHandle) -> bytes:
+    """Serialise the handle's memory weights + config + base fingerprint."""
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": handle.kind,
+        "config": json.dumps(handle.config, sort_keys=True),
+        "base_fingerprint": handle.base.fingerprint,
+        "base_name": str(handle.base.name),
+    }
+    return st_save(_contiguous(handle.memory_state_dict()), metadata=meta)
+
+
+def read_metadata(data: bytes, source: str = "memory blob") -> dict[str, str]:
+    """The metadata header of a saved memory (cheap: does not build tensors)."""
+    if len(data) < 8:
+        raise IntegrityError(f"{source}: {len(data)} bytes is not a safetensors file")
+    n = int.from_bytes(data[:8], "little")
+    try:
+        header = json.loads(data[8:8 + n])
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{source}: unreadable safetensors header ({exc})") from exc
+    meta = header.get("__metadata__") or {}
+    if meta.get("format") != FORMAT:
+        raise IntegrityError(f"{source}: not an orgmem memory (format {meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise IntegrityError(f"{source}: memory format version {meta.get('format_version')!r} "
+                             f"is not supported (expected {FORMAT_VERSION})")
+    return meta
+
+
+def memory_config(data: bytes, source: str = "memory blob") -> dict[str, Any]:
+    return json.loads(read_metadata(data, source)["config"])
+
+
+def load_memory(base, data: bytes, *, source: str = "memory blob") -> MemoryHandle:
+    """Attach the memory saved in ``data`` to ``base``; refuses another base's memory."""
+    meta = read_metadata(data, source)
+    if meta["base_fingerprint"] != base.fingerprint:
+        raise IncompatibleBaseError(
+            f"{source} was trained on base {meta.get('base_name')!r} (fingerprint "
+            f"{meta['base_fingerprint'][:16]}…), not on {base.name!r} (fingerprint {base.fingerprint[:16]}…)"
+        )
+    try:
+        state = st_load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise IntegrityError(f"{source}: corrupt tensor data ({exc})") from exc
+    handle = attach(base, json.loads(meta["config"]))
+    try:
+        handle.load_memory_state_dict(state)
+    except BaseException:
+        handle.detach()
+        raise
+    return handle
+
+
+def load_memory_into(handle: MemoryHandle, data: bytes, *, source: str = "memory blob") -> None:
+    """Swap another saved memory of the same config into an attached handle (serving hot-swap)."""
+    meta = read_metadata(data, source)
+    if meta["base_fingerprint"] != handle.base.fingerprint:
+        raise IncompatibleBaseError(
+            f"{source} was trained on base fingerprint {meta['base_fingerprint'][:16]}…, "
+            f"the handle's base {handle.base.name!r} is {handle.base.fingerprint[:16]}…"
+        )
+    if json.loads(meta["config"]) != handle.config:
+        raise IntegrityError(f"{source}: memory config differs from the attached {handle.kind!r} memory")
+    handle.load_memory_state_dict(st_load(data))

@@ -1,0 +1,9 @@
+"""LoRA memory kind via peft (registered as ``lora``): the baseline."""
+
+from orgmem.memory.lora.config import LoraMemoryConfig
+from orgmem.memory.lora.model import LoraMemory
+from orgmem.memory.registry import register_memory_kind
+
+register_memory_kind("lora", LoraMemoryConfig, LoraMemory)
+
+__all__ = ["LoraMemory", "LoraMemoryConfig"]
