@@ -7,5 +7,6 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 . infra/ci/services.sh
 install_service_packages
 start_services
+check_services
 .venv/bin/ruff check .
 .venv/bin/python -m pytest -p no:cacheprovider -q --timeout=900 "$@"
