@@ -1,0 +1,25 @@
+"""All ORM models; importing this package registers every table on ``Base.metadata``."""
+
+from orgmem.db.models.data import Chunk, Document, DocumentVersion, Redaction, Source, SyncFailure
+from orgmem.db.models.jobs import Job, JobEvent
+from orgmem.db.models.lineage import Checkpoint, CheckpointInput, CheckpointObject, ServingEvent
+from orgmem.db.models.org import ApiKey, AuditEvent, Org, Schedule
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Checkpoint",
+    "CheckpointInput",
+    "CheckpointObject",
+    "Chunk",
+    "Document",
+    "DocumentVersion",
+    "Job",
+    "JobEvent",
+    "Org",
+    "Redaction",
+    "Schedule",
+    "ServingEvent",
+    "Source",
+    "SyncFailure",
+]
