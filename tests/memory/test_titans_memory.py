@@ -90,7 +90,7 @@ def reference_write(mem: NeuralMemory, x: torch.Tensor) -> list[torch.Tensor]:
 
         g = grad(chunk_loss)(weights)
         norm = sum(t.pow(2).sum(dim=(-1, -2)) for t in g).sqrt()[..., None, None]
-        g = [t * (mem.max_grad_norm / (norm + 1e-6)).clamp(max=1.0) for t in g]
+        g = [t * (mem.max_grad_norm / norm).clamp(max=1.0) for t in g]
         e, a = eta.mean(-1)[..., None, None], alpha.mean(-1)[..., None, None]
         moms = [e * m - gi for m, gi in zip(moms, g, strict=True)]
         weights = [b0 + (1 - a) * (w - b0) + m for w, m, b0 in zip(weights, moms, w0, strict=True)]

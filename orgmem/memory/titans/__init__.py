@@ -1,5 +1,14 @@
-"""Titans neural long-term memory kind (see ``neural_memory.py`` for the math)."""
+"""Titans neural long-term memory kind (registered as ``titans``).
 
+``neural_memory.py`` holds the math, ``model.py`` the kind that attaches it to a base,
+``meta_train.py`` the once-per-base outer loop whose result every org's memory starts from.
+"""
+
+from orgmem.memory.registry import register_memory_kind
+from orgmem.memory.titans.config import TitansConfig
+from orgmem.memory.titans.model import TitansMemory
 from orgmem.memory.titans.neural_memory import MemoryState, NeuralMemory
 
-__all__ = ["MemoryState", "NeuralMemory"]
+register_memory_kind("titans", TitansConfig, TitansMemory)
+
+__all__ = ["MemoryState", "NeuralMemory", "TitansConfig", "TitansMemory"]

@@ -37,6 +37,11 @@ def _act_grad(z: Tensor) -> Tensor:
     return s * (1 + z * (1 - s))
 
 
+def unit(x: Tensor) -> Tensor:
+    """x / ||x|| over the last dim, with a finite gradient at x = 0 (a zero key stays zero)."""
+    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + 1e-12)
+
+
 def mlp_forward(weights: Sequence[Tensor], x: Tensor) -> Tensor:
     """M(x): ``x`` (b, h, c, i) through layers (b, h, i, o) with SiLU between them."""
     for j, w in enumerate(weights):
@@ -71,5 +76,5 @@ def associative_grads(weights: Sequence[Tensor], keys: Tensor, values: Tensor, t
 def clip_by_norm(grads: Sequence[Tensor], max_norm: float) -> list[Tensor]:
     """Scale each (b, h) memory's whole gradient to norm <= ``max_norm`` (keeps writes bounded)."""
     sq = sum(g.pow(2).sum(dim=(-1, -2)) for g in grads)
-    scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)[..., None, None]
+    scale = (max_norm * torch.rsqrt(sq + 1e-12)).clamp(max=1.0)[..., None, None]  # finite grad at 0
     return [g * scale for g in grads]

@@ -33,7 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orgmem.memory.titans.memory_mlp import associative_grads, clip_by_norm, init_hidden_layers, mlp_forward
+from orgmem.memory.titans.memory_mlp import (
+    associative_grads,
+    clip_by_norm,
+    init_hidden_layers,
+    mlp_forward,
+    unit,
+)
 
 RATES = 4  # per token: learning rate theta, momentum eta, decay alpha, valid flag
 
@@ -105,7 +111,7 @@ class NeuralMemory(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.register_buffer("center", torch.zeros(dim))  # mean hidden state, set by meta-training
         self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
-        self.conv = nn.Parameter(torch.zeros(3 * inner, 1, max(conv_kernel, 1)))
+        self.conv = nn.Parameter(torch.zeros(2 * inner, 1, max(conv_kernel, 1)))  # keys, values
         self.to_rates = nn.Linear(dim, 3 * heads)
         self.to_gate = nn.Linear(dim, heads)
         self.gate_scale = nn.Parameter(torch.zeros(heads))  # closed: the base function at attach
@@ -162,16 +168,25 @@ class NeuralMemory(nn.Module):
         return t.view(b, n, self.heads, self.dim_head).transpose(1, 2)
 
     def project(self, xn: Tensor, tail: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Queries, keys, values (b, h, n, k) of normalised states ``xn`` and the next tail."""
-        n, t = xn.shape[1], self.tail_len
+        """Queries, keys, values (b, h, n, k) of normalised states ``xn`` and the next tail.
+
+        The causal conv and the key shift apply to keys and values only (the write side): a query
+        depends on its own token alone, so KV-cached decoding reads exactly what a full pass reads.
+        """
+        n, t, inner = xn.shape[1], self.tail_len, self.heads * self.dim_head
         ctx = torch.cat([tail, xn], dim=1)
-        qkv = self.to_qkv(ctx)
+        kv = F.linear(ctx, self.to_qkv.weight[inner:])
         if self.conv_kernel > 1:
-            qkv = F.conv1d(qkv.transpose(1, 2), self.conv, groups=qkv.shape[-1]).transpose(1, 2)
-        q, k, v = qkv.chunk(3, dim=-1)
+            kv = F.conv1d(kv.transpose(1, 2), self.conv, groups=kv.shape[-1]).transpose(1, 2)
+        k, v = kv.chunk(2, dim=-1)
         k = k[:, k.shape[1] - n - self.key_shift: k.shape[1] - self.key_shift]
-        q, k, v = (self._split_heads(z[:, -n:]) for z in (q, k, v))
-        return F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, ctx[:, ctx.shape[1] - t:]
+        k, v = (self._split_heads(z[:, z.shape[1] - n:]) for z in (k, v))
+        return self.read_queries(xn), unit(k), v, ctx[:, ctx.shape[1] - t:]
+
+    def read_queries(self, xn: Tensor) -> Tensor:
+        """Queries alone (b, h, n, k), for reads without writing."""
+        q = F.linear(xn, self.to_qkv.weight[: self.heads * self.dim_head])
+        return unit(self._split_heads(q))
 
     def rates(self, xn: Tensor, mask: Tensor | None) -> Tensor:
         """Per token and head: (theta, eta, alpha, valid) -> (b, h, n, RATES)."""
@@ -220,6 +235,16 @@ class NeuralMemory(nn.Module):
                           pending_v=vals[:, :, done:], pending_rates=rates[:, :, done:], tail=state.tail)
         return torch.cat(reads, dim=2), new
 
+    def flush(self, state: MemoryState) -> MemoryState:
+        """Write the unfinished chunk now (end of a meta-training episode's write phase)."""
+        if state.pending == 0:
+            return state
+        weights, momentum = self.write_chunk(state.weights, state.momentum, state.pending_k,
+                                             state.pending_v, state.pending_rates)
+        empty = state.pending_k[:, :, :0]
+        return replace(state, weights=weights, momentum=momentum, pending_k=empty,
+                       pending_v=state.pending_v[:, :, :0], pending_rates=state.pending_rates[:, :, :0])
+
     def output(self, y: Tensor, xn: Tensor) -> Tensor:
         """Gate each head's read (b, h, n, v) and project back to the model width (b, n, d)."""
         gate = torch.sigmoid(self.to_gate(xn)) * self.gate_scale  # (b, n, h)
@@ -238,10 +263,10 @@ class NeuralMemory(nn.Module):
         if x.shape[1] == 0:
             return x.new_zeros(x.shape), state
         xn = self.normalise(x)
-        q, k, v, tail = self.project(xn, state.tail)
         if write:
+            q, k, v, tail = self.project(xn, state.tail)
             y, state = self.scan(q, k, v, self.rates(xn, mask), state)
             state.tail = tail
         else:
-            y = mlp_forward(state.weights, q)
+            y = mlp_forward(state.weights, self.read_queries(xn))
         return self.output(y, xn).to(x.dtype), state

@@ -1,0 +1,88 @@
+"""A bank of tokenised episodes with the frozen lower layers' hidden states cached.
+
+Every outer step of meta-training samples a batch from the bank and runs only the layers from the
+first memory layer up; the states entering that layer never change (the layers below are frozen
+and memory-free), so they are computed once per bank, on the base's device.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from orgmem.memory.titans.episodes import Episode, make_episode
+from orgmem.memory.titans.stack import embed, run_layers
+
+
+@dataclass
+class EpisodeBank:
+    """Right-padded write/query token ids, masks and the hidden states entering ``layer``."""
+
+    layer: int
+    write_ids: Tensor  # (e, lw)
+    write_mask: Tensor  # (e, lw) bool: real tokens
+    query_ids: Tensor  # (e, lq)
+    answer_mask: Tensor  # (e, lq) bool: tokens scored (answers)
+    write_hidden: Tensor  # (e, lw, d)
+    query_hidden: Tensor  # (e, lq, d)
+
+    def __len__(self) -> int:
+        return int(self.write_ids.shape[0])
+
+    def predictors(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """(positions whose logits predict an answer token (b, lq) bool, those tokens (m,))."""
+        answers = self.answer_mask[idx]
+        pred = torch.zeros_like(answers)
+        pred[:, :-1] = answers[:, 1:]
+        return pred, self.query_ids[idx][:, 1:][answers[:, 1:]]
+
+
+def _prefix_ids(tokenizer) -> list[int]:
+    """Special tokens the tokenizer puts before any text (a BOS for Llama-2/3, nothing for SmolLM2)."""
+    return list(tokenizer("", add_special_tokens=True)["input_ids"])
+
+
+def tokenize_episode(tokenizer, episode: Episode, max_tokens: int = 512
+                     ) -> tuple[list[int], list[int], list[bool]]:
+    """(write ids, query ids, answer flags) of one episode, each sequence capped at ``max_tokens``."""
+    prefix = _prefix_ids(tokenizer)
+    write = prefix + tokenizer(episode.write, add_special_tokens=False)["input_ids"]
+    query, flags = list(prefix), [False] * len(prefix)
+    for text, is_answer in episode.query:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        query += ids
+        flags += [is_answer] * len(ids)
+    return write[:max_tokens], query[:max_tokens], flags[:max_tokens]
+
+
+def _pad(rows: list[list], value) -> Tensor:
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows])
+
+
+@torch.no_grad()
+def build_bank(base, layer: int, seed: int, size: int, *, facts: tuple[int, int] = (4, 10), queries: int = 4,
+               chat_prob: float = 0.5, encode_batch: int = 16, progress: bool = False) -> EpisodeBank:
+    """``size`` episodes from ``seed`` with their states entering ``layer`` cached."""
+    rng, tok, model = random.Random(seed), base.tokenizer, base.model
+    rows = [tokenize_episode(tok, make_episode(rng, tok, facts=facts, queries=queries, chat_prob=chat_prob))
+            for _ in range(size)]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    write_ids, query_ids = _pad([r[0] for r in rows], pad), _pad([r[1] for r in rows], pad)
+    write_mask = _pad([[True] * len(r[0]) for r in rows], False)
+    answer_mask = _pad([r[2] for r in rows], False)
+    dev = base.device
+    hidden = []
+    for ids in (write_ids, query_ids):
+        parts = []
+        starts = range(0, size, encode_batch)
+        for s in tqdm(starts, desc=f"caching layer-{layer} states", disable=not progress, leave=False):
+            chunk = ids[s: s + encode_batch].to(dev)
+            parts.append(run_layers(model, embed(model, chunk), 0, layer))
+        hidden.append(torch.cat(parts))
+    return EpisodeBank(layer, write_ids.to(dev), write_mask.to(dev), query_ids.to(dev), answer_mask.to(dev),
+                       hidden[0], hidden[1])
