@@ -1,0 +1,84 @@
+"""What each job kind does once a worker claimed it: ``dispatch(ctx)`` picks the handler by kind.
+
+Handlers return the JSON result stored on the job and raise to fail it (``orgmem.jobs.runner``
+decides between retry and failure). Heavy imports (torch, connectors) happen here, inside the
+worker process that runs the job, not when the Celery app is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from orgmem.db.models import Org, Source
+from orgmem.db.session import session_scope
+from orgmem.errors import NotFoundError, OrgmemError
+from orgmem.jobs import JobContext
+
+logger = logging.getLogger(__name__)
+
+
+def _org_slug(ctx: JobContext) -> str:
+    with session_scope() as session:
+        org = session.get(Org, ctx.org_id) if ctx.org_id is not None else None
+        if org is None:
+            raise NotFoundError(f"job {ctx.job_id!r} names org id {ctx.org_id!r}, which no longer exists")
+        return org.slug
+
+
+def _source_names(org_slug: str, only: str | None) -> list[str]:
+    from orgmem.ingest import get_source, list_sources
+    from orgmem.lineage import get_org
+
+    with session_scope() as session:
+        org = get_org(session, org_slug)
+        if only:
+            return [get_source(session, org, only).name]
+        return [s.name for s in list_sources(session, org) if s.enabled]
+
+
+def run_sync(ctx: JobContext) -> dict[str, Any]:
+    """Sync the org's enabled sources one by one; fails only if every source failed."""
+    from orgmem.ingest import get_source, sync_source
+    from orgmem.lineage import get_org
+
+    slug = _org_slug(ctx)
+    names = _source_names(slug, ctx.params.get("source"))
+    reports = []
+    for i, name in enumerate(names):
+        ctx.progress(i / max(1, len(names)), f"syncing source {name} ({i + 1}/{len(names)})")
+        with session_scope(write=True) as session:
+            source: Source = get_source(session, get_org(session, slug), name)
+            report = sync_source(session, source, job_id=ctx.job_id, progress=False)
+        ctx.event(report.summary(), level="error" if report.error else "info", data=report.to_dict())
+        reports.append(report)
+    failed = [r.source for r in reports if r.error]
+    if reports and len(failed) == len(reports):
+        raise OrgmemError(f"org {slug!r}: every source failed to sync ({', '.join(failed)}); see job events")
+    return {
+        "org": slug,
+        "sources": [r.to_dict() for r in reports],
+        "chunks_added": sum(r.chunks_added for r in reports),
+        "failed_sources": failed,
+    }
+
+
+def run_consolidation(ctx: JobContext) -> dict[str, Any]:
+    """Consolidate the org's pending chunks, evaluate, commit, gate (``orgmem.pipeline``)."""
+    from orgmem.pipeline import consolidate_org
+
+    return consolidate_org(_org_slug(ctx), ctx=ctx).to_dict()
+
+
+HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
+    "sync": run_sync,
+    "consolidate": run_consolidation,
+}
+
+
+def dispatch(ctx: JobContext) -> dict[str, Any]:
+    handler = HANDLERS.get(ctx.kind)
+    if handler is None:
+        raise OrgmemError(f"job {ctx.job_id!r} has kind {ctx.kind!r}; workers run {sorted(HANDLERS)}")
+    return handler(ctx)
