@@ -1,0 +1,1 @@
+"""The ``orgmem`` command line (entry point ``orgmem.cli.main:app``)."""

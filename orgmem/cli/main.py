@@ -1,0 +1,89 @@
+"""The ``orgmem`` command line.
+
+Lineage, setup, store and database commands live in this package's own modules; the commands
+other parts of the system deliver are mounted from ``orgmem/cli/<name>.py`` (each exports ``app``
+or ``command``, see ``common.mount``), so replacing one of those files is all it takes.
+An ``OrgmemError`` anywhere becomes its message on stderr and its exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from orgmem.cli import db, lineage, org, setup, store
+from orgmem.cli.common import mount
+from orgmem.errors import OrgmemError
+
+
+class OrgmemGroup(TyperGroup):
+    """Turns user errors (and database connection errors) into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except OrgmemError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except OperationalError as exc:
+            typer.echo(f"error: database error: {exc.orig}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="orgmem",
+    cls=OrgmemGroup,
+    help="Each company's own continually trained model: memory layers on a frozen base, with lineage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[
+        str | None,
+        typer.Option("--log-level", help="Log level on stderr (default: WARNING, or ORGMEM_LOG_LEVEL)."),
+    ] = None,
+) -> None:
+    import os
+
+    from orgmem.config import get_settings
+    from orgmem.logs import configure_logging
+
+    cfg = get_settings()
+    level = log_level or (cfg.log_level if "ORGMEM_LOG_LEVEL" in os.environ else "WARNING")
+    configure_logging(level, as_json=cfg.log_json)
+
+
+setup.register(app)
+app.add_typer(org.app, name="org")
+lineage.register(app)
+app.add_typer(store.app, name="store")
+app.add_typer(db.app, name="db")
+
+# Delivered by other issues: replace the module, keep the line.
+mount(app, "source")
+mount(app, "sync")
+mount(app, "consolidate")
+mount(app, "jobs")
+mount(app, "job")
+mount(app, "schedule")
+mount(app, "forget")
+mount(app, "keys")
+mount(app, "serve")
+mount(app, "worker")
+mount(app, "scheduler")
+mount(app, "eval")
+mount(app, "memory")
+mount(app, "demo")
+mount(app, "model")
+
+if __name__ == "__main__":
+    app()
