@@ -1,0 +1,162 @@
+"""The connector protocol: one small class per source kind, registered by kind.
+
+Onyx-style: a connector takes its source config and the last cursor, yields document versions
+(or per-document failures) and, once iteration is over, hands back the next cursor. The ingest
+framework owns storage; a connector never touches the database, so each one can be tested alone.
+
+Why the cursor is asked for *after* iteration and told what was not stored: the framework may
+fail to store a version (governance crash, DB error). The cursor must not advance past it, so
+``next_cursor(unstored=...)`` lets the connector keep those items for the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from orgmem.errors import OrgmemError
+
+
+class SourceConfigError(OrgmemError):
+    """A source config that does not validate; the message names the kind and the field."""
+
+    exit_code = 6
+
+
+class SourceError(OrgmemError):
+    """The whole source cannot be read (missing repo, corrupt zip, 404 feed): nothing is stored."""
+
+    exit_code = 7
+
+
+def text_hash(text: str) -> str:
+    """Content hash used for change detection across every kind (sha256 of the UTF-8 text)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class DocumentVersion:
+    """One state of one document as the source has it now; ``deleted`` marks a tombstone."""
+
+    external_id: str
+    uri: str
+    text: str
+    content_hash: str
+    title: str = ""
+    author: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    audience: str | None = None  # None: inherit the source's audience
+    metadata: dict[str, Any] = field(default_factory=dict)
+    deleted: bool = False
+
+    @classmethod
+    def tombstone(cls, external_id: str, uri: str, title: str = "") -> DocumentVersion:
+        """A deletion marker: no text, the hash of the empty string."""
+        return cls(
+            external_id=external_id, uri=uri, text="", content_hash=text_hash(""), title=title, deleted=True
+        )
+
+
+@dataclass(frozen=True)
+class DocumentFailure:
+    """One item the connector could not read; the rest of the sync goes on."""
+
+    item: str
+    error: str
+    external_id: str | None = None
+
+
+FetchItem = DocumentVersion | DocumentFailure
+
+
+class SourceConfig(BaseModel):
+    """Base of every per-kind config: unknown fields are rejected so typos are caught early."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redact_pii: list[Literal["email", "phone"]] = []  # opt-in PII redaction for this source
+
+
+class Connector:
+    """Base class of a connector. Subclasses set ``kind`` and ``config_cls`` and implement fetch.
+
+    After ``fetch`` has been fully iterated, ``skipped`` counts deliberate skips by reason and
+    ``live_ids`` (when not None) is the complete set of ids the source holds now, so the
+    framework can tombstone stored documents that vanished (used after full listings).
+    """
+
+    kind: ClassVar[str] = ""
+    config_cls: ClassVar[type[SourceConfig]] = SourceConfig
+
+    def __init__(self) -> None:
+        self.skipped: Counter[str] = Counter()
+        self.live_ids: set[str] | None = None
+
+    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+        raise NotImplementedError
+
+    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
+        """JSON cursor covering everything fetched except the ``unstored`` external ids."""
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Connector]] = {}
+
+
+def register(cls: type[Connector]) -> type[Connector]:
+    """Class decorator adding a connector to the registry; duplicate kinds are a bug."""
+    if not cls.kind:
+        raise ValueError(f"connector {cls.__name__} has no kind")
+    if cls.kind in _REGISTRY and _REGISTRY[cls.kind] is not cls:
+        raise ValueError(
+            f"connector kind {cls.kind!r} is already registered by {_REGISTRY[cls.kind].__name__}"
+        )
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def kinds() -> list[str]:
+    """Registered kinds, sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get_connector(kind: str) -> Connector:
+    """A fresh connector instance for ``kind``; unknown kinds name the known ones."""
+    _load_builtin()
+    try:
+        return _REGISTRY[kind]()
+    except KeyError:
+        raise SourceConfigError(
+            f"unknown source kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def parse_config(kind: str, raw: dict[str, Any] | None) -> SourceConfig:
+    """Validate a raw config for ``kind``; the error names each bad field and why."""
+    _load_builtin()
+    if kind not in _REGISTRY:
+        get_connector(kind)  # raises the naming error
+    try:
+        return _REGISTRY[kind].config_cls.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc']) or '(config)'}': {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SourceConfigError(f"invalid {kind} source config: {problems}") from None
+
+
+def _load_builtin() -> None:
+    """Import the built-in connector modules so their ``@register`` runs (lazy: keeps imports light)."""
+    import connectors.docs  # noqa: F401
+    import connectors.git  # noqa: F401
+    import connectors.rss  # noqa: F401
+    import connectors.slack  # noqa: F401

@@ -1,0 +1,147 @@
+"""``docs`` connector: a folder of Markdown, plain text, HTML and PDF files.
+
+Change detection is by content hash; the cursor remembers each file's hash, size and mtime so an
+unchanged file is not even read again. Files gone from the folder become tombstones. A file that
+fails to parse (a broken PDF) is a per-document failure and stays out of the cursor, so it is
+retried next time while the rest of the folder syncs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Collection, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import field_validator
+
+from connectors.base import (
+    Connector,
+    DocumentFailure,
+    DocumentVersion,
+    FetchItem,
+    SourceConfig,
+    SourceError,
+    register,
+    text_hash,
+)
+from connectors.extract import html_title, html_to_text, pdf_to_text
+from connectors.filters import VENDORED_DIRS
+
+DEFAULT_EXTENSIONS = [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf"]
+
+
+class DocsConfig(SourceConfig):
+    """A folder and which file types in it are documents."""
+
+    path: str
+    extensions: list[str] = DEFAULT_EXTENSIONS
+    max_file_bytes: int = 20_000_000
+
+    @field_validator("extensions")
+    @classmethod
+    def _dotted(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e.lower() not in DEFAULT_EXTENSIONS]
+        if unknown:
+            raise ValueError(f"unsupported extensions {unknown}; supported: {DEFAULT_EXTENSIONS}")
+        return [e.lower() for e in value]
+
+
+def extract(path: Path, data: bytes) -> tuple[str, str]:
+    """(title, text) of one document by its extension; ValueError when it cannot be parsed."""
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        return path.stem, pdf_to_text(data)
+    try:
+        raw = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if suffix in (".html", ".htm"):
+        return html_title(raw) or path.stem, html_to_text(raw)
+    first = raw.lstrip().splitlines()[0] if raw.strip() else ""
+    title = first.lstrip("#").strip() if first.startswith("#") else path.stem
+    return title, raw
+
+
+@register
+class DocsConnector(Connector):
+    kind = "docs"
+    config_cls = DocsConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._prev: dict[str, list[Any]] = {}
+        self._files: dict[str, list[Any]] = {}
+        self._done = False
+
+    def _walk(self, root: Path, config: DocsConfig) -> Iterator[tuple[str, Path, os.stat_result]]:
+        """(relative id, path, stat) of candidate files in a stable order; skips counted by reason."""
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in VENDORED_DIRS)
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                rel = path.relative_to(root).as_posix()
+                if name.startswith(".") or path.suffix.lower() not in config.extensions:
+                    self.skipped["unsupported-type"] += 1
+                    continue
+                stat = path.stat()
+                if stat.st_size > config.max_file_bytes:
+                    self.skipped["too-large"] += 1
+                    continue
+                yield rel, path, stat
+
+    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+        assert isinstance(config, DocsConfig)
+        root = Path(config.path).expanduser()
+        if not root.is_dir():
+            raise SourceError(f"docs folder {root} does not exist or is not a folder")
+        self._prev = dict((cursor or {}).get("files", {}))
+        for rel, path, stat in self._walk(root, config):
+            yield from self._one(rel, path, stat)
+        for rel in sorted(set(self._prev) - set(self._files)):
+            yield DocumentVersion.tombstone(rel, (root / rel).resolve().as_uri(), title=rel)
+        self._done = True
+
+    def _one(self, rel: str, path: Path, stat: os.stat_result) -> Iterator[FetchItem]:
+        prev = self._prev.get(rel)
+        if prev and prev[1] == stat.st_size and prev[2] == stat.st_mtime_ns:
+            self._files[rel] = prev
+            return
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            yield DocumentFailure(item=str(path), error=f"cannot read {path}: {exc}", external_id=rel)
+            return
+        digest = hashlib.sha256(data).hexdigest()
+        self._files[rel] = [digest, stat.st_size, stat.st_mtime_ns]
+        if prev and prev[0] == digest:
+            return
+        try:
+            title, text = extract(path, data)
+        except ValueError as exc:
+            del self._files[rel]
+            yield DocumentFailure(item=str(path), error=f"cannot parse {path}: {exc}", external_id=rel)
+            return
+        if not text.strip():
+            self.skipped["empty"] += 1
+            return
+        yield DocumentVersion(
+            external_id=rel,
+            uri=path.resolve().as_uri(),
+            text=text,
+            content_hash=text_hash(text),
+            title=title,
+            updated_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+            metadata={"path": rel, "format": path.suffix.lower().lstrip(".")},
+        )
+
+    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
+        if not self._done:
+            return {"files": self._prev}
+        files = {rel: entry for rel, entry in self._files.items() if rel not in unstored}
+        for rel in unstored:  # an unstored tombstone: keep the old entry so the removal is seen again
+            if rel in self._prev and rel not in self._files:
+                files[rel] = self._prev[rel]
+        return {"files": files}

@@ -1,0 +1,182 @@
+"""A thin wrapper over the ``git`` CLI: resolve refs, list trees, diff commits, read blobs in bulk.
+
+Why the CLI and not a library: it is everywhere, reads every repository format, and one
+long-lived ``git cat-file --batch`` process reads thousands of blobs without a process each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.base import SourceError
+
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One path in a commit's tree (from ``git ls-tree -r -l``)."""
+
+    mode: str
+    type: str  # blob | commit (submodule)
+    sha: str
+    size: int | None
+    path: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of ``git diff --raw -M``: status letter A/M/D/R/C/T with old and new paths."""
+
+    status: str
+    old_path: str
+    new_path: str
+    new_mode: str
+    new_sha: str
+
+
+class GitRepo:
+    """A local repository (bare or not) read only through git plumbing."""
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.path = path
+        self.label = label  # what error messages name: the clone URL or the local path
+
+    def run(self, *args: str, input_text: str | None = None) -> str:
+        """Run git in this repository; a failure raises SourceError naming the repo and command."""
+        try:
+            proc = subprocess.run(
+                ["git", "-C", str(self.path), *args],
+                input=input_text,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **_GIT_ENV},
+                check=False,
+            )
+        except FileNotFoundError:
+            raise SourceError(
+                "the `git` executable is not installed; it is needed to read git sources"
+            ) from None
+        if proc.returncode != 0:
+            raise SourceError(f"git {args[0]} failed for repository {self.label}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def resolve(self, ref: str) -> str:
+        """Commit sha of ``ref``; an unknown branch names the ref and the repo."""
+        try:
+            return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
+        except SourceError:
+            raise SourceError(f"ref {ref!r} not found in git repository {self.label}") from None
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            self.run("cat-file", "-e", f"{sha}^{{commit}}")
+        except SourceError:
+            return False
+        return True
+
+    def commit_time(self, sha: str) -> str:
+        """ISO-8601 committer date of ``sha``."""
+        return self.run("show", "-s", "--format=%cI", sha).strip()
+
+    def ls_tree(self, commit: str) -> list[TreeEntry]:
+        """Every path in the tree of ``commit`` (tracked files only, so .gitignore'd files never appear)."""
+        entries = []
+        for record in self.run("ls-tree", "-r", "-l", "-z", "--full-tree", commit).split("\0"):
+            if not record:
+                continue
+            meta, path = record.split("\t", 1)
+            mode, kind, sha, size = meta.split()
+            entries.append(TreeEntry(mode, kind, sha, None if size == "-" else int(size), path))
+        return entries
+
+    def diff(self, old: str, new: str) -> list[Change]:
+        """Files changed between two commits, renames detected (``git diff --raw -M -z``)."""
+        fields = self.run("diff", "--raw", "-M", "-z", "--no-abbrev", old, new).split("\0")
+        changes, i = [], 0
+        while i < len(fields) and fields[i]:
+            _, new_mode, _, new_sha, status = fields[i].lstrip(":").split()
+            letter = status[0]
+            if letter in "RC":
+                changes.append(Change(letter, fields[i + 1], fields[i + 2], new_mode, new_sha))
+                i += 3
+            else:
+                changes.append(Change(letter, fields[i + 1], fields[i + 1], new_mode, new_sha))
+                i += 2
+        return changes
+
+    def sizes(self, shas: Iterable[str]) -> dict[str, int]:
+        """Object sizes in one ``cat-file --batch-check`` call (to skip big files before reading them)."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        out = self.run(
+            "cat-file", "--batch-check=%(objectname) %(objectsize)", input_text="\n".join(wanted) + "\n"
+        )
+        result = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                result[parts[0]] = int(parts[1])
+        return result
+
+    def read_blobs(self, shas: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """Stream blob contents through one ``git cat-file --batch`` process."""
+        proc = subprocess.Popen(
+            ["git", "-C", str(self.path), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **_GIT_ENV},
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            for sha in shas:
+                proc.stdin.write(sha.encode() + b"\n")
+                proc.stdin.flush()
+                header = proc.stdout.readline().decode().split()
+                if len(header) != 3:
+                    raise SourceError(f"git object {sha} is missing in repository {self.label}")
+                data = proc.stdout.read(int(header[2]))
+                proc.stdout.read(1)  # trailing newline
+                yield sha, data
+        finally:
+            proc.stdin.close()
+            proc.stdout.close()
+            proc.wait()
+
+
+def open_repo(path: str | None, url: str | None, cache_dir: Path) -> GitRepo:
+    """The repository a source points at: a local path as is, a URL cloned (bare) into ``cache_dir``."""
+    if path:
+        local = Path(path).expanduser()
+        if not local.exists():
+            raise SourceError(f"git repository path {local} does not exist")
+        repo = GitRepo(local, str(local))
+        try:
+            repo.run("rev-parse", "--git-dir")
+        except SourceError:
+            raise SourceError(f"{local} is not a git repository") from None
+        return repo
+    assert url
+    clone = cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:20] + ".git")
+    repo = GitRepo(clone, url)
+    if not clone.exists():
+        clone.parent.mkdir(parents=True, exist_ok=True)
+        GitRepo(clone.parent, url).run("clone", "--bare", "--quiet", url, str(clone))
+    else:
+        repo.run(
+            "fetch",
+            "--quiet",
+            "--prune",
+            "--force",
+            url,
+            "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*",
+        )
+    return repo

@@ -1,0 +1,104 @@
+"""Cut a governed document into token-sized chunks with stable ids and a provenance header.
+
+- Sizes are in tokens of the base model's tokenizer, so a chunk fits the training window as planned.
+- ``chunk_key`` = sha256(org, external id, whitespace-normalised chunk text): unchanged text keeps
+  its key across re-syncs, so only new or edited passages become pending again.
+- Each chunk starts with a short header (source kind, source name, path/channel/title) so the
+  model learns where a fact lives, not only the fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from orgmem.chunking.splitters import language_for, splitter
+
+DEFAULT_CHUNK_TOKENS = 256
+DEFAULT_OVERLAP_TOKENS = 24
+MIN_BODY_TOKENS = 32  # a very long header must still leave room for text
+
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """Chunk sizes in tokens of the base tokenizer."""
+
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
+
+    def __post_init__(self) -> None:
+        if self.chunk_tokens <= MIN_BODY_TOKENS or not 0 <= self.overlap_tokens < self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_tokens must exceed {MIN_BODY_TOKENS} and overlap_tokens be in "
+                f"[0, chunk_tokens/2); got {self.chunk_tokens}/{self.overlap_tokens}"
+            )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    key: str
+    text: str  # header + body: exactly what the model will read
+    n_tokens: int
+    seq: int
+
+
+def normalize(text: str) -> str:
+    """Whitespace-insensitive form used for keys (re-indentation alone does not make text new)."""
+    return " ".join(text.split())
+
+
+def chunk_key(org: str, external_id: str, text: str) -> str:
+    payload = "\x1f".join((org, external_id, normalize(text)))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def header(source_kind: str, source_name: str, title: str) -> str:
+    return f"[{source_kind}:{source_name}] {title}".strip()
+
+
+def token_counter(tokenizer) -> Callable[[str], int]:
+    """``len(tokens)`` for a Hugging Face tokenizer, without special tokens (cached per tokenizer)."""
+    return _counter_for(tokenizer)
+
+
+@lru_cache(maxsize=8)
+def _counter_for(tokenizer) -> Callable[[str], int]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # the Rust tokenizer directly: ~3x faster than the Python wrapper
+        return lambda text: len(backend.encode(text, add_special_tokens=False).ids)
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def chunk_document(
+    org: str,
+    external_id: str,
+    text: str,
+    *,
+    source_kind: str,
+    source_name: str,
+    title: str,
+    path: str,
+    count_tokens: Callable[[str], int],
+    config: ChunkingConfig | None = None,
+) -> list[Chunk]:
+    """Chunks of one document version in order; duplicate passages within it appear once."""
+    config = config or ChunkingConfig()
+    head = header(source_kind, source_name, title)
+    head_tokens = count_tokens(head + "\n")
+    body_tokens = max(MIN_BODY_TOKENS, config.chunk_tokens - head_tokens)
+    overlap = min(config.overlap_tokens, body_tokens // 4)
+    pieces = splitter(language_for(source_kind, path), body_tokens, overlap, count_tokens).split_text(text)
+    chunks: list[Chunk] = []
+    seen: set[str] = set()
+    for body in pieces:
+        if not body.strip():
+            continue
+        key = chunk_key(org, external_id, body)
+        if key in seen:
+            continue
+        seen.add(key)
+        full = f"{head}\n{body}"
+        chunks.append(Chunk(key=key, text=full, n_tokens=count_tokens(full), seq=len(chunks)))
+    return chunks

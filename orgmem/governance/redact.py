@@ -1,0 +1,99 @@
+"""Apply governance to one document: replace secrets (and opted-in PII) by typed placeholders.
+
+The result carries redaction records — rule, start and end in the ORIGINAL text, placeholder —
+and never the secret itself. A document that is nothing but a secret (key file, .pem, a text
+mostly made of redacted spans) is marked to be skipped: a placeholder soup teaches nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from orgmem.governance.pii import find_pii
+from orgmem.governance.secrets import RULESET, Finding, find_secrets
+
+SECRET_FILE_NAMES = frozenset(
+    {
+        "id_rsa",
+        "id_dsa",
+        "id_ecdsa",
+        "id_ed25519",
+        ".netrc",
+        ".pgpass",
+        ".htpasswd",
+        "credentials",
+        ".git-credentials",
+    }
+)
+SECRET_FILE_SUFFIXES = frozenset({".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk", ".der", ".p8"})
+SECRET_ONLY_FRACTION = 0.8  # redacted share of non-blank characters above which a document is only a secret
+
+
+@dataclass(frozen=True)
+class GovernancePolicy:
+    """What to redact beyond secrets (always on)."""
+
+    pii: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Redaction:
+    rule: str
+    start: int
+    end: int
+    placeholder: str
+
+
+@dataclass
+class GovernedText:
+    """Text safe to store, its redaction records, and a skip reason when nothing should be stored."""
+
+    text: str
+    redactions: list[Redaction] = field(default_factory=list)
+    skip_reason: str | None = None
+    ruleset: str = RULESET
+
+
+def placeholder(rule: str) -> str:
+    return f"[REDACTED:{rule}]"
+
+
+def is_secret_file(path: str) -> bool:
+    """Key/credential files by name: the whole file is the secret."""
+    name = PurePosixPath(path).name.lower()
+    return name in SECRET_FILE_NAMES or PurePosixPath(name).suffix in SECRET_FILE_SUFFIXES
+
+
+def merge(findings: list[Finding]) -> list[Finding]:
+    """Non-overlapping spans in order; overlapping hits merge and keep the widest hit's rule."""
+    merged: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.start, -(f.end - f.start))):
+        if merged and f.start < merged[-1].end:
+            last = merged[-1]
+            merged[-1] = Finding(last.rule, last.start, max(last.end, f.end))
+        else:
+            merged.append(f)
+    return merged
+
+
+def govern(text: str, *, path: str = "", policy: GovernancePolicy | None = None) -> GovernedText:
+    """Redact ``text``; ``path`` (file name or title) lets rules adapt to file type and names key files."""
+    policy = policy or GovernancePolicy()
+    if path and is_secret_file(path):
+        return GovernedText(text="", skip_reason="secret-file")
+    secrets = merge(find_secrets(text, path))
+    spans = merge(secrets + list(find_pii(text, policy.pii))) if policy.pii else secrets
+    if not spans:
+        return GovernedText(text=text)
+    pieces, redactions, cursor = [], [], 0
+    for span in spans:
+        mark = placeholder(span.rule)
+        pieces += [text[cursor : span.start], mark]
+        redactions.append(Redaction(span.rule, span.start, span.end, mark))
+        cursor = span.end
+    pieces.append(text[cursor:])
+    redacted_chars = sum(len("".join(text[s.start : s.end].split())) for s in secrets)
+    visible = len("".join(text.split())) or 1
+    skip = "secret-only" if redacted_chars / visible > SECRET_ONLY_FRACTION else None
+    return GovernedText(text="".join(pieces), redactions=redactions, skip_reason=skip)
