@@ -117,7 +117,14 @@ def commit_checkpoint(
         "memory_kind": memory_kind,
         "memory_config": dict(memory_config or {}),
     }
-    infos = _upload(store, plan, ck_id, created_at, objects, {**manifest, **record})
+    try:
+        infos = _upload(store, plan, ck_id, created_at, objects, {**manifest, **record})
+    except BaseException:
+        logger.error(
+            "checkpoint upload failed; objects written so far are orphans for `orgmem store gc`",
+            extra={"org": plan.org.slug, "checkpoint": ck_id},
+        )
+        raise
     checkpoint = Checkpoint(
         id=ck_id,
         org_id=plan.org.id,

@@ -135,3 +135,27 @@ def test_gc_touches_only_unreferenced_checkpoint_objects(session: Session, store
     assert old.removed == [stray]
     assert store.exists("orgs/acme/exports/report.txt")
     assert all(store.exists(o.key) for o in kept.objects)
+
+
+class _FailingStore:
+    """Wraps a store; the n-th put raises as a lost connection would."""
+
+    def __init__(self, inner: ObjectStore, fail_at: int) -> None:
+        self.inner, self.fail_at, self.puts = inner, fail_at, 0
+
+    def put(self, key: str, data: bytes):
+        self.puts += 1
+        if self.puts == self.fail_at:
+            raise ConnectionError(f"store unreachable while writing {key}")
+        return self.inner.put(key, data)
+
+
+def test_upload_failure_leaves_no_row(session: Session, store: ObjectStore) -> None:
+    org = create_org(session, "acme", actor="test")
+    chunks = add_chunks(session, org, ["alpha"])
+    before = _counts(session)
+    with pytest.raises(ConnectionError, match="store unreachable"):
+        record(session, _FailingStore(store, fail_at=2), org, None, chunks)  # manifest stored, memory not
+    assert _counts(session) == before
+    assert [k.rsplit("/", 1)[1] for k in _orphan_keys(store, session)] == ["manifest.json"]
+    _assert_gc_removes(session, store, 1, [])
