@@ -27,6 +27,16 @@ def _contiguous(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
+def save_safetensors(tensors: dict[str, Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes with a canonical (sorted) header: same tensors + metadata → same bytes,
+    so checksums of identical checkpoints match (the library orders the header by hash map)."""
+    raw = st_save(_contiguous(tensors), metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + n:]
+
+
 def save_memory(handle: MemoryHandle) -> bytes:
     """Serialise the handle's memory weights + config + base fingerprint."""
     meta = {
@@ -37,7 +47,7 @@ def save_memory(handle: MemoryHandle) -> bytes:
         "base_fingerprint": handle.base.fingerprint,
         "base_name": str(handle.base.name),
     }
-    return st_save(_contiguous(handle.memory_state_dict()), metadata=meta)
+    return save_safetensors(handle.memory_state_dict(), meta)
 
 
 def read_metadata(data: bytes, source: str = "memory blob") -> dict[str, str]:

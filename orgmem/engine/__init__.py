@@ -1,0 +1,44 @@
+"""Consolidation engine: write an org's chunks into its memory layers on a frozen base.
+
+Public API (stable; used by workers, eval, benchmarks):
+
+- ``consolidate(base, parent, new_chunks, replay_chunks, config=None, *, train_state=None,
+  progress=True, log_extra=None) -> ConsolidationResult(memory: bytes, train_state: bytes,
+  metrics: dict, n_tokens: int, seconds: float)``. ``parent``: memory bytes, an attached
+  ``MemoryHandle`` (trained in place) or None (fresh ``config.memory``). Deterministic under
+  ``config.seed``; passing the parent's ``train_state`` continues exactly.
+- ``ConsolidationConfig`` (``orgmem.engine.config``): memory spec, seed, epochs, token budget, forms,
+  KL weight, rehearsal, lr scale... (JSON via ``to_dict``/``from_dict``).
+- ``Consolidator(base, parent, config, train_state=...)``: ``run(new, replay)`` per night in one
+  process, ``memory_bytes()``, ``train_state_bytes()``, ``handle``, ``close()``.
+- ``orgmem.engine.forms``: ``split_units``, ``chat_forms``, ``statements`` (training forms from raw
+  text); ``orgmem.engine.rehearsal``: ``generic_prompts``, ``rehearsal_texts(base)``.
+
+Exports load lazily so ``orgmem.engine.forms`` can be imported without torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orgmem.engine.config import ConsolidationConfig
+    from orgmem.engine.consolidation import ConsolidationResult, Consolidator, consolidate
+
+_EXPORTS = {
+    "ConsolidationConfig": "orgmem.engine.config",
+    "ConsolidationResult": "orgmem.engine.consolidation",
+    "Consolidator": "orgmem.engine.consolidation",
+    "consolidate": "orgmem.engine.consolidation",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'orgmem.engine' has no attribute {name!r}")
+
+
+__all__ = ["ConsolidationConfig", "ConsolidationResult", "Consolidator", "consolidate"]

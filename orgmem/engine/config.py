@@ -1,0 +1,62 @@
+"""``ConsolidationConfig``: every knob of one consolidation, JSON-serialisable for lineage.
+
+Defaults are the measured recipe (ML_NOTES + our SmolLM2 runs): material in three forms (raw
+text windows, standalone statements, derived chat Q → A), a KL(base‖adapted) term on rehearsal
+text the base wrote itself (weight 30), the memory's gate-sparsity term, replay of older chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from orgmem.errors import OrgmemError
+
+
+@dataclass
+class ConsolidationConfig:
+    """How to write chunks into memory. ``memory`` is used only when there is no parent."""
+
+    memory: Any = field(default="cms", metadata={
+        "help": "Memory spec for a fresh memory ('cms', 'lora', 'cms+titans', a config or its dict)."})
+    seed: int = field(default=0, metadata={"help": "Seeds shuffling and rehearsal sampling."})
+    epochs: float = field(default=8.0, metadata={"help": "Passes over tonight's material items."})
+    replay_epochs: float = field(default=1.0, metadata={"help": "Expected passes over replay items."})
+    tokens_per_step: int = field(default=768, metadata={"help": "Material tokens per optimizer step."})
+    max_seq_len: int = field(default=384, metadata={"help": "Longest packed row / text window (tokens)."})
+    text_forms: bool = field(default=True, metadata={"help": "Train raw text windows of each chunk."})
+    statement_forms: bool = field(default=True, metadata={"help": "Train each derived statement alone."})
+    chat_forms: bool = field(default=True, metadata={"help": "Train derived question → statement turns."})
+    questions_per_statement: int = field(default=2, metadata={"help": "Chat forms per statement."})
+    chat_turns: int = field(default=4, metadata={
+        "help": "Q/A turns packed per conversation (amortises the system prompt)."})
+    kl_weight: float = field(default=30.0, metadata={"help": "Weight of KL(base‖adapted) on rehearsal."})
+    kl_topk: int = field(default=32, metadata={"help": "Base top-k tokens kept for the KL reference."})
+    rehearsal_per_step: int = field(default=2, metadata={"help": "Rehearsal sequences per step."})
+    lr_scale: float = field(default=1.0, metadata={"help": "Multiplies every memory group's lr."})
+    grad_clip: float = field(default=1.0, metadata={"help": "Clip each step's gradient norm (0 = off)."})
+    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps."})
+    num_threads: int | None = field(default=None, metadata={
+        "help": "CPU threads for torch during consolidation (default: os.cpu_count())."})
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.tokens_per_step <= 0 or self.max_seq_len < 16:
+            raise OrgmemError(f"consolidation config: epochs ({self.epochs}) and tokens_per_step "
+                              f"({self.tokens_per_step}) must be > 0, max_seq_len >= 16 ({self.max_seq_len})")
+        if not (self.text_forms or self.statement_forms or self.chat_forms):
+            raise OrgmemError("consolidation config: enable at least one of text/statement/chat forms")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        memory = self.memory
+        data["memory"] = memory.to_dict() if hasattr(memory, "to_dict") else memory
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConsolidationConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise OrgmemError(f"consolidation config: unknown field(s) {unknown}")
+        return cls(**data)

@@ -1,0 +1,260 @@
+"""Consolidation: write chunks into an org's memory on a frozen base, with drift control.
+
+One optimizer step = a token budget of material items (text windows, statements, derived chat
+turns; tonight's chunks for ``epochs`` passes plus replay of older chunks) packed into rows with
+a few rehearsal sequences. Loss = cross-entropy on the material targets + ``kl_weight`` ·
+KL(base‖adapted) on the rehearsal (reference precomputed once) + the memory's auxiliary terms
+(CMS gate sparsity). Only the memory-carrying upper layers run per step; the lower layers'
+output is computed once per item.
+
+Exactness: all randomness comes from one ``random.Random`` whose state is saved in the train
+state with the optimizer's moments, accumulated level gradients and counters, so night 1 then
+night 2 (resumed from bytes) equals one ``Consolidator`` running both nights in the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.items import Item, build_items
+from orgmem.engine.layers import final_hidden, lm_logits, run_layers
+from orgmem.engine.optim import PeriodicOptimizer
+from orgmem.engine.packing import compute_lower, pack, row_tensor
+from orgmem.engine.rehearsal import RehearsalItem, rehearsal_set, topk_kl
+from orgmem.engine.state import TrainState, dump_train_state, parse_train_state, rng_tuple
+from orgmem.errors import OrgmemError
+from orgmem.memory import MemoryHandle, attach, load_memory, save_memory
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsolidationResult:
+    """New memory + train state (bytes, ready for the object store) and what happened."""
+
+    memory: bytes
+    train_state: bytes
+    metrics: dict = field(default_factory=dict)
+    n_tokens: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Use ``n`` CPU threads (default: all cores) inside, restoring the caller's setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, n or os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def plan_steps(new: Sequence[Item], replay: Sequence[Item], config: ConsolidationConfig,
+               rng: random.Random) -> list[list[Item]]:
+    """Items per optimizer step: ``epochs`` shuffled passes over ``new`` with replay mixed in."""
+    passes = math.ceil(config.epochs)
+    replay_rate = config.replay_epochs / passes
+    sequence: list[Item] = []
+    for e in range(passes):
+        pool = list(new)
+        rng.shuffle(pool)
+        if e == passes - 1 and config.epochs < passes:
+            pool = pool[: round((config.epochs - e) * len(pool))]
+        for item in replay:
+            copies = int(replay_rate) + (1 if rng.random() < replay_rate % 1 else 0)
+            pool.extend([item] * copies)
+        rng.shuffle(pool)
+        sequence.extend(pool)
+    steps: list[list[Item]] = [[]]
+    used = 0
+    for item in sequence:
+        if used >= config.tokens_per_step:
+            steps.append([])
+            used = 0
+        steps[-1].append(item)
+        used += len(item)
+    steps = [s for s in steps if s]
+    return steps[: config.max_steps] if config.max_steps else steps
+
+
+def _gather(items: Sequence[Item], where: Sequence[tuple[int, int]]
+            ) -> tuple[list[int], list[int], list[int]]:
+    """Row, column (position predicting the target) and label of every target token."""
+    rows, cols, labels = [], [], []
+    for item, (r, off) in zip(items, where, strict=True):
+        t = item.targets.nonzero().squeeze(-1)
+        rows += [r] * len(t)
+        cols += (t - 1 + off).tolist()
+        labels += item.ids[t].tolist()
+    return rows, cols, labels
+
+
+class Consolidator:
+    """A memory being trained; ``run`` may be called for several nights in one process."""
+
+    def __init__(self, base, parent: bytes | MemoryHandle | None = None,
+                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None) -> None:
+        self.base = base
+        self.config = config or ConsolidationConfig()
+        self.owns_handle = not isinstance(parent, MemoryHandle)
+        if isinstance(parent, MemoryHandle):
+            self.handle = parent
+        elif isinstance(parent, bytes | bytearray):
+            self.handle = load_memory(base, bytes(parent), source="parent memory")
+        else:
+            self.handle = attach(base, self.config.memory)
+        self.first_layer = min(min(c.layers) for c in self.handle.components)
+        self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
+                                           self.config.grad_clip)
+        self.rng = random.Random(self.config.seed)
+        self.consolidations = 0
+        if train_state is not None:
+            try:
+                self._load_train_state(train_state)
+            except BaseException:
+                self.close()  # never leave a half-built memory attached to the shared base
+                raise
+
+    # -- state -------------------------------------------------------------------------------------
+    def _load_train_state(self, data: bytes) -> None:
+        state = parse_train_state(data, base_fingerprint=self.base.fingerprint,
+                                  memory_config=self.handle.config, source="parent train state")
+        self.optimizer.load_state_tensors(state.optimizer)
+        self.handle.load_train_state_dict(state.memory)
+        self.rng.setstate(rng_tuple(state))
+        self.consolidations = state.consolidations
+
+    def train_state_bytes(self) -> bytes:
+        return dump_train_state(TrainState(self.optimizer.state_tensors(), self.handle.train_state_dict(),
+                                           list(self.rng.getstate()), self.consolidations, self.handle.config,
+                                           self.base.fingerprint))
+
+    def memory_bytes(self) -> bytes:
+        return save_memory(self.handle)
+
+    def close(self) -> None:
+        """Detach the memory if this consolidator attached it."""
+        if self.owns_handle:
+            self.handle.detach()
+
+    # -- one step ----------------------------------------------------------------------------------
+    def _step(self, items: list[Item], rehearsal: list[RehearsalItem]) -> dict[str, float]:
+        model, device, cfg = self.base.model, self.base.device, self.config
+        everything = [*items, *rehearsal]
+        packed = pack(everything, cfg.max_seq_len)
+        hidden = row_tensor(packed, [it.hidden for it in everything]).to(device, self.base.dtype)
+        h = run_layers(model, hidden, packed.positions.to(device), packed.segments.to(device),
+                       self.first_layer, self.base.num_layers)
+        h = final_hidden(model, h)
+        n_mat = len(items)
+        rows, cols, labels = _gather(items, packed.where[:n_mat])
+        logits = lm_logits(model, h[rows, cols]).float()
+        ce = F.cross_entropy(logits, torch.tensor(labels, device=device))
+        loss, out = ce, {"ce": ce.item()}
+        if rehearsal and cfg.kl_weight > 0:
+            r_rows, r_cols, _ = _gather(rehearsal, packed.where[n_mat:])
+            kl = topk_kl(lm_logits(model, h[r_rows, r_cols]),
+                         torch.cat([r.ref_idx for r in rehearsal]).to(device),
+                         torch.cat([r.ref_logp for r in rehearsal]).to(device),
+                         torch.cat([r.ref_rest for r in rehearsal]).to(device))
+            loss = loss + cfg.kl_weight * kl
+            out["kl"] = kl.item()
+        for name, value in self.handle.aux_losses(packed.real.to(device)).items():
+            loss = loss + value
+            out[name] = value.item()
+        loss.backward()
+        out["grad_norm"] = self.optimizer.accumulate()
+        out["tokens"] = int(packed.real.sum())
+        return out
+
+    # -- a night -----------------------------------------------------------------------------------
+    def _prepare(self, new_chunks: Sequence[str], replay_chunks: Sequence[str]):
+        cfg = self.config
+        new = build_items(self.base.tokenizer, new_chunks, cfg, self.rng)
+        replay = build_items(self.base.tokenizer, replay_chunks, cfg, self.rng)
+        if not new and not replay:
+            raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
+                              "replay chunks gave no trainable text")
+        compute_lower(self.base.model, [*new, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
+        rehearsal = rehearsal_set(self.base, self.first_layer, cfg.kl_topk, cfg.max_seq_len) \
+            if cfg.kl_weight > 0 and cfg.rehearsal_per_step > 0 else []
+        return new, replay, rehearsal
+
+    def run(self, new_chunks: Sequence[str], replay_chunks: Sequence[str] = (), *, progress: bool = True,
+            log_extra: dict | None = None) -> dict:
+        """Train on one night's chunks; returns metrics. The memory stays attached."""
+        cfg = self.config
+        with torch_threads(cfg.num_threads if self.base.device.type == "cpu" else None):
+            t0 = time.time()
+            new, replay, rehearsal = self._prepare(new_chunks, replay_chunks)
+            steps = plan_steps(new, replay, cfg, self.rng)
+            t_prep = time.time() - t0
+            self.handle.train()
+            history: list[dict[str, float]] = []
+            bar = tqdm(steps, desc="consolidate", unit="step", disable=not progress, leave=False)
+            for items in bar:
+                chosen = self.rng.sample(rehearsal, min(cfg.rehearsal_per_step, len(rehearsal)))
+                history.append(self._step(items, chosen))
+                bar.set_postfix(loss=f"{history[-1]['ce']:.3f}", kl=f"{history[-1].get('kl', 0):.4f}")
+            self.optimizer.end_consolidation()
+            self.handle.eval()
+            self.consolidations += 1
+            seconds = time.time() - t0
+        metrics = self._metrics(history, new, replay, t_prep, seconds)
+        logger.info("consolidation finished", extra={**(log_extra or {}), "steps": len(steps),
+                                                     "seconds": round(seconds, 1),
+                                                     "loss_last": metrics.get("loss_last")})
+        return metrics
+
+    def _metrics(self, history, new, replay, t_prep, seconds) -> dict:
+        def mean(key: str, part: list[dict]) -> float | None:
+            values = [h[key] for h in part if key in h]
+            return round(sum(values) / len(values), 5) if values else None
+
+        head, tail = history[:3], history[-3:]
+        tokens = sum(h["tokens"] for h in history)
+        train_s = max(seconds - t_prep, 1e-9)
+        metrics = {
+            "steps": len(history), "loss_first": mean("ce", head), "loss_last": mean("ce", tail),
+            "kl_last": mean("kl", tail), "tokens": tokens, "tokens_per_s": round(tokens / train_s, 1),
+            "seconds": round(seconds, 2), "seconds_prepare": round(t_prep, 2),
+            "items": {k: sum(1 for it in new if it.kind == k) for k in ("text", "statement", "chat")},
+            "replay_items": len(replay), "trainable_params": self.handle.num_trainable(),
+            "global_step": self.optimizer.global_step, "consolidations": self.consolidations,
+        }
+        for key in {k for h in history for k in h if "." in k}:
+            metrics[f"{key}_last"] = mean(key, tail)
+        return metrics
+
+
+def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],
+                config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
+                progress: bool = True, log_extra: dict | None = None) -> ConsolidationResult:
+    """Write ``new_chunks`` (plus ``replay_chunks``) into the memory of ``parent`` (or a fresh one).
+
+    ``parent``: saved memory bytes, an attached handle (trained in place), or None for a new memory
+    of ``config.memory``. ``train_state``: the parent's train state bytes to continue exactly.
+    """
+    t0 = time.time()
+    job = Consolidator(base, parent, config, train_state=train_state)
+    try:
+        metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra)
+        memory, state = job.memory_bytes(), job.train_state_bytes()
+    finally:
+        job.close()
+    metrics["memory_bytes"] = len(memory)
+    metrics["train_state_bytes"] = len(state)
+    return ConsolidationResult(memory, state, metrics, metrics["tokens"], time.time() - t0)

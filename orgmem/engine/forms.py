@@ -1,0 +1,277 @@
+"""Training forms derived from raw chunks: statements and question → answer pairs.
+
+Why: ML_NOTES measured that training the material *also in chat form* is what makes question
+answering work (16 → 25–27 of 30 facts), but real documents come with no fact list and no
+questions. This module derives them from the text itself, with no hand-written questions:
+
+1. ``split_units(chunk)`` cuts a chunk into self-contained statements (``Unit``): sentences and
+   list items of prose, one message per chat line, a comment + assignment or a docstring in code.
+2. ``unit_topics(unit)`` finds what a statement is about: ``X`` of "X is Y" / "X = Y" / "X: Y",
+   identifiers, names (capitalised word runs), and the leading noun phrase.
+3. ``chat_forms(chunks)`` turns each unit into user turns such as "Tell me about {topic}." or
+   "What is {X}?" whose assistant answer is the statement.
+
+Heuristics only (no tagger, no download); deterministic: the same chunks give the same forms.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MAX_UNIT_CHARS = 400
+MIN_UNIT_WORDS = 3
+MAX_TOPIC_WORDS = 6
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One statement from a chunk; ``context`` is the nearest heading / file / channel title."""
+
+    text: str
+    context: str = ""
+    subject: str = ""  # set when the source shape names it (assignment, definition, "X: Y")
+
+
+@dataclass(frozen=True)
+class ChatForm:
+    question: str
+    answer: str
+
+
+# -- splitting -------------------------------------------------------------------------------------
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(?P<title>.+?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+(?P<body>.+)$")
+_CHAT_LINE = re.compile(
+    r"^\s*(?:\[[^\]]{1,40}\]\s*)?(?:\d{1,2}:\d{2}(?::\d{2})?\s+)?"
+    r"(?P<who>@?[\w.\-]{1,40}(?: [A-Z][\w.\-]{0,20})?)\s*:\s+(?P<body>.{3,})$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9`])")
+_CODE_HINT = re.compile(r"^\s*(def |class |import |from \S+ import|return\b|"
+                        r"[A-Za-z_][\w.]*\s*(?::[^=]+)?=[^=]|"
+                        r"\}|\{|\)|const |let |var |func |fn |pub |@\w|[rubf]?\"\"\"|if .*:$|for .*:$)")
+_ASSIGN = re.compile(r"^\s*(?:export\s+)?(?:const\s+|let\s+|var\s+|final\s+)?(?P<name>[A-Za-z_][\w.]*)"
+                     r"\s*(?::\s*[\w\[\], .|]+)?\s*[=:]\s*(?P<value>[^=].*?)[;,]?\s*$")
+_DEF = re.compile(r"^\s*(?:async\s+)?(?:def|class|func|fn|function)\s+(?P<name>[A-Za-z_]\w*)")
+_COMMENT = re.compile(r"^\s*(?:#|//|--|\*|/\*+)\s?(?P<body>.*?)\s*(?:\*/)?$")
+_DOCSTRING = re.compile(r"^\s*(?:[rubf]?\"\"\"|''')(?P<body>.+?)(?:\"\"\"|''')?\s*$")
+
+
+def _clean(text: str) -> str:
+    text = re.sub(r"\*\*|__|(?<!\w)\*(?!\s)|(?<!\s)\*(?!\w)", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _is_code(lines: list[str]) -> bool:
+    """Code when >= 40% of the non-comment lines look like code ('#' lines are markdown headings too)."""
+    meaningful = [ln for ln in lines if ln.strip() and not _COMMENT.match(ln)]
+    if not meaningful:
+        return False
+    hits = sum(1 for ln in meaningful if _CODE_HINT.match(ln))
+    return hits / len(meaningful) >= 0.4
+
+
+def _long_enough(text: str) -> bool:
+    return len(text.split()) >= MIN_UNIT_WORDS or bool(re.search(r"\d|=", text))
+
+
+def _code_units(lines: list[str], context: str) -> list[Unit]:
+    """A comment block attaches to the next assignment / definition; docstrings describe their def."""
+    units, comments, current_def = [], [], ""
+    for line in lines:
+        if not line.strip():
+            comments = []
+            continue
+        if m := _DEF.match(line):
+            current_def = m["name"]
+        doc = _DOCSTRING.match(line)
+        if doc and current_def:
+            units.append(Unit(_clean(doc["body"]), context, current_def))
+            continue
+        com = _COMMENT.match(line)
+        if com:
+            if com["body"].strip():
+                comments.append(com["body"].strip())
+            continue
+        assign = _ASSIGN.match(line)
+        if assign and not _DEF.match(line) and not line.startswith((" ", "\t")):
+            statement = f"{assign['name']} = {assign['value'].strip()}"
+            text = f"{' '.join(comments).rstrip('.')}: {statement}." if comments else f"{statement}."
+            units.append(Unit(_clean(text), context, assign["name"]))
+        elif comments and _DEF.match(line):
+            units.append(Unit(_clean(" ".join(comments)), context, _DEF.match(line)["name"]))
+        comments = []
+    return units
+
+
+def _prose_units(lines: list[str], context: str) -> list[Unit]:
+    units: list[Unit] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            for sentence in _SENTENCE_END.split(" ".join(paragraph)):
+                units.append(Unit(_clean(sentence), context))
+            paragraph.clear()
+
+    for line in lines:
+        if heading := _HEADING.match(line):
+            flush()
+            context = _clean(heading["title"])
+        elif item := _LIST_ITEM.match(line):
+            flush()
+            paragraph.append(item["body"])
+            flush()
+        elif (chat := _CHAT_LINE.match(line)) and not line.rstrip().endswith(":"):
+            flush()
+            units.append(Unit(_clean(chat["body"]), context))
+        elif not line.strip():
+            flush()
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return units
+
+
+def _module_docstring(lines: list[str]) -> str:
+    for line in lines[:5]:
+        if doc := _DOCSTRING.match(line):
+            return _clean(doc["body"]).rstrip(".")
+    return ""
+
+
+def split_units(chunk: str, context: str = "") -> list[Unit]:
+    """Self-contained statements of a chunk (code-aware), deduplicated, in order."""
+    lines = chunk.splitlines()
+    if _is_code(lines):
+        units = _code_units(lines, context or _module_docstring(lines))
+    else:
+        if not context:
+            first = next((m for line in lines if (m := _HEADING.match(line))), None)
+            context = _clean(first["title"]) if first else ""
+        units = _prose_units(lines, context)
+    seen, out = set(), []
+    for u in units:
+        if u.text and u.text not in seen and _long_enough(u.text) and len(u.text) <= MAX_UNIT_CHARS:
+            seen.add(u.text)
+            out.append(u)
+    return out
+
+
+# -- topics ----------------------------------------------------------------------------------------
+_IS_SHAPE = re.compile(r"^(?P<x>[^,;:]{2,60}?)\s+(?P<verb>is|are|was|were)\s+(?P<y>.+)$", re.I)
+_COLON_SHAPE = re.compile(r"^(?P<x>[A-Za-z][\w .\-/]{1,40}):\s+(?P<y>.+)$")
+_IDENT = re.compile(r"`([^`]{2,40})`|(?<![\w#])([A-Za-z][\w\-]*[_.][\w.\-]*\w|[A-Za-z][\w\-]*\d[\w\-]*|"
+                    r"#[\w\-]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*)")
+_NAME_RUN = re.compile(r"\b(?:[A-Z][\w\-]*[a-z0-9][\w\-]*|[A-Z]{2,})(?:\s+(?:of\s+)?[A-Z][\w\-]*)*")
+_AUX = {"is", "are", "was", "were", "be", "been", "has", "have", "had", "will", "would", "can", "could",
+        "must", "should", "may", "might", "does", "do", "did", "gets", "got"}
+_BREAK = {"to", "on", "at", "for", "with", "from", "by", "than", "and", "or", "but", "into", "after",
+          "before", "when", "if", "because", "every", "each", "which", "that", "who", "where"}
+_DETERMINERS = {"the", "a", "an", "our", "this", "these", "those", "its", "their", "all", "every"}
+_SKIP_NAMES = {"January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+               "Saturday", "Sunday", "The", "Our", "If", "When", "This", "We", "It", "A", "An", "In", "On"}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\s]+", text)
+
+
+def leading_noun_phrase(sentence: str) -> str:
+    """Words before the first likely verb (aux verb, "-ed", or a 3rd-person "-s" after a noun)."""
+    words = [w.strip(",;:()\"'") for w in _words(sentence)]
+    comma = next((i for i, w in enumerate(_words(sentence)[:3]) if w.endswith(",")), None)
+    if comma is not None:  # "heads up, the staging db ..." / "Also, ..."
+        words = words[comma + 1:]
+    phrase: list[str] = []
+    for i, word in enumerate(words):
+        low = word.lower()
+        if i > 0 and (low in _AUX or (low in _BREAK and len(phrase) >= 2)):
+            break
+        if i > 0 and word.islower() and (low.endswith("ed") or (
+                low.endswith("s") and not low.endswith(("ss", "us", "is")) and not words[i - 1][:1].isdigit()
+                and words[i - 1].lower() not in _DETERMINERS)):
+            break
+        phrase.append(word)
+        if len(phrase) >= MAX_TOPIC_WORDS:
+            break
+    while phrase and phrase[0].lower() in _DETERMINERS:
+        phrase = phrase[1:]
+    return " ".join(phrase).rstrip(".!?")
+
+
+def _lower_determiner(phrase: str) -> str:
+    first, _, rest = phrase.partition(" ")
+    return f"{first.lower()} {rest}" if rest and first.lower() in _DETERMINERS else phrase
+
+
+def unit_topics(unit: Unit) -> list[tuple[str, str]]:
+    """(template kind, topic) candidates, most specific first: "what X" shapes, the leading noun
+    phrase, identifiers and names, then the section heading."""
+    text = unit.text
+    found: list[tuple[str, str]] = []
+    if unit.subject:
+        found.append(("what", unit.subject))
+    if (m := _IS_SHAPE.match(text)) and len(m["x"].split()) <= MAX_TOPIC_WORDS:
+        passive = m["y"].split()[0].lower().endswith(("ed", "en", "ing"))
+        x = _lower_determiner(m["x"].strip())
+        found.append(("about", x) if passive else (m["verb"].lower(), x))
+    elif (m := _COLON_SHAPE.match(text)) and len(m["x"].split()) <= MAX_TOPIC_WORDS:
+        found.append(("is", m["x"].strip()))
+    np = leading_noun_phrase(text)
+    if np and len(np) >= 3:
+        found.append(("about", np))
+    for m in _IDENT.finditer(text):
+        found.append(("about", m.group(1) or m.group(2)))
+    for m in _NAME_RUN.finditer(text):
+        name = m.group(0).strip()
+        single_leading = m.start() == 0 and " " not in name
+        if name not in _SKIP_NAMES and not single_leading:
+            found.append(("about", name))
+    if unit.context:
+        found.append(("about", unit.context))
+    seen, out = set(), []
+    for shape, topic in found:
+        key = topic.lower().removeprefix("the ").removeprefix("our ")
+        if key not in seen and len(topic) >= 2:
+            seen.add(key)
+            out.append((shape, topic))
+    return out
+
+
+# -- chat forms ------------------------------------------------------------------------------------
+ABOUT_TEMPLATES = ("Tell me about {t}.", "What do you know about {t}?", "What can you tell me about {t}?")
+WHAT_TEMPLATES = ("What {v} {t}?", "Tell me about {t}.")
+
+
+def _stable(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def unit_questions(unit: Unit, per_unit: int = 2) -> list[str]:
+    """Up to ``per_unit`` user turns about the unit (templates rotate deterministically)."""
+    questions = []
+    for shape, topic in unit_topics(unit)[:per_unit]:
+        if unit.context and shape == "about" and topic != unit.context and not any(
+                ch.isupper() or ch.isdigit() for ch in topic):
+            topic = f"{topic} ({unit.context})"  # "the planner (Limits)"
+        templates = ABOUT_TEMPLATES if shape == "about" else WHAT_TEMPLATES
+        verb = "is" if shape == "what" else shape
+        questions.append(templates[_stable(unit.text + topic) % len(templates)].format(t=topic, v=verb))
+    return questions
+
+
+def chat_forms(chunks: Iterable[str], per_unit: int = 2) -> list[ChatForm]:
+    """Question → statement pairs for every unit of every chunk."""
+    forms = []
+    for chunk in chunks:
+        for unit in split_units(chunk):
+            forms.extend(ChatForm(q, unit.text) for q in unit_questions(unit, per_unit))
+    return forms
+
+
+def statements(chunks: Iterable[str]) -> list[str]:
+    """All units' texts (trained standalone, like the prototype's fact sentences)."""
+    return [u.text for chunk in chunks for u in split_units(chunk)]
