@@ -74,7 +74,8 @@ def test_one_call_equals_token_by_token():
 
 
 def reference_write(mem: NeuralMemory, x: torch.Tensor) -> list[torch.Tensor]:
-    """The update rule written plainly: autograd gradient per full chunk, momentum, decay to W_0."""
+    """The update rule written plainly: autograd gradient per full chunk (step divided by the exact
+    largest eigenvalue of the keys' Gram matrix), momentum, decay to W_0."""
     xn = mem.normalise(x)
     _, k, v, _ = mem.project(xn, mem.initial_state(x.shape[0]).tail)
     r = mem.rates(xn, None)
@@ -84,9 +85,12 @@ def reference_write(mem: NeuralMemory, x: torch.Tensor) -> list[torch.Tensor]:
     for s in range(0, x.shape[1] - c + 1, c):
         lr, eta, alpha, _ = r[:, :, s: s + c].unbind(-1)
 
-        def chunk_loss(ws, s=s, lr=lr):
-            err = mlp_forward(ws, k[:, :, s: s + c]) - v[:, :, s: s + c]
-            return (lr[..., None] / c * err.pow(2)).sum()
+        kc = k[:, :, s: s + c]
+        spread = torch.linalg.eigvalsh(kc.transpose(-1, -2) @ kc)[..., -1].clamp(min=1.0)
+
+        def chunk_loss(ws, kc=kc, s=s, lr=lr, spread=spread):
+            err = mlp_forward(ws, kc) - v[:, :, s: s + c]
+            return (lr[..., None] / spread[..., None, None] * err.pow(2)).sum()
 
         g = grad(chunk_loss)(weights)
         norm = sum(t.pow(2).sum(dim=(-1, -2)) for t in g).sqrt()[..., None, None]

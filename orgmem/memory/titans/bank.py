@@ -33,12 +33,21 @@ class EpisodeBank:
     def __len__(self) -> int:
         return int(self.write_ids.shape[0])
 
-    def predictors(self, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """(positions whose logits predict an answer token (b, lq) bool, those tokens (m,))."""
+    def batch(self, idx: Tensor) -> EpisodeBank:
+        """The episodes ``idx``, cut to their own longest write / last answer (no wasted padding)."""
+        w = int(self.write_mask[idx].sum(1).max())
         answers = self.answer_mask[idx]
+        q = int(answers.nonzero()[:, 1].max()) + 1 if answers.any() else 1
+        return EpisodeBank(self.layer, self.write_ids[idx, :w], self.write_mask[idx, :w],
+                           self.query_ids[idx, :q], answers[:, :q], self.write_hidden[idx, :w],
+                           self.query_hidden[idx, :q])
+
+    def predictors(self) -> tuple[Tensor, Tensor]:
+        """(positions whose logits predict an answer token (b, lq) bool, those tokens (m,))."""
+        answers = self.answer_mask
         pred = torch.zeros_like(answers)
         pred[:, :-1] = answers[:, 1:]
-        return pred, self.query_ids[idx][:, 1:][answers[:, 1:]]
+        return pred, self.query_ids[:, 1:][answers[:, 1:]]
 
 
 def _prefix_ids(tokenizer) -> list[int]:

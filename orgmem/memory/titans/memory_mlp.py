@@ -73,6 +73,19 @@ def associative_grads(weights: Sequence[Tensor], keys: Tensor, values: Tensor, t
     return grads
 
 
+def key_spread(keys: Tensor) -> Tensor:
+    """Largest eigenvalue of sum_c k_c k_c^T per (b, h): keys (b, h, c, k) -> (b, h).
+
+    Dividing a chunk's per-token rates by max(1, this) bounds the step along any key direction by
+    the rate itself: c orthogonal unit keys each get a full step, c identical keys share one step
+    (so a chunk of repeated tokens cannot overshoot). No gradient: it is a step-size normaliser.
+    """
+    with torch.no_grad():
+        k = keys.float()
+        gram = k @ k.transpose(-1, -2) if k.shape[-2] <= k.shape[-1] else k.transpose(-1, -2) @ k
+        return torch.linalg.eigvalsh(gram)[..., -1].to(keys.dtype)
+
+
 def clip_by_norm(grads: Sequence[Tensor], max_norm: float) -> list[Tensor]:
     """Scale each (b, h) memory's whole gradient to norm <= ``max_norm`` (keeps writes bounded)."""
     sq = sum(g.pow(2).sum(dim=(-1, -2)) for g in grads)

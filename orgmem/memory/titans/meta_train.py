@@ -89,19 +89,19 @@ class MetaTrainResult:
 
 
 # ---- one episode batch -------------------------------------------------------------------------
-def _answer_logprobs(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor, pred: Tensor) -> Tensor:
+def _answer_logprobs(model, batch: EpisodeBank, pred: Tensor) -> Tensor:
     """Log-probabilities (m, vocab) at the positions predicting answers, reading the current memory."""
-    hidden = run_layers(model, bank.query_hidden[idx], bank.layer, len(model.model.layers))
+    hidden = run_layers(model, batch.query_hidden, batch.layer, len(model.model.layers))
     return F.log_softmax(logits_at(model, hidden, pred).float(), dim=-1)
 
 
-def _write(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor) -> None:
+def _write(kind: TitansMemory, model, batch: EpisodeBank) -> None:
     """One fresh memory per episode, written with the episode's documents (then flushed)."""
-    kind.reset_memory(len(idx))
+    kind.reset_memory(len(batch))
     kind.train()
-    kind._mask = bank.write_mask[idx]
+    kind._mask = batch.write_mask
     try:
-        run_layers(model, bank.write_hidden[idx], bank.layer, kind.layers[-1] + 1)
+        run_layers(model, batch.write_hidden, batch.layer, kind.layers[-1] + 1)
     finally:
         kind._mask = None
         kind.eval()
@@ -111,16 +111,17 @@ def _write(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor) -> None:
 def episode_losses(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor, control_weight: float
                    ) -> tuple[Tensor, dict[str, float]]:
     """The outer loss of a batch and its metrics (answer NLL/accuracy written, shuffled, base)."""
-    pred, target = bank.predictors(idx)
-    _write(kind, model, bank, idx)
+    batch = bank.batch(idx)
+    pred, target = batch.predictors()
+    _write(kind, model, batch)
     written = kind.states
-    lp_w = _answer_logprobs(kind, model, bank, idx, pred)
+    lp_w = _answer_logprobs(model, batch, pred)
     kind.states = {k: s.map(lambda t: t.roll(1, 0)) for k, s in written.items()}
-    lp_s = _answer_logprobs(kind, model, bank, idx, pred)
+    lp_s = _answer_logprobs(model, batch, pred)
     with torch.no_grad():
         kind.set_enabled(False)
         try:
-            lp_b = _answer_logprobs(kind, model, bank, idx, pred)
+            lp_b = _answer_logprobs(model, batch, pred)
         finally:
             kind.set_enabled(True)
     nll = {name: -lp.gather(1, target[:, None]).squeeze(1) for name, lp in
@@ -158,12 +159,12 @@ def evaluate(kind: TitansMemory, model, bank: EpisodeBank, batch_size: int, cont
 
 @torch.no_grad()
 def set_centers(kind: TitansMemory, model, bank: EpisodeBank) -> None:
-    """Centre each memory on the mean hidden state entering its layer (ML_NOTES: correlated states)."""
+    """Calibrate each memory on the states entering its layer (ML_NOTES: centre correlated states)."""
     kind.set_enabled(False)
     try:
         for key, memory in kind.memories.items():
             hidden = run_layers(model, bank.write_hidden, bank.layer, int(key))
-            memory.center.copy_(hidden[bank.write_mask].float().mean(0))
+            memory.calibrate(hidden[bank.write_mask])
     finally:
         kind.set_enabled(True)
 

@@ -3,19 +3,22 @@
 The math, per memory head, with keys/values/queries projected from the layer's hidden states:
 
     write (one chunk j of c tokens, all gradients taken at the chunk-start weights W):
-        G_j = clip( d/dW  sum_t tau_t ||M_W(k_t) - v_t||^2 ),   tau_t = theta_t / c
+        G_j = clip( d/dW  sum_t tau_t ||M_W(k_t) - v_t||^2 ),   tau_t = theta_t / max(1, lambda_j)
         S_j = eta_j * S_{j-1} - G_j                              momentum ("surprise")
         W_j = W_0 + (1 - alpha_j) * (W_{j-1} - W_0) + S_j        decay ("forgetting") towards W_0
     read (token t in chunk j):
         y_t = W_out( gate_t * M_{W_{j-1}}(q_t) ),   gate_t = scale * sigmoid(w_g . x_t + b_g)
 
-theta_t (learning rate), eta_j and alpha_j (chunk means) come from learned projections of x_t.
-Why the guards: keys are centred (hidden states of one layer are highly correlated, so uncentred
-reads return the average stored value; ML_NOTES) and unit-normalised, theta_t <= max_lr < 1 and the
-per-chunk gradient is clipped, so a write cannot diverge on long inputs. W_0's last layer is zero,
-so an empty memory reads exactly zero, and ``gate_scale`` starts at zero (gate closed): attaching
-the memory leaves the base model's function unchanged. Decay pulls towards W_0 rather than to zero
-so forgetting returns the memory to "empty" instead of destroying its first layer.
+theta_t (learning rate), eta_j and alpha_j (chunk means) come from learned projections of x_t;
+lambda_j is the largest eigenvalue of the chunk's key Gram matrix sum_t k_t k_t^T.
+Why the guards: hidden states are centred (one layer's states are highly correlated, so uncentred
+reads return the average stored value; ML_NOTES), keys and values are unit-normalised, theta_t <=
+max_lr < 1 and dividing by lambda_j bound the step along any key direction (distinct keys each get
+a full step, repeated keys share one), and the chunk gradient is clipped: a write cannot diverge.
+W_0's last layer is zero, so an empty memory reads exactly zero, and ``gate_scale`` starts at zero
+(gate closed): attaching the memory leaves the base model's function unchanged. Decay pulls towards
+W_0 rather than to zero so forgetting returns the memory to "empty" instead of destroying its first
+layer.
 
 Tokens of an unfinished chunk wait in the state (``pending_*``) and the last hidden states needed by
 the causal conv / key shift travel in ``tail``, so writing A then B in two calls equals writing A+B.
@@ -37,6 +40,7 @@ from orgmem.memory.titans.memory_mlp import (
     associative_grads,
     clip_by_norm,
     init_hidden_layers,
+    key_spread,
     mlp_forward,
     unit,
 )
@@ -141,6 +145,16 @@ class NeuralMemory(nn.Module):
             self.to_gate.weight.zero_()
             self.to_gate.bias.fill_(gate_bias)
 
+    @torch.no_grad()
+    def calibrate(self, hidden: Tensor) -> None:
+        """Centre on the mean of real hidden states (n, d) entering the layer and scale the read-out so
+        a unit read maps back to their typical size (set once, at the start of meta-training)."""
+        self.center.copy_(hidden.float().mean(0))
+        rms = (hidden.float() - self.center).pow(2).mean().sqrt()
+        inner = self.heads * self.dim_head
+        vv = self.to_qkv.weight[2 * inner:]
+        self.to_out.weight.copy_(vv.T * rms * self.dim_head ** 0.5)
+
     # ---- state -------------------------------------------------------------------------------
     def initial_weights(self, batch: int) -> list[Tensor]:
         """W_0 for ``batch`` memories: learned hidden layers, zero last layer (reads zero)."""
@@ -181,7 +195,7 @@ class NeuralMemory(nn.Module):
         k, v = kv.chunk(2, dim=-1)
         k = k[:, k.shape[1] - n - self.key_shift: k.shape[1] - self.key_shift]
         k, v = (self._split_heads(z[:, z.shape[1] - n:]) for z in (k, v))
-        return self.read_queries(xn), unit(k), v, ctx[:, ctx.shape[1] - t:]
+        return self.read_queries(xn), unit(k), unit(v), ctx[:, ctx.shape[1] - t:]
 
     def read_queries(self, xn: Tensor) -> Tensor:
         """Queries alone (b, h, n, k), for reads without writing."""
@@ -201,7 +215,8 @@ class NeuralMemory(nn.Module):
         lr, mom, dec, valid = r.unbind(-1)  # (b, h, c)
         count = valid.sum(-1)
         denom = count.clamp(min=1)
-        grads = clip_by_norm(associative_grads(weights, k, v, lr / denom[..., None]), self.max_grad_norm)
+        spread = key_spread(k * valid.unsqueeze(-1)).clamp(min=1.0)
+        grads = clip_by_norm(associative_grads(weights, k, v, lr / spread[..., None]), self.max_grad_norm)
         eta = ((mom * valid).sum(-1) / denom)[..., None, None]
         alpha = ((dec * valid).sum(-1) / denom)[..., None, None]
         live = (count > 0)[..., None, None]
