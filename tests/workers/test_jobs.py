@@ -30,8 +30,13 @@ from orgmem.jobs import (
 from orgmem.lineage import get_org
 from orgmem.store.base import StoreUnavailableError
 
-FAST = JobSettings(lease_seconds=2.0, heartbeat_seconds=0.2, retry_backoff_seconds=1.0, max_attempts=2,
-                   lease_wait_seconds=0.5)
+FAST = JobSettings(
+    lease_seconds=2.0,
+    heartbeat_seconds=0.2,
+    retry_backoff_seconds=1.0,
+    max_attempts=2,
+    lease_wait_seconds=0.5,
+)
 
 
 def _new(kind="consolidate", org="acme") -> str:

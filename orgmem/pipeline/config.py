@@ -1,0 +1,77 @@
+"""Knobs of the nightly consolidation pipeline (around the engine) and where they come from.
+
+Precedence, lowest first: shipped defaults → ``ORGMEM_PIPELINE_*`` environment (a deployment's
+setting, e.g. a smaller engine budget on CPU) → the job's ``params`` (``orgmem consolidate
+--engine '{...}'``). Everything resolved is recorded in the checkpoint manifest, and the engine
+config is part of the idempotency digest: the same inputs with another recipe are another run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from orgmem.errors import OrgmemError
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline feeds the engine and how it evaluates the result."""
+
+    replay_max_chunks: int = field(default=32, metadata={"help": "Older consumed chunks replayed per night."})
+    new_probes: int = field(default=16, metadata={"help": "Auto-probes cut from tonight's chunks."})
+    old_probes: int = field(default=16, metadata={"help": "Auto-probes cut from earlier nights' chunks."})
+    probe_seed: int = field(default=0, metadata={"help": "Seed of probe and replay sampling."})
+    drift_eval: bool = field(default=True, metadata={"help": "Measure KL, perplexity, leakage vs base."})
+    cloze_max_new_tokens: int = field(default=16, metadata={"help": "Greedy tokens per probe completion."})
+    bait_max_new_tokens: int = field(default=32, metadata={"help": "Greedy tokens per secret-bait prompt."})
+    progress: bool = field(default=True, metadata={"help": "Show tqdm bars (engine steps) on stderr."})
+
+    def __post_init__(self) -> None:
+        for name in ("replay_max_chunks", "new_probes", "old_probes", "cloze_max_new_tokens"):
+            if getattr(self, name) < 0:
+                raise OrgmemError(f"pipeline config {name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise OrgmemError(f"pipeline config: unknown field(s) {unknown}; known: {sorted(names)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class PipelineSettings(BaseSettings):
+    """Deployment-wide overrides: ``ORGMEM_PIPELINE_ENGINE='{"epochs": 2}'`` (JSON objects)."""
+
+    model_config = SettingsConfigDict(env_prefix="ORGMEM_PIPELINE_", extra="ignore")
+
+    engine: dict[str, Any] = Field(default_factory=dict, description="ConsolidationConfig overrides.")
+    options: dict[str, Any] = Field(default_factory=dict, description="PipelineConfig overrides.")
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    pipeline: PipelineConfig
+    engine: Any  # orgmem.engine.ConsolidationConfig (imported lazily: it pulls in torch)
+
+
+def resolve(params: dict[str, Any] | None = None) -> ResolvedConfig:
+    """Defaults ← environment ← job params (``{"engine": {...}, "pipeline": {...}}``)."""
+    from orgmem.engine import ConsolidationConfig
+
+    params = params or {}
+    env = PipelineSettings()
+    for key in ("engine", "pipeline"):
+        if not isinstance(params.get(key, {}), dict):
+            raise OrgmemError(f"job parameter {key!r} must be a JSON object, got {params[key]!r}")
+    engine = ConsolidationConfig.from_dict({**env.engine, **params.get("engine", {})})
+    pipeline = PipelineConfig.from_dict({**env.options, **params.get("pipeline", {})})
+    return ResolvedConfig(pipeline, engine)

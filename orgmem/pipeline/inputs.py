@@ -1,0 +1,79 @@
+"""What a consolidation trains on: the org's pending chunks, plus a replay sample of consumed ones.
+
+The set is fixed before training starts (chunks that arrive meanwhile wait for the next night)
+and identified by a digest of the parent, the new chunk keys and the recipe, the same digest
+``commit_checkpoint`` records. A retried job computes the same digest, finds the checkpoint its
+earlier attempt committed, and does not train again. The replay sample is seeded by that digest,
+so a retry also replays exactly the same older chunks.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orgmem.checkpoints import input_digest
+from orgmem.db.enums import ChunkStatus, InputRole
+from orgmem.db.models import Checkpoint, Chunk, Org
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """The parts of a chunk row the pipeline needs (rows themselves are session-bound)."""
+
+    id: int
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    org_id: int
+    org_slug: str
+    parent_id: str | None
+    new: list[ChunkRef]
+    replay: list[ChunkRef]
+    digest: str
+    digest_extra: dict[str, Any]
+
+    @property
+    def input_refs(self) -> list[tuple[int, InputRole]]:
+        return [(c.id, InputRole.NEW) for c in self.new] + [(c.id, InputRole.REPLAY) for c in self.replay]
+
+
+def _refs(session: Session, org: Org, status: ChunkStatus) -> list[ChunkRef]:
+    rows = session.execute(
+        select(Chunk.id, Chunk.chunk_key, Chunk.text)
+        .where(Chunk.org_id == org.id, Chunk.status == status.value)
+        .order_by(Chunk.id)
+    )
+    return [ChunkRef(cid, key, text) for cid, key, text in rows]
+
+
+def replay_sample(consumed: list[ChunkRef], k: int, digest: str) -> list[ChunkRef]:
+    """``k`` consumed chunks chosen by a generator seeded with the night's digest (retry-stable)."""
+    if k <= 0 or not consumed:
+        return []
+    rng = random.Random(int(digest[:16], 16))
+    picked = rng.sample(range(len(consumed)), min(k, len(consumed)))
+    return [consumed[i] for i in sorted(picked)]
+
+
+def gather_inputs(session: Session, org: Org, *, replay_max: int, digest_extra: dict[str, Any]) -> Inputs:
+    """The pending chunks of ``org`` on its current head, and the replay sample."""
+    new = _refs(session, org, ChunkStatus.PENDING)
+    parent_id = org.head_checkpoint_id
+    digest = input_digest([c.key for c in new], parent_id, digest_extra)
+    replay = replay_sample(_refs(session, org, ChunkStatus.CONSUMED), replay_max, digest)
+    return Inputs(org.id, org.slug, parent_id, new, replay, digest, dict(digest_extra))
+
+
+def existing_checkpoint(session: Session, inputs: Inputs) -> Checkpoint | None:
+    """The checkpoint an earlier attempt committed for exactly these inputs, if any."""
+    return session.scalar(
+        select(Checkpoint).where(Checkpoint.org_id == inputs.org_id, Checkpoint.input_digest == inputs.digest)
+    )

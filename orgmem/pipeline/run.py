@@ -1,0 +1,243 @@
+"""The nightly consolidation of one org, start to finish: ``consolidate_org(slug, ctx=...)``.
+
+Order matters for crash safety:
+1. fix the input set (pending chunks on the current head + replay sample) and its digest; if an
+   earlier attempt already committed a checkpoint for it, skip straight to the gate;
+2. delete objects a killed attempt uploaded but never committed (we hold the org's lease);
+3. load base + parent memory/train state (checksum-verified), run the engine;
+4. evaluate the candidate against its parent; the gate decides (stored with the checkpoint);
+5. last cancel check, then ``commit_checkpoint``: objects uploaded and verified, then rows;
+6. apply the decision: promote (head moves, its chunks become consumed, a serving event) or
+   reject (nothing served changes; the chunks stay pending for the next night).
+A crash anywhere before 5 leaves no row; a crash between 5 and 6 is finished by the retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from orgmem.checkpoints import MEMORY, TRAIN_STATE, InputRef, commit_checkpoint
+from orgmem.config import get_settings
+from orgmem.db.enums import CheckpointStatus
+from orgmem.db.models import Checkpoint
+from orgmem.db.session import session_scope
+from orgmem.errors import IncompatibleBaseError
+from orgmem.gate import Check, GateConfig, GateDecision, apply_decision, decide
+from orgmem.lineage import get_org
+from orgmem.memory import memory_config, read_metadata
+from orgmem.pipeline.config import resolve
+from orgmem.pipeline.evaluation import evaluate_candidate
+from orgmem.pipeline.inputs import Inputs, existing_checkpoint, gather_inputs
+from orgmem.pipeline.state import load_parent, remove_uncommitted_objects, shared_base
+from orgmem.store import ObjectStore, open_store
+
+logger = logging.getLogger(__name__)
+
+
+class Reporter(Protocol):
+    """What the pipeline needs from its caller (``orgmem.jobs.JobContext`` is one)."""
+
+    job_id: str
+    params: dict[str, Any]
+
+    def progress(self, fraction: float, message: str | None = None) -> None: ...
+    def check(self) -> None: ...
+    def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None: ...
+
+
+class LogReporter:
+    """Reporter for library use without a job: progress and events go to the log."""
+
+    job_id = None
+    params: dict[str, Any] = {}
+
+    def __init__(self, org: str) -> None:
+        self.org = org
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        if message:
+            logger.info(message, extra={"org": self.org, "progress": round(fraction, 3)})
+
+    def check(self) -> None:
+        return None
+
+    def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
+        logger.log(logging.getLevelName(level.upper()), message, extra={"org": self.org})
+
+
+@dataclass
+class ConsolidationOutcome:
+    """The job result: what was trained, which checkpoint came out, what the gate said."""
+
+    org: str
+    status: str  # promoted | rejected | candidate | quarantined | nothing_to_do
+    checkpoint_id: str | None = None
+    parent_id: str | None = None
+    created: bool = False
+    n_new: int = 0
+    n_replay: int = 0
+    gate: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job result: the gate verdict once, headline metrics without per-item details."""
+        out = asdict(self)
+        out["metrics"] = {k: v for k, v in self.metrics.items() if k not in ("gate", "secret_leak_details")}
+        return out
+
+
+def _stored_decision(ck: Checkpoint) -> GateDecision | None:
+    stored = (ck.metrics or {}).get("gate")
+    if not stored:
+        return None
+    return GateDecision(bool(stored["passed"]), [Check(**c) for c in stored.get("checks", [])])
+
+
+def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> ConsolidationOutcome:
+    """A retry after the commit: apply the stored gate decision if that never happened."""
+    with session_scope() as session:
+        ck = session.get(Checkpoint, ck_id)
+        status, metrics, decision = ck.status, dict(ck.metrics or {}), _stored_decision(ck)
+        if status == CheckpointStatus.CANDIDATE.value and decision is not None:
+            status = apply_decision(session, inputs.org_slug, ck_id, decision)
+    ctx.event(f"checkpoint {ck_id} for these inputs exists ({status}); not training again")
+    return ConsolidationOutcome(
+        inputs.org_slug,
+        status,
+        ck_id,
+        inputs.parent_id,
+        False,
+        len(inputs.new),
+        len(inputs.replay),
+        metrics.get("gate", {}),
+        metrics,
+        time.time() - t0,
+    )
+
+
+def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter):
+    from orgmem.engine import consolidate
+
+    if parent.base_fingerprint is not None and parent.base_fingerprint != base.fingerprint:
+        raise IncompatibleBaseError(
+            f"org {inputs.org_slug!r} head {inputs.parent_id!r} was trained on base fingerprint "
+            f"{parent.base_fingerprint[:16]}…, the configured base {base.name!r} is {base.fingerprint[:16]}…"
+        )
+    return consolidate(
+        base,
+        parent.memory,
+        [c.text for c in inputs.new],
+        [c.text for c in inputs.replay],
+        cfg.engine,
+        train_state=parent.train_state,
+        progress=cfg.pipeline.progress,
+        log_extra={"org": inputs.org_slug, "job": ctx.job_id},
+    )
+
+
+def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base, ctx: Reporter, actor: str):
+    meta = read_metadata(result.memory, "new memory")
+    manifest = {
+        "pipeline": cfg.pipeline.to_dict(),
+        "engine_config": cfg.engine.to_dict(),
+        "job_id": ctx.job_id,
+        "counts": {"new_chunks": len(inputs.new), "replay_chunks": len(inputs.replay)},
+    }
+    refs = [InputRef(cid, role) for cid, role in inputs.input_refs]
+    with session_scope() as session:
+        commit = commit_checkpoint(
+            session,
+            store,
+            inputs.org_slug,
+            inputs.parent_id,
+            {MEMORY: result.memory, TRAIN_STATE: result.train_state},
+            manifest,
+            refs,
+            metrics,
+            CheckpointStatus.CANDIDATE,
+            actor,
+            base_model=base.name,
+            base_fingerprint=base.fingerprint,
+            memory_kind=meta["kind"],
+            memory_config=memory_config(result.memory),
+            job_id=ctx.job_id,
+            digest_extra=inputs.digest_extra,
+        )
+        return commit.checkpoint.id, commit.created
+
+
+def consolidate_org(
+    org_slug: str,
+    *,
+    ctx: Reporter | None = None,
+    params: dict[str, Any] | None = None,
+    store: ObjectStore | None = None,
+) -> ConsolidationOutcome:
+    """Consolidate ``org_slug``'s pending chunks into a gated checkpoint (see module docstring)."""
+    t0 = time.time()
+    ctx = ctx or LogReporter(org_slug)
+    params = params if params is not None else dict(ctx.params or {})
+    cfg, settings = resolve(params), get_settings()
+    actor = str(params.get("actor") or "system")
+    store = store or open_store(settings=settings)
+    extra = {"base_model": settings.base_model, "engine": cfg.engine.to_dict()}
+    with session_scope() as session:
+        org = get_org(session, org_slug)
+        gate_config = GateConfig.from_org(org.gate_config)
+        inputs = gather_inputs(session, org, replay_max=cfg.pipeline.replay_max_chunks, digest_extra=extra)
+        existing = existing_checkpoint(session, inputs)
+        existing_id = existing.id if existing is not None else None
+    ctx.progress(
+        0.02,
+        f"{len(inputs.new)} pending chunk(s), {len(inputs.replay)} replayed, "
+        f"parent {inputs.parent_id or '(none: first night)'}",
+    )
+    if existing_id is not None:
+        return _finish_existing(existing_id, inputs, ctx, t0)
+    if not inputs.new:
+        ctx.event("nothing pending: no checkpoint made")
+        return ConsolidationOutcome(
+            org_slug, "nothing_to_do", None, inputs.parent_id, seconds=time.time() - t0
+        )
+    with session_scope() as session:
+        remove_uncommitted_objects(session, store, inputs.org_id, org_slug)
+        parent = load_parent(session, store, inputs.parent_id)
+    base = shared_base(settings.base_model)
+    ctx.progress(0.05, f"training on base {base.name}")
+    result = _train(base, parent, inputs, cfg, ctx)
+    ctx.progress(
+        0.6,
+        f"trained {result.metrics.get('steps')} steps in {result.seconds:.1f} s "
+        f"(loss {result.metrics.get('loss_first')} → {result.metrics.get('loss_last')}); evaluating",
+    )
+    metrics = evaluate_candidate(base, parent.memory, result.memory, inputs.new, inputs.replay, cfg.pipeline)
+    metrics["engine"] = result.metrics
+    decision = decide(metrics, gate_config)
+    metrics["gate"] = decision.to_dict()
+    ctx.progress(0.85, f"evaluated in {metrics['eval_seconds']} s; gate {decision.summary()}")
+    ctx.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
+    ck_id, created = _commit(store, inputs, result, metrics, cfg, base, ctx, actor)
+    ctx.progress(0.95, f"committed checkpoint {ck_id}")
+    with session_scope() as session:
+        status = apply_decision(session, org_slug, ck_id, decision)
+    ctx.event(
+        f"checkpoint {ck_id} {status}: {decision.summary()}",
+        level="info" if decision.passed else "warning",
+        data={"gate": metrics["gate"]},
+    )
+    return ConsolidationOutcome(
+        org_slug,
+        status,
+        ck_id,
+        inputs.parent_id,
+        created,
+        len(inputs.new),
+        len(inputs.replay),
+        metrics["gate"],
+        metrics,
+        time.time() - t0,
+    )
