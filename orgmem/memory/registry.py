@@ -43,6 +43,18 @@ def registered_kinds() -> list[str]:
     return sorted(_KINDS)
 
 
+def discover_kinds() -> list[str]:
+    """Import every ``orgmem.memory.<pkg>`` package (each registers its kind); return all names."""
+    import pkgutil
+
+    import orgmem.memory
+
+    for info in pkgutil.iter_modules(orgmem.memory.__path__):
+        if info.ispkg:
+            importlib.import_module(f"orgmem.memory.{info.name}")
+    return registered_kinds()
+
+
 def get_kind(name: str) -> KindEntry:
     """Entry for ``name``, importing ``orgmem.memory.<name>`` on first use if needed."""
     if name not in _KINDS and name.isidentifier():
