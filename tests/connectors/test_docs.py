@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from source_builders import make_docs_folder
 
 from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from tests.connectors.source_builders import make_docs_folder
 
 
 def fetch(folder, cursor=None, unstored=()):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from source_builders import APP_V1, commit_all, git, make_git_repo
 
 from connectors.base import DocumentVersion, SourceConfigError, SourceError, get_connector, parse_config
+from tests.connectors.source_builders import APP_V1, commit_all, git, make_git_repo
 
 
 def fetch(config: dict, cursor: dict | None = None, unstored: tuple[str, ...] = ()):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from source_builders import ServerState, atom_feed, feed_server, rss_feed
 
 from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from tests.connectors.source_builders import ServerState, atom_feed, feed_server, rss_feed
 
 ITEMS = [
     ("g1", "/a/1", "Heron raises prices", "Heron &lt;b&gt;raised&lt;/b&gt; gateway fees."),

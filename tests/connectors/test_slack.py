@@ -5,9 +5,9 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
 from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from tests.connectors.source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
 
 def fetch(config, cursor=None, unstored=()):
