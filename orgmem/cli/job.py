@@ -1,5 +1,91 @@
-"""`orgmem job`: reserved here; issue #5 replaces this module (export `app` or `command`)."""
+"""``orgmem job show|cancel|retry|wait ID``: one background job."""
 
-from orgmem.cli.common import reserved
+from __future__ import annotations
 
-command = reserved("job", issue=5, summary="Show or cancel one job")
+from typing import Annotated, Any
+
+import typer
+
+from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit
+
+app = typer.Typer(help="Show, cancel, retry or wait for one job.", no_args_is_help=True)
+JobArg = Annotated[str, typer.Argument(help="Job id (jb_...).")]
+
+
+def _view(job_id: str, events: bool = True) -> dict[str, Any]:
+    from orgmem.jobs import get_job, job_dict
+
+    with db_session() as session:
+        return job_dict(session, get_job(session, job_id), events=events)
+
+
+def show_text(view: dict[str, Any]) -> str:
+    lines = [
+        f"job {view['id']}  {view['kind']} of org {view['org']}",
+        f"status    {view['status']} ({view['progress']:.0%}), attempt(s) {view['attempts']}",
+        f"created   {view['created_at']}",
+        f"started   {view['started_at'] or '-'}",
+        f"finished  {view['finished_at'] or '-'}",
+    ]
+    if view["lease_owner"]:
+        lines.append(f"worker    {view['lease_owner']} (lease until {view['lease_expires_at']})")
+    if view["error"]:
+        lines.append(f"error     {view['error']}")
+    if view["result"]:
+        from orgmem.cli.consolidate import result_text
+
+        lines.append(f"result    {result_text(view) if view['kind'] == 'consolidate' else view['result']}")
+    lines.append("events:")
+    lines += [f"  {e['at'][:19]} {e['level']:<7} {e['message']}" for e in view.get("events", [])]
+    return "\n".join(lines)
+
+
+@app.command("show")
+def show(job_id: JobArg, as_json: JsonFlag = False) -> None:
+    """Status, progress, result, errors and the event log of a job."""
+    view = _view(job_id)
+    emit(view, as_json, lambda: show_text(view))
+
+
+@app.command("cancel")
+def cancel(job_id: JobArg, actor: ActorOption = None, as_json: JsonFlag = False) -> None:
+    """Cancel a queued job, or stop a running one before it commits anything."""
+    from orgmem.jobs import cancel_job
+
+    with db_session(write=True) as session:
+        job = cancel_job(session, job_id, actor=actor_or_default(actor))
+        running = job.lease_owner is not None
+    view = _view(job_id, events=False)
+    emit(
+        view,
+        as_json,
+        f"job {job_id} cancelled" + (" (its worker stops before committing)" if running else ""),
+    )
+
+
+@app.command("retry")
+def retry(job_id: JobArg, actor: ActorOption = None, as_json: JsonFlag = False) -> None:
+    """Run a failed or cancelled job again (same job id); re-send a queued one whose message was lost."""
+    from orgmem.jobs import get_job, requeue_failed
+    from workers.enqueue import send
+
+    with db_session(write=True) as session:
+        if get_job(session, job_id).status != "queued":
+            requeue_failed(session, job_id, actor=actor_or_default(actor))
+    send(job_id)
+    emit(_view(job_id, events=False), as_json, f"job {job_id} queued again")
+
+
+@app.command("wait")
+def wait(
+    job_id: JobArg,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Give up after N seconds.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Follow a job until it finishes; exit 1 unless it succeeded."""
+    from orgmem.cli.consolidate import follow, result_text
+
+    view = follow(job_id, timeout, quiet=as_json)
+    emit(view, as_json, lambda: result_text(view))
+    if view["status"] != "succeeded":
+        raise typer.Exit(1)
