@@ -37,6 +37,7 @@ def meta_train_command(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Episodes per outer step.")] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Outer learning rate.")] = 1e-3,
     bank_size: Annotated[int, typer.Option("--bank-size", help="Episodes per cached bank.")] = 256,
+    bank_refresh: Annotated[int, typer.Option("--bank-refresh", help="Steps per bank of episodes.")] = 100,
     eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Held-out episodes.")] = 64,
     eval_every: Annotated[int, typer.Option("--eval-every", help="Evaluate every N steps (0: ends).")] = 0,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Checkpoint period.")] = 50,
@@ -56,7 +57,7 @@ def meta_train_command(
         torch.set_num_threads(threads)
     base = load_base(base_name, device=device)
     cfg = MetaTrainConfig(steps=steps, batch_size=batch_size, lr=lr, bank_size=bank_size,
-                          eval_episodes=eval_episodes, eval_every=eval_every,
+                          bank_refresh=bank_refresh, eval_episodes=eval_episodes, eval_every=eval_every,
                           checkpoint_every=checkpoint_every, seed=seed)
     result = meta_train(base, config=cfg, resume=resume,
                         max_seconds=None if max_minutes is None else max_minutes * 60)

@@ -96,12 +96,16 @@ def _answer_logprobs(model, batch: EpisodeBank, pred: Tensor) -> Tensor:
 
 
 def _write(kind: TitansMemory, model, batch: EpisodeBank) -> None:
-    """One fresh memory per episode, written with the episode's documents (then flushed)."""
+    """One fresh memory per episode, written with the episode's documents (then flushed).
+
+    The last memory layer's own attention/MLP output is not needed for writing: only its memory runs.
+    """
     kind.reset_memory(len(batch))
     kind.train()
     kind._mask = batch.write_mask
     try:
-        run_layers(model, batch.write_hidden, batch.layer, kind.layers[-1] + 1)
+        hidden = run_layers(model, batch.write_hidden, batch.layer, kind.layers[-1])
+        kind.apply_memory(str(kind.layers[-1]), hidden)
     finally:
         kind._mask = None
         kind.eval()
