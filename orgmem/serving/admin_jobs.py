@@ -1,0 +1,160 @@
+"""``/api``: sources, background jobs (sync, consolidate) and schedules of an org.
+
+These call the same functions as ``orgmem source|sync|consolidate|jobs|job|schedule``
+(``orgmem.ingest``, ``workers.enqueue``, ``orgmem.jobs``, ``workers.schedules``). Those parts
+ship separately; if one is not installed in this process the route answers 501 naming what is
+missing, instead of failing at import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from orgmem.keys import ApiKeyIdentity
+from orgmem.lineage import get_org
+from orgmem.serving.auth import get_state, require_org_admin
+from orgmem.serving.errors import ApiError, permission_denied
+
+router = APIRouter(prefix="/api/orgs/{org}", tags=["admin: data and jobs"])
+
+
+def _module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ApiError(501, f"{name} is not available in this server ({exc}); use the CLI on a machine "
+                       "with the workers installed", "server_error", "not_implemented") from None
+
+
+class SourceCreate(BaseModel):
+    kind: str = Field(..., description="Connector kind: git, docs, slack, rss...")
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    audience: str = "org"
+
+
+class SyncRequest(BaseModel):
+    source: str | None = Field(None, description="Only this source (default: every enabled source).")
+    then_consolidate: bool = False
+
+
+class ConsolidateRequest(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ScheduleSet(BaseModel):
+    cron: str = Field(..., description="Five-field cron, e.g. '0 2 * * *'.")
+    timezone: str = Field("UTC", description="IANA zone, e.g. 'Europe/Oslo' (DST handled by the zone).")
+
+
+def source_dict(source, stats: dict[str, int] | None = None) -> dict[str, Any]:
+    out = {"name": source.name, "kind": source.kind, "audience": source.audience, "enabled": source.enabled,
+           "config": source.config, "cursor": source.cursor}
+    return {**out, "stats": stats} if stats is not None else out
+
+
+# -- sources -------------------------------------------------------------------------------------
+
+@router.get("/sources", summary="The org's data sources")
+def sources_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
+    ingest = _module("orgmem.ingest")
+    with get_state(request).session() as session:
+        org_row = get_org(session, org)
+        sources = ingest.list_sources(session, org_row)
+        return [source_dict(s, ingest.source_stats(session, s)) for s in sources]
+
+
+@router.post("/sources", status_code=201, summary="Register a source (config validated by its connector)")
+def sources_add(org: str, body: SourceCreate, request: Request,
+                identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    ingest = _module("orgmem.ingest")
+    with get_state(request).session(write=True) as session:
+        source = ingest.add_source(session, get_org(session, org), body.kind, body.name, body.config,
+                                   audience=body.audience, actor=identity.actor)
+        return source_dict(source)
+
+
+@router.delete("/sources/{name}", summary="Remove a source (or disable it if checkpoints used it)")
+def sources_remove(org: str, name: str, request: Request, disable_if_used: bool = Query(False),
+                   identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    ingest = _module("orgmem.ingest")
+    with get_state(request).session(write=True) as session:
+        outcome = ingest.remove_source(session, get_org(session, org), name, disable_if_used=disable_if_used,
+                                       actor=identity.actor)
+    return {"source": name, "outcome": outcome}
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+@router.post("/sync", status_code=202, summary="Queue a sync of the org's sources")
+def sync(org: str, request: Request, body: SyncRequest | None = None,
+         identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    body = body or SyncRequest()
+    job_id = _module("workers.enqueue").enqueue_sync(org, actor=identity.actor, source=body.source,
+                                                     then_consolidate=body.then_consolidate)
+    return {"job_id": job_id, "status": "queued"}
+
+
+@router.post("/consolidate", status_code=202, summary="Queue a consolidation of pending material")
+def consolidate(org: str, request: Request, body: ConsolidateRequest | None = None,
+                identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    params = (body or ConsolidateRequest()).params
+    job_id = _module("workers.enqueue").enqueue_consolidation(org, actor=identity.actor, params=params)
+    return {"job_id": job_id, "status": "queued"}
+
+
+@router.get("/jobs", summary="The org's jobs, newest first")
+def jobs_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin),
+              kind: str | None = None, status: str | None = None, limit: int = Query(50, ge=1, le=500)):
+    jobs = _module("orgmem.jobs")
+    with get_state(request).session() as session:
+        rows = jobs.list_jobs(session, get_org(session, org), kind=kind, status=status, limit=limit)
+        return [jobs.job_dict(session, job) for job in rows]
+
+
+def _own_job(session, jobs, org: str, job_id: str):
+    job = jobs.get_job(session, job_id)
+    if job.org_id != get_org(session, org).id:
+        raise permission_denied(f"job {job_id!r} is not a job of org {org!r}")
+    return job
+
+
+@router.get("/jobs/{job_id}", summary="One job with its events")
+def job_show(org: str, job_id: str, request: Request,
+             identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    jobs = _module("orgmem.jobs")
+    with get_state(request).session() as session:
+        return jobs.job_dict(session, _own_job(session, jobs, org, job_id), events=True)
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a queued job or stop a running one")
+def job_cancel(org: str, job_id: str, request: Request,
+               identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    jobs = _module("orgmem.jobs")
+    with get_state(request).session() as session:
+        _own_job(session, jobs, org, job_id)
+    with get_state(request).session(write=True) as session:
+        job = jobs.cancel_job(session, job_id, actor=identity.actor)
+        return jobs.job_dict(session, job)
+
+
+# -- schedule ------------------------------------------------------------------------------------
+
+@router.get("/schedule", summary="When the nightly loop runs")
+def schedule_show(org: str, identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    return _module("workers.schedules").get_schedule(org).as_dict()
+
+
+@router.put("/schedule", summary="Run sync + consolidate at this cron time in this zone")
+def schedule_set(org: str, body: ScheduleSet, identity: ApiKeyIdentity = Depends(require_org_admin)):
+    schedules = _module("workers.schedules")
+    return schedules.set_schedule(org, body.cron, body.timezone, actor=identity.actor).as_dict()
+
+
+@router.delete("/schedule", summary="Turn the schedule off (kept, disabled)")
+def schedule_off(org: str, identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    return _module("workers.schedules").disable_schedule(org, actor=identity.actor).as_dict()

@@ -1,0 +1,197 @@
+"""``/api``: the admin REST API for orgs, checkpoints, serving state, history and keys.
+
+Each route is the HTTP face of a library function the CLI also uses (``orgmem.lineage``,
+``orgmem.keys``), with the key's identity as the recorded actor. Every ``/api/orgs/{org}`` route
+needs an admin key of that org. Changes of what an org serves also warm the new checkpoint's
+memory in the background, so the first request after a pin does not pay for the load.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from orgmem.db.models import Checkpoint, Org
+from orgmem.keys import ApiKeyIdentity, create_key, key_dict, list_keys, revoke_key
+from orgmem.lineage import create_org, get_org, list_tree, pin, promote, rollback, unpin
+from orgmem.lineage.history import event_dict, served_at, serving_history
+from orgmem.serving.auth import get_state, require_key, require_operator, require_org_admin
+from orgmem.serving.resolve import own_checkpoint
+from orgmem.serving.state import ServingState
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api", tags=["admin"])
+
+
+class OrgCreate(BaseModel):
+    slug: str = Field(..., description="2-63 characters a-z, 0-9 and '-'.")
+    name: str | None = None
+
+
+class CheckpointAction(BaseModel):
+    checkpoint_id: str
+    reason: str | None = None
+
+
+class Reason(BaseModel):
+    reason: str | None = None
+
+
+class Promote(BaseModel):
+    force: bool = Field(False, description="Promote even a checkpoint the gate rejected (recorded).")
+    reason: str | None = None
+
+
+class KeyCreate(BaseModel):
+    role: str = Field("employee", description="employee | admin")
+    name: str | None = None
+
+
+def org_dict(org: Org) -> dict[str, Any]:
+    return {"slug": org.slug, "name": org.name, "created_at": org.created_at.isoformat(),
+            "head_checkpoint_id": org.head_checkpoint_id, "pinned_checkpoint_id": org.pinned_checkpoint_id,
+            "served_checkpoint_id": org.served_checkpoint_id}
+
+
+def checkpoint_dict(ck: Checkpoint, org: Org) -> dict[str, Any]:
+    return {"id": ck.id, "org": org.slug, "parent_id": ck.parent_id, "status": ck.status,
+            "created_at": ck.created_at.isoformat(), "created_by": ck.created_by, "base_model": ck.base_model,
+            "base_fingerprint": ck.base_fingerprint, "memory_kind": ck.memory_kind,
+            "memory_config": ck.memory_config, "metrics": ck.metrics, "notes": ck.notes,
+            "head": ck.id == org.head_checkpoint_id, "pinned": ck.id == org.pinned_checkpoint_id,
+            "served": ck.id == org.served_checkpoint_id,
+            "objects": [{"name": o.name, "key": o.key, "sha256": o.sha256, "size": o.size}
+                        for o in ck.objects]}
+
+
+def _warm(state: ServingState, identity: ApiKeyIdentity, org: str) -> None:
+    """Load the org's newly served memory now (best effort; the next request would load it anyway)."""
+    try:
+        state.memory_for(state.resolve(identity, org))
+    except Exception as exc:
+        logger.warning("could not warm served memory: %s", exc, extra={"org": org})
+
+
+def _serving_change(request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
+                    action, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    state = get_state(request)
+    with state.session(write=True) as session:
+        change = action(session, org, *args, actor=identity.actor, **kwargs)
+        out = change.as_dict()
+    if state.ready:
+        background.add_task(_warm, state, identity, org)
+    return out
+
+
+# -- identity and orgs ---------------------------------------------------------------------------
+
+@router.get("/me", summary="The calling key: org and role")
+def me(identity: ApiKeyIdentity = Depends(require_key)) -> dict[str, Any]:
+    return {"org": identity.org_slug, "role": identity.role, "key": identity.prefix, "name": identity.name}
+
+
+@router.get("/orgs", summary="Orgs this key may see (its own)")
+def orgs_list(request: Request, identity: ApiKeyIdentity = Depends(require_key)) -> list[dict[str, Any]]:
+    with get_state(request).session() as session:
+        return [org_dict(get_org(session, identity.org_slug))]
+
+
+@router.post("/orgs", status_code=201, summary="Create an org (operator key only)")
+def orgs_create(body: OrgCreate, request: Request, actor: str = Depends(require_operator)) -> dict[str, Any]:
+    with get_state(request).session(write=True) as session:
+        return org_dict(create_org(session, body.slug, body.name, actor=actor))
+
+
+@router.get("/orgs/{org}", summary="One org and what it serves")
+def orgs_show(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
+    with get_state(request).session() as session:
+        return org_dict(get_org(session, org))
+
+
+# -- checkpoints and serving state ---------------------------------------------------------------
+
+@router.get("/orgs/{org}/checkpoints", summary="The checkpoint tree (depth-first)")
+def checkpoints_tree(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
+    with get_state(request).session() as session:
+        return [node.as_dict() for node in list_tree(session, get_org(session, org))]
+
+
+@router.get("/orgs/{org}/checkpoints/{checkpoint_id}", summary="One checkpoint with its objects")
+def checkpoint_show(org: str, checkpoint_id: str, request: Request,
+                    identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    with get_state(request).session() as session:
+        org_row = get_org(session, org)
+        return checkpoint_dict(own_checkpoint(session, org_row, checkpoint_id), org_row)
+
+
+def _own(request: Request, org: str, checkpoint_id: str) -> None:
+    with get_state(request).session() as session:
+        own_checkpoint(session, get_org(session, org), checkpoint_id)
+
+
+@router.post("/orgs/{org}/checkpoints/{checkpoint_id}/promote", summary="Promote a candidate to head")
+def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Request,
+                       background: BackgroundTasks,
+                       identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    _own(request, org, checkpoint_id)
+    return _serving_change(request, background, identity, org, promote, checkpoint_id, reason=body.reason,
+                           force=body.force)
+
+
+@router.post("/orgs/{org}/pin", summary="Serve one checkpoint until unpinned")
+def pin_checkpoint(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
+                   identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    _own(request, org, body.checkpoint_id)
+    return _serving_change(request, background, identity, org, pin, body.checkpoint_id, reason=body.reason)
+
+
+@router.post("/orgs/{org}/unpin", summary="Serve the head again")
+def unpin_org(org: str, request: Request, background: BackgroundTasks, body: Reason | None = None,
+              identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    return _serving_change(request, background, identity, org, unpin, reason=body.reason if body else None)
+
+
+@router.post("/orgs/{org}/rollback", summary="Move the head back to an ancestor")
+def rollback_org(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
+                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    _own(request, org, body.checkpoint_id)
+    return _serving_change(request, background, identity, org, rollback, body.checkpoint_id,
+                           reason=body.reason)
+
+
+@router.get("/orgs/{org}/history", summary="What the org served, by whose action")
+def history(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin),
+            at: datetime | None = Query(None, description="ISO time: what was served then.")):
+    with get_state(request).session() as session:
+        org_row = get_org(session, org)
+        if at is not None:
+            return served_at(session, org_row, at if at.tzinfo else at.replace(tzinfo=UTC)).as_dict()
+        return [event_dict(e) for e in serving_history(session, org_row)]
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+@router.get("/orgs/{org}/keys", summary="The org's API keys (never the keys themselves)")
+def keys_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
+    with get_state(request).session() as session:
+        return [key_dict(row, org) for row in list_keys(session, org)]
+
+
+@router.post("/orgs/{org}/keys", status_code=201, summary="Create a key; the response is the only copy")
+def keys_create(org: str, body: KeyCreate, request: Request,
+                identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    with get_state(request).session(write=True) as session:
+        created = create_key(session, org, body.role, body.name, actor=identity.actor)
+        return {**key_dict(created.row, org), "key": created.key}
+
+
+@router.delete("/orgs/{org}/keys/{ref}", summary="Revoke a key (by id or prefix)")
+def keys_revoke(org: str, ref: str, request: Request,
+                identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    with get_state(request).session(write=True) as session:
+        return key_dict(revoke_key(session, org, ref, actor=identity.actor), org)

@@ -1,0 +1,67 @@
+"""``create_app()``: the FastAPI application of ``orgmem serve``.
+
+One app = one ``ServingState`` (base, engine, memory cache, metrics), started and stopped with
+the app's lifespan. Tests pass a preloaded tiny base; ``orgmem serve`` loads the configured one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from orgmem.config import Settings, get_settings
+from orgmem.serving import admin_jobs, admin_routes, openai_routes, ops_routes
+from orgmem.serving.config import ServeSettings
+from orgmem.serving.errors import install_error_handlers
+from orgmem.serving.state import ServingState
+from orgmem.store import ObjectStore
+
+DESCRIPTION = """Each org's own model on a shared base, OpenAI-compatible.
+
+* `/v1`: models, chat completions, completions (the official `openai` client works unchanged);
+  `model` is the org slug (its pinned, else latest promoted, checkpoint) or `ORG@CHECKPOINT` (admin keys).
+* `/api`: admin REST for what the `orgmem` CLI does (admin key of the org).
+* `/healthz`, `/readyz`, `/metrics` (Prometheus).
+
+Authenticate with `Authorization: Bearer <key>` (`orgmem keys create ORG --role employee|admin`).
+"""
+
+
+def _install_metrics_middleware(app: FastAPI, state: ServingState) -> None:
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            state.metrics.requests.labels(method=request.method, route=route, status=str(status)).inc()
+            state.metrics.latency.labels(route=route).observe(time.perf_counter() - t0)
+
+
+def create_app(settings: Settings | None = None, serve: ServeSettings | None = None, *, base=None,
+               store: ObjectStore | None = None) -> FastAPI:
+    """The app; ``base`` (a loaded ``BaseModel``) skips loading, ``store`` overrides the configured one."""
+    state = ServingState(settings or get_settings(), serve or ServeSettings(), base=base, store=store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(title="orgmem", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.serving = state
+    install_error_handlers(app)
+    _install_metrics_middleware(app, state)
+    for module in (openai_routes, admin_routes, admin_jobs, ops_routes):
+        app.include_router(module.router)
+    return app

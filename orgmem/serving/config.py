@@ -1,0 +1,31 @@
+"""Settings of the API server (``ORGMEM_SERVE_*``), separate from the core ``Settings``.
+
+The core settings say where state lives; these say how one server process behaves (cache size,
+batch size, rate limit), so two servers on one database can be tuned apart.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """How one ``orgmem serve`` process behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="ORGMEM_SERVE_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0 = any free port).")
+    cache_size: int = Field(8, ge=1, description="Org memories kept loaded (LRU, keyed by content hash).")
+    max_batch: int = Field(16, ge=1, description="Requests decoded together in one forward pass.")
+    prefill_tokens: int = Field(1024, ge=1, description="Prompt tokens prefilled per engine step (padded).")
+    max_queue: int = Field(256, ge=1, description="Waiting requests before new ones get 503.")
+    default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request gives none.")
+    max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
+    rate_limit_per_minute: float = Field(600.0, ge=0, description="Requests per minute per key; 0 = off.")
+    rate_limit_burst: int = Field(60, ge=1, description="Requests a key may make at once before limiting.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+    operator_key: SecretStr | None = Field(
+        None, description="Installation-level secret that may create orgs through POST /api/orgs.")
+    preload_base: bool = Field(True, description="Load the base model at startup (else on first use).")

@@ -1,0 +1,350 @@
+"""The generation engine: one thread that decodes every active request in one batched forward.
+
+Why one thread: decoding on the shared base is bounded by reading its weights once per step, so
+16 requests decoded together cost little more than one. Requests of *different* orgs share the
+batch; the ``MemoryRouter`` applies each row's own memory. A request holds a reference to the
+``RowMemory`` it was admitted with, so a pin or rollback never changes a reply already running.
+
+Loop: admit waiting requests (one padded prefill forward, bounded by ``prefill_tokens``), then one
+decode step for all active rows, then drop finished or cancelled rows. Events go back to the
+caller through ``GenerationRequest.on_event`` from this thread (the API turns them into SSE).
+
+Reading order: events → ``GenerationRequest`` → ``_Row`` → ``GenerationEngine``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from transformers import DynamicCache
+
+from orgmem.errors import OrgmemError
+from orgmem.serving.adapters import RowMemory
+from orgmem.serving.kvcache import BatchCache
+from orgmem.serving.routing import MemoryRouter
+from orgmem.serving.sampling import Sampler, SamplingParams, sample_rows
+from orgmem.serving.textstream import TextStream
+
+logger = logging.getLogger(__name__)
+
+
+class EngineOverloadedError(OrgmemError):
+    """Too many requests are waiting; the client should retry later."""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: str  # "stop" (end of turn or stop sequence) | "length" | "cancelled"
+    prompt_tokens: int
+    completion_tokens: int
+    text: str
+    first_token_s: float | None  # seconds from submit to the first token
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: BaseException
+
+
+Event = TextDelta | Finished | Failed
+
+
+@dataclass
+class GenerationRequest:
+    """One completion to run; ``on_event`` is called from the engine thread."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    memory: RowMemory | None
+    on_event: Callable[[Event], None]
+    request_id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # org / checkpoint, for logs
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted_at: float = field(default_factory=time.perf_counter)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+class _Row:
+    """Engine-side state of one admitted request."""
+
+    def __init__(self, req: GenerationRequest, tokenizer, device: torch.device) -> None:
+        self.req = req
+        self.sampler = Sampler(req.params, device)
+        self.stream = TextStream(tokenizer, req.params.stop)
+        self.generated = 0
+        self.last_token = -1
+        self.first_token_s: float | None = None
+        self.finish_reason: str | None = None
+
+    def emit(self, event: Event) -> None:
+        try:
+            self.req.on_event(event)
+        except Exception:  # a broken consumer must not take the engine down
+            logger.exception("event consumer failed", extra={"request": self.req.request_id})
+
+    def accept(self, token: int, stop_ids: frozenset[int]) -> None:
+        """Record the sampled token; sets ``finish_reason`` when the request is complete."""
+        if self.first_token_s is None:
+            self.first_token_s = time.perf_counter() - self.req.submitted_at
+        self.last_token = token
+        if token in stop_ids:
+            self.finish_reason = "stop"
+            return
+        self.generated += 1
+        text = self.stream.push(token)
+        if text:
+            self.emit(TextDelta(text))
+        if self.stream.stopped:
+            self.finish_reason = "stop"
+        elif self.generated >= self.req.params.max_tokens:
+            self.finish_reason = "length"
+
+    def finish(self, reason: str | None = None) -> None:
+        reason = reason or self.finish_reason or "stop"
+        tail = self.stream.finish() if reason != "cancelled" else ""
+        if tail:
+            self.emit(TextDelta(tail))
+        self.emit(Finished(reason, len(self.req.prompt_ids), self.generated, self.stream.text,
+                           self.first_token_s))
+
+
+@dataclass
+class EngineStats:
+    """Counters the metrics endpoint and the benchmark read."""
+
+    steps: int = 0
+    prefills: int = 0
+    tokens: int = 0
+    max_batch_seen: int = 0
+    busy_s: float = 0.0
+
+
+class GenerationEngine:
+    """Batched, multi-org decoding on one frozen base model."""
+
+    def __init__(self, base, *, max_batch: int = 16, prefill_tokens: int = 1024, max_queue: int = 256,
+                 on_step: Callable[[int, float], None] | None = None) -> None:
+        self.base = base
+        self.model = base.model
+        self.tokenizer = base.tokenizer
+        self.device = next(self.model.parameters()).device
+        self.max_batch = max_batch
+        self.prefill_tokens = prefill_tokens
+        self.max_queue = max_queue
+        self.on_step = on_step
+        self.router = MemoryRouter(self.model)
+        self.stop_ids = _stop_token_ids(base)
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.stats = EngineStats()
+        self._inbox: queue.Queue[GenerationRequest | None] = queue.Queue()
+        self._waiting: deque[GenerationRequest] = deque()
+        self._rows: list[_Row] = []
+        self._cache = BatchCache(base.num_layers, self.device)
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> GenerationEngine:
+        if self._thread is None:
+            self._running = True
+            self._thread = threading.Thread(target=self._loop, name="orgmem-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread; requests still queued or running are finished as cancelled."""
+        self._running = False
+        self._closed = True
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.router.remove_hooks()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def active(self) -> int:
+        return len(self._rows)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting) + self._inbox.qsize()
+
+    def submit(self, req: GenerationRequest) -> None:
+        """Queue a request (before ``start`` too: it is taken by the first engine step)."""
+        if self._closed:
+            raise OrgmemError("the generation engine is stopped")
+        if self.waiting >= self.max_queue:
+            raise EngineOverloadedError(
+                f"{self.waiting} requests are waiting (limit {self.max_queue}); retry later")
+        self._inbox.put(req)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        with torch.inference_mode():
+            while self._running:
+                self._drain_inbox(block=not self._rows and not self._waiting)
+                if not self._running:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    self._admit()
+                    if self._rows:
+                        self._decode_step()
+                except Exception as exc:  # keep serving: fail what was in flight, start clean
+                    logger.exception("engine step failed; failing active requests")
+                    self._fail_all(exc)
+                self.stats.busy_s += time.perf_counter() - t0
+        self._drain_inbox(block=False)
+        self._fail_all(None)
+
+    def _drain_inbox(self, block: bool) -> None:
+        try:
+            item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return
+        while item is not None:
+            self._waiting.append(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def _fail_all(self, exc: BaseException | None) -> None:
+        pending = [_Row(r, self.tokenizer, self.device) for r in self._waiting] + self._rows
+        self._waiting.clear()
+        self._rows = []
+        self._cache = BatchCache(self.base.num_layers, self.device)
+        for row in pending:
+            if exc is not None:
+                row.emit(Failed(exc))
+            else:
+                row.finish("cancelled")
+
+    # -- admission (prefill) -----------------------------------------------------------------------
+    def _take_admissible(self) -> list[GenerationRequest]:
+        """FIFO requests that fit in the batch and the prefill token budget (at least one)."""
+        taken: list[GenerationRequest] = []
+        longest = 0
+        while self._waiting and len(self._rows) + len(taken) < self.max_batch:
+            req = self._waiting[0]
+            if req.cancelled.is_set():
+                self._waiting.popleft()
+                _Row(req, self.tokenizer, self.device).finish("cancelled")
+                continue
+            longest_if = max(longest, len(req.prompt_ids))
+            if taken and longest_if * (len(taken) + 1) > self.prefill_tokens:
+                break
+            taken.append(self._waiting.popleft())
+            longest = longest_if
+        return taken
+
+    def _admit(self) -> None:
+        taken = self._take_admissible()
+        if not taken:
+            return
+        rows = [_Row(req, self.tokenizer, self.device) for req in taken]
+        try:
+            self._prefill(rows)
+        except Exception as exc:  # only these requests fail; the running batch is untouched
+            logger.exception("prefill failed", extra={"requests": [r.req.request_id for r in rows]})
+            for row in rows:
+                row.emit(Failed(exc))
+
+    def _prefill(self, rows: list[_Row]) -> None:
+        for row in rows:
+            if row.req.memory is not None:
+                self.router.ensure_hooks(row.req.memory.paths)
+        ids, mask = self._left_padded([r.req.prompt_ids for r in rows])
+        cache = DynamicCache()
+        t0 = time.perf_counter()
+        with self.router.route([r.req.memory for r in rows]):
+            out = self.model(input_ids=ids, attention_mask=mask,
+                             position_ids=(mask.cumsum(1) - 1).clamp_min(0),
+                             cache=cache, use_cache=True, logits_to_keep=1)
+        self.stats.prefills += 1
+        self._after_forward(rows, out.logits[:, -1], time.perf_counter() - t0)
+        keep = [i for i, r in enumerate(rows) if r.finish_reason is None and not r.req.cancelled.is_set()]
+        for i, r in enumerate(rows):
+            if i not in keep:
+                r.finish("cancelled" if r.req.cancelled.is_set() else None)
+        if keep:
+            index = torch.tensor(keep, dtype=torch.long, device=self.device)
+            kv = [(layer.keys.index_select(0, index), layer.values.index_select(0, index))
+                  for layer in cache.layers]
+            self._cache.add_rows(kv, mask.index_select(0, index))
+            self._rows.extend(rows[i] for i in keep)
+
+    def _left_padded(self, prompts: list[list[int]]) -> tuple[Tensor, Tensor]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- decoding ----------------------------------------------------------------------------------
+    def _decode_step(self) -> None:
+        rows = self._rows
+        ids = torch.tensor([[r.last_token] for r in rows], dtype=torch.long, device=self.device)
+        positions = self._cache.positions()
+        mask = self._cache.extend_mask()
+        t0 = time.perf_counter()
+        with self.router.route([r.req.memory for r in rows]):
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=self._cache,
+                             use_cache=True, logits_to_keep=1)
+        self.stats.steps += 1
+        self._after_forward(rows, out.logits[:, -1], time.perf_counter() - t0)
+        keep = []
+        for i, r in enumerate(rows):
+            if r.req.cancelled.is_set():
+                r.finish("cancelled")
+            elif r.finish_reason is not None:
+                r.finish()
+            else:
+                keep.append(i)
+        if len(keep) < len(rows):
+            self._cache.keep_rows(keep)
+            self._rows = [rows[i] for i in keep]
+
+    def _after_forward(self, rows: list[_Row], logits: Tensor, seconds: float) -> None:
+        tokens = sample_rows(logits, [r.sampler for r in rows])
+        for row, token in zip(rows, tokens, strict=True):
+            row.accept(token, self.stop_ids)
+        self.stats.tokens += len(rows)
+        self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(rows))
+        if self.on_step is not None:
+            self.on_step(len(rows), seconds)
+
+
+def _stop_token_ids(base) -> frozenset[int]:
+    """End-of-turn ids: the tokenizer's eos plus the generation config's eos id(s)."""
+    ids: set[int] = set()
+    if base.tokenizer.eos_token_id is not None:
+        ids.add(int(base.tokenizer.eos_token_id))
+    configured = getattr(getattr(base.model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    return frozenset(ids)

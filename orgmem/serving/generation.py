@@ -1,0 +1,94 @@
+"""Between an HTTP request and the engine thread: prompt encoding and an async event stream.
+
+The engine calls ``on_event`` from its own thread; ``AsyncGeneration`` hops each event onto the
+request's event loop, so a route can ``async for event in gen.events()``. Leaving that loop
+early (client disconnected, error) cancels the request, and the engine drops its row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+from orgmem.serving.adapters import RowMemory
+from orgmem.serving.engine import Event, Failed, Finished, GenerationEngine, GenerationRequest
+from orgmem.serving.errors import ApiError
+from orgmem.serving.resolve import ResolvedModel
+from orgmem.serving.sampling import SamplingParams
+
+
+def encode_chat(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of the conversation through the base's chat template, ready for the reply."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ApiError(400, "this base model has no chat template; use /v1/completions",
+                       code="no_chat_template")
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_prompt(tokenizer, prompt: str | list[str] | list[int]) -> list[int]:
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+        vocab = len(tokenizer)
+        bad = [t for t in prompt if not 0 <= int(t) < vocab]
+        if bad:
+            raise ApiError(400, f"prompt token ids {bad[:5]} are outside the vocabulary (0..{vocab - 1})",
+                           param="prompt")
+        return [int(t) for t in prompt]
+    text = prompt[0] if isinstance(prompt, list) else prompt
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return ids
+
+
+def check_length(base, prompt_ids: list[int], params: SamplingParams) -> None:
+    """Refuse prompts the base cannot hold together with the reply (OpenAI's context_length_exceeded)."""
+    limit = int(getattr(base.model.config, "max_position_embeddings", 0) or 0)
+    if not prompt_ids:
+        raise ApiError(400, "the prompt is empty", param="prompt")
+    if limit and len(prompt_ids) + params.max_tokens > limit:
+        raise ApiError(400, f"prompt ({len(prompt_ids)} tokens) + max_tokens ({params.max_tokens}) exceeds "
+                       f"the base model's context of {limit} tokens", param="messages",
+                       code="context_length_exceeded")
+
+
+class AsyncGeneration:
+    """One request running in the engine, observed from asyncio."""
+
+    def __init__(self, engine: GenerationEngine, resolved: ResolvedModel, memory: RowMemory | None,
+                 prompt_ids: list[int], params: SamplingParams, request_id: str) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.started = time.perf_counter()
+        self.request = GenerationRequest(prompt_ids=prompt_ids, params=params, memory=memory,
+                                         on_event=self._from_engine, request_id=request_id,
+                                         labels={"org": resolved.org, "checkpoint": resolved.label})
+        self.engine = engine
+        self.finished: Finished | None = None
+
+    def _from_engine(self, event: Event) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def start(self) -> AsyncGeneration:
+        self.engine.submit(self.request)
+        return self
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until ``Finished`` (yielded) or ``Failed`` (raised); cancels the request if left early."""
+        try:
+            while True:
+                event = await self.queue.get()
+                if isinstance(event, Failed):
+                    raise event.error
+                yield event
+                if isinstance(event, Finished):
+                    self.finished = event
+                    return
+        finally:
+            if self.finished is None:
+                self.request.cancel()
+
+    async def result(self) -> Finished:
+        async for _ in self.events():
+            pass
+        assert self.finished is not None
+        return self.finished

@@ -1,0 +1,161 @@
+"""``/v1``: the OpenAI-compatible routes (models, chat completions, text completions).
+
+Per request: authenticate (dependency), resolve ``model`` to a checkpoint *now*, take the loaded
+memory (cache or store), submit to the engine, answer as JSON or as server-sent events ending
+with ``data: [DONE]``. The checkpoint that answered is in the ``X-Orgmem-Checkpoint`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from orgmem.db.enums import CheckpointStatus
+from orgmem.db.models import Checkpoint
+from orgmem.keys import ApiKeyIdentity
+from orgmem.lineage import get_org
+from orgmem.serving.auth import get_state, require_key
+from orgmem.serving.engine import Finished, TextDelta
+from orgmem.serving.errors import as_api_error
+from orgmem.serving.generation import AsyncGeneration, check_length, encode_chat, encode_prompt
+from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
+from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, ResolvedModel
+from orgmem.serving.state import ServingState
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+CHECKPOINT_HEADER = "X-Orgmem-Checkpoint"
+
+
+def _headers(resolved: ResolvedModel) -> dict[str, str]:
+    return {CHECKPOINT_HEADER: resolved.label, "X-Orgmem-Org": resolved.org}
+
+
+def _sse(payload: dict[str, Any] | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+@router.get("/models", summary="Models this key may use")
+def list_models(request: Request, identity: ApiKeyIdentity = Depends(require_key)) -> dict[str, Any]:
+    """The key's org model; admin keys also see every servable checkpoint as ``ORG@CKPT``."""
+    state = get_state(request)
+    with state.session() as session:
+        org = get_org(session, identity.org_slug)
+        created = int(org.created_at.timestamp())
+        data = [{"id": org.slug, "object": "model", "created": created, "owned_by": org.slug,
+                 "orgmem": {"checkpoint_id": org.served_checkpoint_id}}]
+        if identity.is_admin:
+            rows = session.scalars(select(Checkpoint).where(
+                Checkpoint.org_id == org.id, Checkpoint.status != CheckpointStatus.QUARANTINED.value,
+            ).order_by(Checkpoint.created_at, Checkpoint.id))
+            data += [{"id": f"{org.slug}{CHECKPOINT_SEPARATOR}{ck.id}", "object": "model",
+                      "created": int(ck.created_at.timestamp()), "owned_by": org.slug,
+                      "orgmem": {"checkpoint_id": ck.id, "status": ck.status}} for ck in rows]
+    return {"object": "list", "data": data}
+
+
+async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: GenerationBody,
+                   encode: Callable[[Any], list[int]]) -> tuple[AsyncGeneration, ResolvedModel]:
+    params = body.sampling(state.serve)
+    engine = state.require_engine()
+    prompt_ids = encode(engine.tokenizer)
+    check_length(engine.base, prompt_ids, params)
+    resolved = await run_in_threadpool(state.resolve, identity, body.model)
+    memory = await run_in_threadpool(state.memory_for, resolved)
+    gen = AsyncGeneration(engine, resolved, memory, prompt_ids, params, request_id="")
+    return gen, resolved
+
+
+def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration, done: Finished) -> None:
+    m = state.metrics
+    m.tokens.labels(org=resolved.org, kind="prompt").inc(done.prompt_tokens)
+    m.tokens.labels(org=resolved.org, kind="completion").inc(done.completion_tokens)
+    m.generation.labels(org=resolved.org).observe(time.perf_counter() - gen.started)
+    if done.first_token_s is not None:
+        m.ttft.labels(org=resolved.org).observe(done.first_token_s)
+    logger.info("completion", extra={"org": resolved.org, "checkpoint": resolved.label,
+                                     "prompt_tokens": done.prompt_tokens,
+                                     "completion_tokens": done.completion_tokens, "finish": done.reason})
+
+
+@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream: true for SSE)")
+async def chat_completions(body: ChatCompletionBody, request: Request,
+                           identity: ApiKeyIdentity = Depends(require_key)):
+    state = get_state(request)
+    conversation = body.conversation()
+    gen, resolved = await _prepare(state, identity, body, lambda tok: encode_chat(tok, conversation))
+    frame = ResponseFrame(resolved, "chatcmpl")
+    gen.request.request_id = frame.id
+    gen.start()
+    if body.stream:
+        chunks = _chat_chunks(state, gen, frame, body.include_usage)
+        return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
+    done = await gen.result()
+    _account(state, resolved, gen, done)
+    return JSONResponse(frame.chat(done.text, done.reason, done.prompt_tokens, done.completion_tokens),
+                        headers=_headers(resolved))
+
+
+@router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)")
+async def completions(body: CompletionBody, request: Request,
+                      identity: ApiKeyIdentity = Depends(require_key)):
+    state = get_state(request)
+    gen, resolved = await _prepare(state, identity, body, lambda tok: encode_prompt(tok, body.prompt))
+    frame = ResponseFrame(resolved, "cmpl")
+    gen.request.request_id = frame.id
+    gen.start()
+    if body.stream:
+        chunks = _completion_chunks(state, gen, frame, body.include_usage)
+        return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
+    done = await gen.result()
+    _account(state, resolved, gen, done)
+    return JSONResponse(frame.completion(done.text, done.reason, done.prompt_tokens, done.completion_tokens),
+                        headers=_headers(resolved))
+
+
+async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
+                  delta: Callable[[str], dict[str, Any]], final: Callable[[Finished], dict[str, Any]],
+                  usage_object: str | None) -> AsyncIterator[str]:
+    """SSE frames of one generation; an error mid-stream becomes an OpenAI error frame."""
+    try:
+        async for event in gen.events():
+            if isinstance(event, TextDelta):
+                yield _sse(delta(event.text))
+            elif isinstance(event, Finished):
+                yield _sse(final(event))
+                if usage_object:
+                    yield _sse(frame.usage_chunk(usage_object, event.prompt_tokens, event.completion_tokens))
+                _account(state, frame.resolved, gen, event)
+    except Exception as exc:
+        err = as_api_error(exc)
+        logger.error("stream failed: %s", exc,
+                     extra={"org": frame.resolved.org, "checkpoint": frame.resolved.label})
+        yield _sse(err.body())
+    yield _sse("[DONE]")
+
+
+async def _chat_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
+                       include_usage: bool) -> AsyncIterator[str]:
+    yield _sse(frame.chat_chunk({"role": "assistant", "content": ""}))
+    async for line in _stream(state, gen, frame, lambda text: frame.chat_chunk({"content": text}),
+                              lambda done: frame.chat_chunk({}, done.reason),
+                              "chat.completion.chunk" if include_usage else None):
+        yield line
+
+
+async def _completion_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
+                             include_usage: bool) -> AsyncIterator[str]:
+    async for line in _stream(state, gen, frame, lambda text: frame.completion_chunk(text),
+                              lambda done: frame.completion_chunk("", done.reason),
+                              "text_completion" if include_usage else None):
+        yield line
