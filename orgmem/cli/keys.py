@@ -1,5 +1,66 @@
-"""`orgmem keys`: reserved here; issue #6 replaces this module (export `app` or `command`)."""
+"""``orgmem keys create|list|revoke``: org-scoped API keys for the server (issue #6).
 
-from orgmem.cli.common import reserved
+``create`` prints the key once; only its sha256 is stored, so a lost key is revoked and replaced,
+never recovered.
+"""
 
-command = reserved("keys", issue=6, summary="Create and revoke API keys")
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit, format_table
+
+app = typer.Typer(help="Create, list and revoke API keys (org-scoped, role employee|admin).",
+                  no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    org: Annotated[str, typer.Argument(help="Org slug the key belongs to.")],
+    role: Annotated[str, typer.Option("--role", help="employee | admin (also /api).")] = "employee",
+    name: Annotated[str | None, typer.Option("--name", help="Label in listings (default: role-N).")] = None,
+    actor: ActorOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a key and print it once (it is not stored; keep it now)."""
+    from orgmem.keys import create_key, key_dict
+
+    with db_session(write=True) as session:
+        created = create_key(session, org, role, name, actor=actor_or_default(actor))
+        data = {**key_dict(created.row, org), "key": created.key}
+    emit(data, as_json, lambda: (
+        f"created {data['role']} key {data['name']!r} (id {data['id']}) for org {org!r}:\n\n"
+        f"    {created.key}\n\nIt is shown only now; only its hash is stored."))
+
+
+@app.command("list")
+def list_(
+    org: Annotated[str, typer.Argument(help="Org slug.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List an org's keys (prefix, role, last use; never the keys)."""
+    from orgmem.keys import key_dict, list_keys
+
+    with db_session() as session:
+        keys = [key_dict(row, org) for row in list_keys(session, org)]
+    rows = [(k["id"], k["prefix"] + "…", k["name"], k["role"], "active" if k["active"] else "revoked",
+             (k["last_used_at"] or "-")[:19]) for k in keys]
+    emit(keys, as_json, lambda: format_table(["ID", "PREFIX", "NAME", "ROLE", "STATE", "LAST USED"], rows)
+         if rows else f"org {org!r} has no API keys: `orgmem keys create {org} --role employee`")
+
+
+@app.command("revoke")
+def revoke(
+    org: Annotated[str, typer.Argument(help="Org slug.")],
+    key: Annotated[str, typer.Argument(help="Key id or prefix (as `keys list` shows).")],
+    actor: ActorOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a key: refused from the next request on."""
+    from orgmem.keys import key_dict, revoke_key
+
+    with db_session(write=True) as session:
+        data = key_dict(revoke_key(session, org, key, actor=actor_or_default(actor)), org)
+    emit(data, as_json, f"revoked key {data['prefix']}… ({data['name']}) of org {org!r}")

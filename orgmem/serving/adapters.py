@@ -7,8 +7,9 @@ becomes a ``RowMemory``: ``ops[module_path]`` are functions ``(x, out) -> out`` 
 owns its own modules, built from the saved bytes and never mutated afterwards, so requests of
 different orgs share nothing mutable.
 
-Kinds join through ``register_row_adapter(kind, build)``; ``cms`` and ``lora`` are built in and
-compute exactly what ``orgmem.memory.attach`` computes (a test compares logits).
+Kinds join through ``register_row_adapter(kind, build)``; ``cms``, ``lora`` and ``titans`` (read
+only) are built in and compute exactly what ``orgmem.memory.attach`` computes in eval mode (a
+test compares logits).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from safetensors.torch import load as st_load
 from torch import Tensor, nn
 
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
-from orgmem.memory import CmsMemory, MemoryConfig, parse_spec, read_metadata
+from orgmem.memory import CmsMemory, MemoryConfig, get_kind, parse_spec, read_metadata
 
 RowOp = Callable[[Tensor, Tensor], Tensor]
 """``op(x, out) -> out'``: ``x`` the module's input rows, ``out`` its output rows."""
@@ -158,5 +159,28 @@ def _lora_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> AdapterR
     return ops, [holder]
 
 
+def _titans_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> AdapterResult:
+    """Titans, read-only: each token's query reads the saved memory weights (no writes when serving).
+
+    A query depends on its own token alone, so cached decoding reads what a full pass reads.
+    """
+    layers = cfg.resolve_layers(base.num_layers)
+    memory = get_kind("titans").kind_cls(base, cfg, layers)  # builds the memories; no hooks
+    try:
+        memory.load_memory_state_dict(state)
+    except (RuntimeError, OrgmemError) as exc:
+        raise IntegrityError(f"titans memory state does not fit its config: {exc}") from exc
+    _frozen(memory)
+    ops: dict[str, RowOp] = {}
+    for key in memory.memories:
+
+        def op(x: Tensor, out: Tensor, key: str = key) -> Tensor:
+            return out + memory.apply_memory(key, x).to(out.dtype)
+
+        ops[f"model.layers.{key}"] = op
+    return ops, [memory]
+
+
 register_row_adapter("cms", _cms_adapter)
+register_row_adapter("titans", _titans_adapter)
 register_row_adapter("lora", _lora_adapter)

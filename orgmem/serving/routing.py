@@ -51,7 +51,7 @@ class MemoryRouter:
                 module = self.model.get_submodule(path)
             except AttributeError:
                 raise IntegrityError(f"memory targets module {path!r}, which the base model lacks") from None
-            self._hooks[path] = module.register_forward_hook(self._hook(path))
+            self._hooks[path] = module.register_forward_hook(self._hook(path), with_kwargs=True)
 
     def remove_hooks(self) -> None:
         for handle in self._hooks.values():
@@ -68,25 +68,32 @@ class MemoryRouter:
             self._plan = None
 
     def _hook(self, path: str):
-        def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor:
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output):
             plan = self._plan
             steps = plan.get(path) if plan else None
             if not steps:
                 return output
-            x = args[0]
-            for step in steps:
-                if step.rows is None:
-                    for op in step.ops:
-                        output = op(x, output)
-                    continue
-                rows_out = output.index_select(0, step.rows)
-                rows_x = x.index_select(0, step.rows)
-                for op in step.ops:
-                    rows_out = op(rows_x, rows_out)
-                output = output.index_copy(0, step.rows, rows_out)
-            return output
+            x = args[0] if args else kwargs["hidden_states"]
+            out = output[0] if isinstance(output, tuple) else output
+            out = _apply(steps, x, out)
+            return (out, *output[1:]) if isinstance(output, tuple) else out
 
         return hook
+
+
+def _apply(steps: list[_Step], x: Tensor, out: Tensor) -> Tensor:
+    """Each step's ops on its rows of ``out`` (all rows when ``rows`` is None)."""
+    for step in steps:
+        if step.rows is None:
+            for op in step.ops:
+                out = op(x, out)
+            continue
+        rows_out = out.index_select(0, step.rows)
+        rows_x = x.index_select(0, step.rows)
+        for op in step.ops:
+            rows_out = op(rows_x, rows_out)
+        out = out.index_copy(0, step.rows, rows_out)
+    return out
 
 
 def plan_for(memories: Sequence[RowMemory | None], device: torch.device | None = None
