@@ -36,6 +36,7 @@ def meta_train_command(
                       ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Episodes per outer step.")] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Outer learning rate.")] = 1e-3,
+    control_weight: Annotated[float, typer.Option("--control-weight", help="Shuffled-control weight.")] = 1.0,
     bank_size: Annotated[int, typer.Option("--bank-size", help="Episodes per cached bank.")] = 256,
     bank_refresh: Annotated[int, typer.Option("--bank-refresh", help="Steps per bank of episodes.")] = 100,
     eval_episodes: Annotated[int, typer.Option("--eval-episodes", help="Held-out episodes.")] = 64,
@@ -56,7 +57,8 @@ def meta_train_command(
     if threads:
         torch.set_num_threads(threads)
     base = load_base(base_name, device=device)
-    cfg = MetaTrainConfig(steps=steps, batch_size=batch_size, lr=lr, bank_size=bank_size,
+    cfg = MetaTrainConfig(steps=steps, batch_size=batch_size, lr=lr, control_weight=control_weight,
+                          bank_size=bank_size,
                           bank_refresh=bank_refresh, eval_episodes=eval_episodes, eval_every=eval_every,
                           checkpoint_every=checkpoint_every, seed=seed)
     result = meta_train(base, config=cfg, resume=resume,

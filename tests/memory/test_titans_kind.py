@@ -207,3 +207,24 @@ def test_meta_initialisation_loaded_at_attach_and_refused_elsewhere(base):
         attach(base, other_shape)
     with attach(base, TitansConfig(**(SMALL | {"heads": 3}))) as h:  # auto: falls back, with a warning
         assert h.components[0].meta_init_path is None
+
+
+def test_direct_layer_calls_write_only_the_tokens_they_allow(base):
+    from orgmem.memory.titans.stack import embed, run_layers
+
+    x = ids(12, batch=1, seed=8)
+    allow = torch.zeros(1, 12, dtype=torch.bool)
+    allow[:, :5] = True
+    with attach(base, TitansConfig(**(SMALL | {"chunk_size": 16}))) as h:
+        titans = h.components[0]
+        h.train()
+        with torch.no_grad():
+            hidden = run_layers(base.model, embed(base.model, x), 0, 3)
+            h(x, attention_mask=torch.zeros_like(x))  # an all-padding model call writes nothing...
+            assert titans.states["3"].pending == 0
+            titans.set_token_mask(allow)
+            run_layers(base.model, hidden, 3, 4)
+            assert titans.states["3"].pending == 5
+            titans.set_token_mask(None)
+            run_layers(base.model, hidden, 3, 4)  # ...and its mask does not linger: all 12 written
+            assert titans.states["3"].pending == (5 + 12) % 16

@@ -102,12 +102,12 @@ def _write(kind: TitansMemory, model, batch: EpisodeBank) -> None:
     """
     kind.reset_memory(len(batch))
     kind.train()
-    kind._mask = batch.write_mask
+    kind.set_token_mask(batch.write_mask)
     try:
         hidden = run_layers(model, batch.write_hidden, batch.layer, kind.layers[-1])
         kind.apply_memory(str(kind.layers[-1]), hidden)
     finally:
-        kind._mask = None
+        kind.set_token_mask(None)
         kind.eval()
     kind.flush()
 

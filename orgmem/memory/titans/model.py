@@ -64,6 +64,7 @@ class TitansMemory(MemoryKind):
     def attach(self) -> None:
         model = self.base_model.model
         self._hooks.append(model.register_forward_pre_hook(self._capture_mask, with_kwargs=True))
+        self._hooks.append(model.register_forward_hook(self._forget_mask, always_call=True))
         decoder = decoder_layers(model)
         for i in self.layers:
             self._hooks.append(decoder[i].register_forward_hook(self._hook(str(i)), with_kwargs=True))
@@ -105,9 +106,17 @@ class TitansMemory(MemoryKind):
             self.write_enabled = previous
 
     # ---- forward -------------------------------------------------------------------------------
+    def set_token_mask(self, mask: Tensor | None) -> None:
+        """Which tokens (b, n) the next forwards may write, for callers that run decoder layers
+        directly (packed rows, rehearsal text that must stay out of the memory); None = all."""
+        self._mask = mask
+
     def _capture_mask(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
         self._mask = mask if isinstance(mask, Tensor) and mask.ndim == 2 else None
+
+    def _forget_mask(self, *args) -> None:
+        self._mask = None  # a model call's padding mask must never apply to a later call
 
     def token_mask(self, x: Tensor) -> Tensor | None:
         """(b, n) real-token mask for hidden states ``x``; the last n columns under a KV cache."""
