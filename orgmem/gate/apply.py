@@ -13,6 +13,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from orgmem.db.enums import CheckpointStatus
+from orgmem.db.session import begin_write
 from orgmem.errors import ConflictError
 from orgmem.gate.decide import GateDecision
 from orgmem.lineage import get_checkpoint, get_org, promote, reject
@@ -29,6 +30,7 @@ def apply_decision(session: Session, org_slug: str, checkpoint_id: str, decision
     is left as it is. If the head moved while the candidate was trained (a rollback or another
     promotion), it cannot be promoted onto the new head: it is rejected with that reason.
     """
+    begin_write(session)  # read-then-write: take SQLite's write lock first (no-op on PostgreSQL)
     ck = get_checkpoint(session, checkpoint_id, get_org(session, org_slug))
     if ck.status != CheckpointStatus.CANDIDATE.value:
         return ck.status

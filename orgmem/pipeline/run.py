@@ -99,7 +99,7 @@ def _stored_decision(ck: Checkpoint) -> GateDecision | None:
 
 def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> ConsolidationOutcome:
     """A retry after the commit: apply the stored gate decision if that never happened."""
-    with session_scope() as session:
+    with session_scope(write=True) as session:
         ck = session.get(Checkpoint, ck_id)
         status, metrics, decision = ck.status, dict(ck.metrics or {}), _stored_decision(ck)
         if status == CheckpointStatus.CANDIDATE.value and decision is not None:
@@ -222,7 +222,7 @@ def consolidate_org(
     ctx.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
     ck_id, created = _commit(store, inputs, result, metrics, cfg, base, ctx, actor)
     ctx.progress(0.95, f"committed checkpoint {ck_id}")
-    with session_scope() as session:
+    with session_scope(write=True) as session:
         status = apply_decision(session, org_slug, ck_id, decision)
     ctx.event(
         f"checkpoint {ck_id} {status}: {decision.summary()}",

@@ -12,7 +12,7 @@ from orgmem.lineage import create_org
 
 
 @pytest.fixture
-def db(monkeypatch):
+def db():
     """The configured (per-test SQLite) database, migrated to head."""
     get_job_settings.cache_clear()
     settings = get_settings()

@@ -1,0 +1,80 @@
+"""Real worker processes on the embedded defaults (filesystem broker, SQLite, local store, tiny
+base), driven through the CLI: a worker killed with SIGKILL in the middle of a consolidation."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from sqlalchemy import select
+
+from orgmem.db import session_scope
+from orgmem.db.models import Checkpoint, CheckpointObject, Chunk
+from orgmem.store import open_store
+from tests.pipeline.conftest import FAST_ENGINE, FAST_PIPELINE, NIGHT1, add_chunks
+from tests.workers.procs import Worker, cli_json, job_view, run_cli, wait_until
+
+#: Long enough on the tiny base (a few seconds of steps) to kill the worker while it trains.
+SLOW_ENGINE = {**FAST_ENGINE, "epochs": 40.0, "max_steps": None}
+WORKER_ENV = {
+    "ORGMEM_BASE_MODEL": "tiny-random",
+    "ORGMEM_LEASE_SECONDS": "3",
+    "ORGMEM_HEARTBEAT_SECONDS": "0.5",
+    "ORGMEM_RECOVER_INTERVAL_SECONDS": "1",
+    "ORGMEM_RETRY_BACKOFF_SECONDS": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+@pytest.fixture
+def worker_env(org, monkeypatch):
+    """Environment of worker subprocesses: tiny base, 3-second leases, fast recovery."""
+    for key, value in WORKER_ENV.items():
+        monkeypatch.setenv(key, value)
+    return dict(os.environ)
+
+
+def lineage_state(org_slug: str):
+    """(checkpoint ids, stored objects no row references, chunk statuses)."""
+    with session_scope() as s:
+        cks = list(s.scalars(select(Checkpoint.id)))
+        referenced = set(s.scalars(select(CheckpointObject.key)))
+        statuses = list(s.scalars(select(Chunk.status)))
+    stored = {o.key for o in open_store().list(f"orgs/{org_slug}/")}
+    return cks, stored - referenced, statuses
+
+
+def test_worker_killed_mid_consolidation_job_retried_once(worker_env, tmp_path):
+    ids = add_chunks("acme", NIGHT1)
+    first = Worker(tmp_path / "w1.log", worker_env)
+    first.wait_ready()
+    job = run_cli(
+        "consolidate", "acme", "--engine", json.dumps(SLOW_ENGINE), "--pipeline", json.dumps(FAST_PIPELINE)
+    ).stdout.strip()
+    wait_until(
+        lambda: any("training on base" in e["message"] for e in job_view(job)["events"]),
+        90,
+        "training to start",
+    )
+    first.kill9()
+    dead = job_view(job)
+    assert dead["status"] == "running" and str(first.pid) in dead["lease_owner"]
+    cks, _, statuses = lineage_state("acme")
+    assert cks == [] and statuses == ["pending"] * len(ids), "pending data intact"
+
+    second = Worker(tmp_path / "w2.log", worker_env)
+    try:
+        done = cli_json("job", "wait", job, "--timeout", "150")
+    finally:
+        second.stop(idle=True)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 2 and done["result"]["status"] == "promoted"
+    events = [e["message"] for e in job_view(job)["events"]]
+    assert any(f"lease of worker {dead['lease_owner']} expired; job re-queued" == m for m in events)
+    cks, orphans, statuses = lineage_state("acme")
+    assert cks == [done["result"]["checkpoint_id"]], "exactly one checkpoint"
+    assert orphans == set() and statuses == ["consumed"] * len(ids)
+    tree = cli_json("checkpoints", "acme")
+    nodes = tree["checkpoints"] if isinstance(tree, dict) else tree
+    assert [n["id"] for n in nodes if n["served"]] == cks
