@@ -170,6 +170,19 @@ def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base
         return commit.checkpoint.id, commit.created
 
 
+def _freeze_config(ctx: Reporter, cfg) -> None:
+    """Record the fully resolved recipe in the job, so a retry on a differently configured
+    worker trains exactly the same way (the recipe is part of the checkpoint's digest)."""
+    if not ctx.job_id or (ctx.params or {}).get("resolved"):
+        return
+    from orgmem.jobs import get_job
+
+    frozen = {"engine": cfg.engine.to_dict(), "pipeline": cfg.pipeline.to_dict(), "resolved": True}
+    with session_scope(write=True) as session:
+        job = get_job(session, ctx.job_id)
+        job.params = {**(job.params or {}), **frozen}
+
+
 def consolidate_org(
     org_slug: str,
     *,
@@ -183,6 +196,7 @@ def consolidate_org(
     params = params if params is not None else dict(ctx.params or {})
     cfg, settings = resolve(params), get_settings()
     actor = str(params.get("actor") or "system")
+    _freeze_config(ctx, cfg)
     store = store or open_store(settings=settings)
     extra = {"base_model": settings.base_model, "engine": cfg.engine.to_dict()}
     with session_scope() as session:

@@ -4,6 +4,7 @@ the nightly chain (sync, then consolidate), and the worker's command line."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from orgmem.db import session_scope
 from orgmem.errors import ConflictError, OrgmemError
@@ -71,3 +72,30 @@ def test_worker_command_line():
     assert worker_argv(["ingest"], concurrency=4)[-2:] == ["--concurrency", "4"]
     with pytest.raises(OrgmemError, match="concurrency 1"):
         worker_argv(["consolidate"], pool="prefork", concurrency=2)
+
+
+def test_retry_on_a_differently_configured_worker_makes_no_second_checkpoint(tiny, org, monkeypatch):
+    import orgmem.pipeline.run as run
+    from orgmem.db.models import Checkpoint
+    from orgmem.jobs import get_job, requeue_failed
+
+    add_chunks(org, NIGHT1)
+    monkeypatch.setenv("ORGMEM_PIPELINE_ENGINE", '{"epochs": 1, "max_steps": 2, "num_threads": 1}')
+    monkeypatch.setenv("ORGMEM_PIPELINE_OPTIONS", '{"new_probes": 2, "old_probes": 2, "progress": false}')
+    real_apply = run.apply_decision
+
+    def killed_before_gate(*args, **kwargs):
+        raise RuntimeError("worker died between commit and gate")
+
+    monkeypatch.setattr(run, "apply_decision", killed_before_gate)
+    job = create_consolidation(org, actor="test")
+    assert run_inline(job).status == "failed"
+    monkeypatch.setattr(run, "apply_decision", real_apply)
+    monkeypatch.setenv("ORGMEM_PIPELINE_ENGINE", '{"epochs": 3, "max_steps": 5, "num_threads": 1}')
+    with session_scope(write=True) as s:
+        assert get_job(s, job).params["engine"]["max_steps"] == 2, "the first attempt's recipe is frozen"
+        requeue_failed(s, job, actor="test")
+    out = run_inline(job)
+    assert out.status == "succeeded" and out.result["status"] == "promoted" and out.result["created"] is False
+    with session_scope() as s:
+        assert len(list(s.scalars(select(Checkpoint.id)))) == 1
