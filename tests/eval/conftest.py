@@ -33,7 +33,7 @@ def tiny():
     return load_base("tiny-random", device="cpu")
 
 
-def teach(model, tokenizer, examples: list[tuple[list[int], list[int]]], steps: int = 150, lr: float = 3e-3):
+def teach(model, tokenizer, examples: list[tuple[list[int], list[int]]], steps: int = 60, lr: float = 1e-2):
     """Fine-tune a copy of ``model`` on (prompt ids, target ids) pairs, loss on the targets only."""
     model = copy.deepcopy(model).train()
     for p in model.parameters():

@@ -1,0 +1,50 @@
+"""The knowledge benchmark's quick path end to end on the tiny base, and its corpus's consistency."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import knowledge
+from orgmem.eval.corpus import load_corpus
+
+
+def test_corpus_probes_agree_with_documents():
+    corpus = load_corpus(knowledge.ROOT / "corpus")
+    assert corpus.check() == []
+    night1 = [p for p in corpus.probes if p.night == 1]
+    updates = [p for p in corpus.probes if p.night == 2 and p.replaces]
+    new = [p for p in corpus.probes if p.night == 2 and not p.replaces]
+    assert len(night1) >= 40 and len(updates) >= 10 and new
+    assert all(p.question and p.source for p in corpus.probes)
+    # Changed documents are re-delivered, so their old versions are no longer replayed.
+    replayed = {d.path for d in corpus.replay(2)}
+    assert replayed and not replayed & {d.path for d in corpus.delivered(2)}
+    assert {d.source_kind for d in corpus.delivered(1)} == {"git", "docs", "slack", "rss"}
+
+
+def test_quick_run_end_to_end(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert knowledge.main(["--base", "tiny-random", "--quick", "--kinds", "cms,lora", "--out", str(out)]) == 0
+    data = json.loads((out / "knowledge.json").read_text())
+    kinds = [line["kind"] for line in data["summary"]]
+    assert kinds == ["base", "cms", "lora"]
+    runs = {r["kind"]: r for r in data["runs"]}
+    assert runs["base"]["kl"] == 0 and runs["base"]["replies_changed"] == 0
+    for kind in ("cms", "lora"):
+        r = runs[kind]
+        assert r["steps"] == [3, 3] and r["tokens_per_s"] > 0 and r["checkpoint_bytes"] > 0
+        assert r["consolidation"][1]["consolidations"] == 2  # night 2 continued night 1's state
+        assert r["reports"]["night2"]["groups"]["updated"]["n"] == 3
+        assert r["trainable_params"] > 0
+    table = (out / "knowledge.md").read_text()
+    assert "| cms | 1 |" in table and "| lora | 1 |" in table
+    assert "# Knowledge benchmark (tiny-random, quick)" in capsys.readouterr().out
+
+
+def test_unregistered_kind_is_explained_and_quick_probe_selection():
+    assert "nosuch" in knowledge.missing_kind("cms+nosuch")
+    assert knowledge.missing_kind("cms") is None
+    corpus = load_corpus(knowledge.ROOT / "corpus")
+    chosen = knowledge.select_probes(corpus.probes, quick=True)
+    updates = [p for p in chosen if p.night == 2 and p.replaces]
+    assert len(updates) == 3 and all(any(q.fact == u.fact and q.night == 1 for q in chosen) for u in updates)
