@@ -266,7 +266,42 @@ def _finite(obj):
 
 
 # -- main -----------------------------------------------------------------------------------------
-def run(cfg: BenchConfig) -> dict:
+@dataclass
+class Session:
+    """Everything one benchmark invocation shares between runs."""
+
+    cfg: BenchConfig
+    base: object
+    probes: list
+    nights: Nights
+    reference: object
+    t0: float
+    rows: list[dict] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def payload(self) -> dict:
+        cfg, probes, nights = self.cfg, self.probes, self.nights
+        return {
+            "base": cfg.base, "base_fingerprint": self.base.fingerprint, "quick": cfg.quick,
+            "steps": cfg.steps, "seeds": cfg.seeds, "threads": cfg.threads, "lora_rank": cfg.lora_rank,
+            "n_facts_night1": sum(p.night == 1 for p in probes),
+            "n_updates": sum(p.night == 2 and bool(p.replaces) for p in probes),
+            "n_new_night2": sum(p.night == 2 and not p.replaces for p in probes),
+            "chunks": {"night1": len(nights.new1), "night2": len(nights.new2),
+                       "replay2": len(nights.replay2)},
+            "machine": f"{platform.machine()} {os.cpu_count()} cpu, {cfg.threads} torch thread(s)",
+            "wall_seconds": time.time() - self.t0, "skipped": self.skipped,
+            "summary": aggregate(self.rows), "runs": self.rows,
+        }
+
+    def save(self) -> dict:
+        """Written after every run, so an interrupted benchmark keeps what it measured."""
+        payload = self.payload()
+        write_results(self.cfg, payload)
+        return payload
+
+
+def start(cfg: BenchConfig) -> Session:
     import torch
 
     from orgmem.eval import get_reference
@@ -279,40 +314,35 @@ def run(cfg: BenchConfig) -> dict:
     problems = corpus.check()
     if problems:
         raise SystemExit("corpus and probes disagree:\n" + "\n".join(problems))
-    probes = select_probes(corpus.probes, cfg.quick)
     base = load_base(cfg.base, device="cpu")
-    nights = corpus_chunks(corpus, base.tokenizer)
     reference = get_reference(base.model, base.tokenizer, base.fingerprint, progress=True)
-    rows = [row_from("base", 0, evaluate_night(base, None, probes, 1, reference, "base/night1"),
-                     evaluate_night(base, None, probes, 2, reference, "base/night2"), [], base_bytes(base))]
-    skipped = {}
+    return Session(cfg, base, select_probes(corpus.probes, cfg.quick), corpus_chunks(corpus, base.tokenizer),
+                   reference, t0)
+
+
+def run(cfg: BenchConfig) -> dict:
+    bench = start(cfg)
+    base, probes, reference = bench.base, bench.probes, bench.reference
+    bench.rows.append(row_from("base", 0, evaluate_night(base, None, probes, 1, reference, "base/night1"),
+                               evaluate_night(base, None, probes, 2, reference, "base/night2"), [],
+                               base_bytes(base)))
+    bench.save()
     for kind in cfg.kinds:
         reason = missing_kind(kind)
         if reason:
             print(f"skipping {kind}: {reason}", file=sys.stderr)
-            skipped[kind] = reason
+            bench.skipped[kind] = reason
             continue
         for seed in cfg.seeds:
             print(f"== {kind} seed {seed}", file=sys.stderr, flush=True)
             try:
-                rows.append(run_kind(base, nights, probes, reference, kind, seed, cfg))
+                bench.rows.append(run_kind(base, bench.nights, probes, reference, kind, seed, cfg))
             except Exception as exc:  # noqa: BLE001 - one kind failing must not lose the others' rows
                 print(f"{kind} seed {seed} failed: {exc!r}", file=sys.stderr)
-                skipped[f"{kind}/seed{seed}"] = f"failed: {exc!r}"
+                bench.skipped[f"{kind}/seed{seed}"] = f"failed: {exc!r}"
                 release_base(base)
-    payload = {
-        "base": cfg.base, "base_fingerprint": base.fingerprint, "quick": cfg.quick, "steps": cfg.steps,
-        "seeds": cfg.seeds, "threads": cfg.threads, "lora_rank": cfg.lora_rank,
-        "n_facts_night1": sum(p.night == 1 for p in probes),
-        "n_updates": sum(p.night == 2 and bool(p.replaces) for p in probes),
-        "n_new_night2": sum(p.night == 2 and not p.replaces for p in probes),
-        "chunks": {"night1": len(nights.new1), "night2": len(nights.new2), "replay2": len(nights.replay2)},
-        "machine": f"{platform.machine()} {os.cpu_count()} cpu, {cfg.threads} torch thread(s)",
-        "wall_seconds": time.time() - t0, "skipped": skipped,
-        "summary": aggregate(rows), "runs": rows,
-    }
-    write_results(cfg, payload)
-    return payload
+            bench.save()
+    return bench.save()
 
 
 def main(argv: list[str] | None = None) -> int:
