@@ -6,7 +6,10 @@ consolidation fails cleanly, commits nothing, and succeeds when retried on a hea
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -22,8 +25,8 @@ from tests.connectors.source_builders import (
     make_slack_zip,
     rss_feed,
 )
-from tests.workers.procs import Worker, cli_json, run_cli, wait_job
-from workers.schedules import run_nightly
+from tests.workers.procs import Worker, cli_json, orgmem_cmd, run_cli, wait_job, wait_until
+from workers.schedules import job_id_for, open_job_store, run_nightly
 
 NEWS_1 = (
     "n1",
@@ -45,15 +48,38 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def night(org: str, timeout: float = 240) -> tuple[dict, dict]:
+def night(org: str, timeout: float = 240, sync_id: str | None = None) -> tuple[dict, dict]:
     """What the scheduler does at night: sync all sources, then consolidate. Returns both jobs."""
-    sync_id = run_nightly(org)
+    sync_id = sync_id or run_nightly(org)
     assert sync_id is not None
     sync = wait_job(sync_id, timeout)
     assert sync["status"] == "succeeded", sync["error"]
     next_ids = [e["data"].get("next_job") for e in sync["events"] if e["data"].get("next_job")]
     assert len(next_ids) == 1, [e["message"] for e in sync["events"]]
     return sync, wait_job(next_ids[0], timeout)
+
+
+def scheduled_night(tmp_path) -> str:
+    """Schedule 02:00 Oslo time, pretend 02:00 passed while no scheduler ran, start `orgmem
+    scheduler`: the missed run happens once, on start. Returns the sync job it started."""
+    view = cli_json("schedule", "acme", "--cron", "0 2 * * *", "--tz", "Europe/Oslo")
+    assert view["enabled"] and view["next_run"] is not None
+    assert [v["org"] for v in cli_json("schedule", "list")] == ["acme"]
+    with open_job_store() as store:
+        job = store.lookup_job(job_id_for("acme"))
+        job._modify(next_run_time=datetime.now(UTC) - timedelta(minutes=5))
+        store.update_job(job)
+    log = tmp_path / "scheduler.log"
+    proc = subprocess.Popen(orgmem_cmd("scheduler"), stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: any(j["kind"] == "sync" for j in cli_json("jobs", "acme")), 60, "the missed run")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    syncs = [j for j in cli_json("jobs", "acme") if j["kind"] == "sync"]
+    assert len(syncs) == 1 and syncs[0]["params"]["then_consolidate"] is True
+    assert "scheduler stopped" in log.read_text()
+    return syncs[0]["id"]
 
 
 def lineage(org: str):
@@ -87,7 +113,7 @@ def test_two_nights_on_real_services_with_s3_outage(real_services, tmp_path):
         healthy = Worker(tmp_path / "night1.log", env)
         try:
             healthy.wait_ready()
-            sync1, night1 = night("acme")
+            sync1, night1 = night("acme", sync_id=scheduled_night(tmp_path))
         finally:
             healthy.stop(idle=True)
         assert {s["kind"] for s in sync1["result"]["sources"]} == {"git", "docs", "slack", "rss"}
