@@ -6,9 +6,11 @@ long-lived ``git cat-file --batch`` process reads thousands of blobs without a p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,19 +128,35 @@ class GitRepo:
         return result
 
     def read_blobs(self, shas: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-        """Stream blob contents through one ``git cat-file --batch`` process."""
+        """Stream blob contents through one ``git cat-file --batch`` process.
+
+        The object names are written by a helper thread while this one reads, so there is no
+        round trip per blob (and no deadlock when both pipes fill up).
+        """
+        wanted = list(shas)
         proc = subprocess.Popen(
-            ["git", "-C", str(self.path), "cat-file", "--batch"],
+            ["git", "-C", str(self.path), "cat-file", "--batch", "--buffer"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={**os.environ, **_GIT_ENV},
         )
         assert proc.stdin is not None and proc.stdout is not None
+        stdin = proc.stdin
+
+        def feed() -> None:
+            try:
+                stdin.write("".join(f"{sha}\n" for sha in wanted).encode())
+            except (BrokenPipeError, ValueError):  # the reader stopped early
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    stdin.close()
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
         try:
-            for sha in shas:
-                proc.stdin.write(sha.encode() + b"\n")
-                proc.stdin.flush()
+            for sha in wanted:
                 header = proc.stdout.readline().decode().split()
                 if len(header) != 3:
                     raise SourceError(f"git object {sha} is missing in repository {self.label}")
@@ -146,9 +164,10 @@ class GitRepo:
                 proc.stdout.read(1)  # trailing newline
                 yield sha, data
         finally:
-            proc.stdin.close()
             proc.stdout.close()
+            proc.kill()
             proc.wait()
+            writer.join()
 
 
 def open_repo(path: str | None, url: str | None, cache_dir: Path) -> GitRepo:

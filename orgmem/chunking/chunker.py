@@ -71,9 +71,34 @@ def _counter_for(tokenizer) -> Callable[[str], int]:
     return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
 
+def split_body(
+    text: str, language, body_tokens: int, overlap: int, count_tokens: Callable[[str], int]
+) -> list[tuple[str, int]]:
+    """(piece, tokens) pairs of at most ``body_tokens`` tokens each.
+
+    Counting tokens for every candidate split costs the tokenizer several passes over the text.
+    Instead, split by characters at the text's own chars-per-token ratio (measured on a sample),
+    count each piece once, and re-split only the rare piece that is still too long with the exact
+    token-measuring splitter. Sizes stay exact; the tokenizer sees the text about once.
+    """
+    sample = text[:4000]
+    ratio = max(1.0, len(sample) / max(1, count_tokens(sample)))
+    approx = splitter(language, max(1, int(body_tokens * ratio * 0.9)), int(overlap * ratio), len)
+    exact = None
+    pieces: list[tuple[str, int]] = []
+    for piece in approx.split_text(text):
+        n = count_tokens(piece)
+        if n <= body_tokens:
+            pieces.append((piece, n))
+            continue
+        exact = exact or splitter(language, body_tokens, overlap, count_tokens)
+        pieces += [(p, count_tokens(p)) for p in exact.split_text(piece)]
+    return pieces
+
+
 def chunk_document(
     org: str,
-    external_id: str,
+    doc_key: str,
     text: str,
     *,
     source_kind: str,
@@ -83,22 +108,26 @@ def chunk_document(
     count_tokens: Callable[[str], int],
     config: ChunkingConfig | None = None,
 ) -> list[Chunk]:
-    """Chunks of one document version in order; duplicate passages within it appear once."""
+    """Chunks of one document version in order; duplicate passages within it appear once.
+
+    ``doc_key`` identifies the document within the org (the writer uses ``<source>/<external id>``,
+    so the same README in two repositories makes two sets of chunks, not a key collision).
+    ``n_tokens`` = header tokens + body tokens: exact for byte-level BPE tokenizers, whose
+    pre-tokenizer never merges across the newline that ends the header.
+    """
     config = config or ChunkingConfig()
     head = header(source_kind, source_name, title)
     head_tokens = count_tokens(head + "\n")
     body_tokens = max(MIN_BODY_TOKENS, config.chunk_tokens - head_tokens)
     overlap = min(config.overlap_tokens, body_tokens // 4)
-    pieces = splitter(language_for(source_kind, path), body_tokens, overlap, count_tokens).split_text(text)
     chunks: list[Chunk] = []
     seen: set[str] = set()
-    for body in pieces:
+    for body, n in split_body(text, language_for(source_kind, path), body_tokens, overlap, count_tokens):
         if not body.strip():
             continue
-        key = chunk_key(org, external_id, body)
+        key = chunk_key(org, doc_key, body)
         if key in seen:
             continue
         seen.add(key)
-        full = f"{head}\n{body}"
-        chunks.append(Chunk(key=key, text=full, n_tokens=count_tokens(full), seq=len(chunks)))
+        chunks.append(Chunk(key=key, text=f"{head}\n{body}", n_tokens=head_tokens + n, seq=len(chunks)))
     return chunks

@@ -27,6 +27,7 @@ class SyncReport:
     cursor_advanced: bool = False
     error: str | None = None
     elapsed_s: float = 0.0
+    timings: Counter[str] = field(default_factory=Counter)  # seconds spent in governance, chunking, database
 
     @property
     def ok(self) -> bool:
@@ -50,6 +51,7 @@ class SyncReport:
             "cursor_advanced": self.cursor_advanced,
             "error": self.error,
             "elapsed_s": round(self.elapsed_s, 3),
+            "timings": {k: round(v, 3) for k, v in sorted(self.timings.items())},
         }
 
     def summary(self) -> str:
