@@ -49,7 +49,8 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     url = settings.broker_url
     scheme = urlsplit(url).scheme
     if scheme == "filesystem":
-        return "filesystem://", {**filesystem_folders(url, settings.home), "polling_interval": 0.2}
+        # "localhost" only silences kombu's "no hostname" warning; the folders are what matter.
+        return "filesystem://localhost/", {**filesystem_folders(url, settings.home), "polling_interval": 0.2}
     if scheme in ("redis", "rediss"):
         return url, {"visibility_timeout": VISIBILITY_TIMEOUT_S}
     if scheme in ("amqp", "pyamqp", "memory"):
