@@ -78,6 +78,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # tqdm bars go to the worker's stderr as they are, not as log lines
         enable_utc=True,
     )
     return app
