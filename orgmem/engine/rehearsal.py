@@ -28,7 +28,7 @@ from orgmem.engine.packing import pack, row_tensor
 
 logger = logging.getLogger(__name__)
 
-MAX_NEW_TOKENS = 96
+MAX_NEW_TOKENS = 80
 
 
 def generic_prompts() -> list[str]:
@@ -45,7 +45,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 @torch.no_grad()
-def _generate(base, prompts: list[str], max_new_tokens: int, batch_size: int = 8) -> list[str]:
+def _generate(base, prompts: list[str], max_new_tokens: int, batch_size: int = 16) -> list[str]:
     tok = base.tokenizer
     old_side, tok.padding_side = tok.padding_side, "left"
     replies = []
