@@ -328,6 +328,7 @@ class GenerationEngine:
             self._rows = [rows[i] for i in keep]
 
     def _after_forward(self, rows: list[_Row], logits: Tensor, seconds: float) -> None:
+        logits = self._suppress_early_stop(rows, logits)
         tokens = sample_rows(logits, [r.sampler for r in rows])
         for row, token in zip(rows, tokens, strict=True):
             row.accept(token, self.stop_ids)
@@ -335,6 +336,16 @@ class GenerationEngine:
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(rows))
         if self.on_step is not None:
             self.on_step(len(rows), seconds)
+
+    def _suppress_early_stop(self, rows: list[_Row], logits: Tensor) -> Tensor:
+        """Rows below their ``min_tokens`` may not end the turn yet."""
+        early = [i for i, r in enumerate(rows) if r.generated < r.req.params.min_tokens]
+        if not early or not self.stop_ids:
+            return logits
+        logits = logits.clone()
+        rows_index = torch.tensor(early, device=logits.device)[:, None]
+        logits[rows_index, torch.tensor(sorted(self.stop_ids), device=logits.device)] = float("-inf")
+        return logits
 
 
 def _stop_token_ids(base) -> frozenset[int]:

@@ -69,6 +69,7 @@ class GenerationBody(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int | None = Field(None, ge=1)
+    min_tokens: int | None = Field(None, ge=0, description="vLLM extension: no end of turn before this.")
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -101,6 +102,7 @@ class GenerationBody(BaseModel):
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
         try:
             return SamplingParams(max_tokens=max_tokens, stop=stop, seed=self.seed,
+                                  min_tokens=self.min_tokens or 0,
                                   temperature=1.0 if self.temperature is None else self.temperature,
                                   top_p=1.0 if self.top_p is None else self.top_p)
         except Exception as exc:

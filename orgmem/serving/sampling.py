@@ -28,10 +28,14 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    min_tokens: int = 0  # end-of-turn is suppressed until this many tokens (vLLM's extension)
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise OrgmemError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if not 0 <= self.min_tokens <= self.max_tokens:
+            raise OrgmemError(f"min_tokens must be between 0 and max_tokens ({self.max_tokens}), "
+                              f"got {self.min_tokens}")
         if not 0.0 <= self.temperature <= 2.0:
             raise OrgmemError(f"temperature must be between 0 and 2, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:

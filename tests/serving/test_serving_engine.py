@@ -212,3 +212,20 @@ def test_corrupt_or_foreign_bytes_are_refused(tiny_base):
     truncated = data[: len(data) - 100]
     with pytest.raises(IntegrityError, match="test memory"):
         build_row_memory(tiny_base, truncated, sha256="0", source="test memory")
+
+
+def test_min_tokens_suppresses_end_of_turn_until_reached(tiny_base):
+    engine = GenerationEngine(tiny_base).start()
+    try:
+        _, done, box = _collect(engine, [40, 41, 42], None, max_tokens=8)
+        assert done.wait(30)
+        first = tiny_base.tokenizer(box["end"].text, add_special_tokens=False)["input_ids"][0]
+        engine.stop_ids = frozenset({first})  # make the greedy first token an end-of-turn token
+        _, done, box = _collect(engine, [40, 41, 42], None, max_tokens=8)
+        assert done.wait(30) and box["end"].completion_tokens == 0 and box["end"].reason == "stop"
+        _, done, box = _collect(engine, [40, 41, 42], None, max_tokens=8, min_tokens=5)
+        assert done.wait(30) and box["end"].completion_tokens >= 5
+        ids = tiny_base.tokenizer(box["end"].text, add_special_tokens=False)["input_ids"]
+        assert first not in ids[:5]
+    finally:
+        engine.stop()

@@ -1,0 +1,311 @@
+"""Serving benchmark: memory overhead per token and to first token, swap time, memory per org,
+throughput with 1, 4 and 16 orgs active — all in one run, against the bare base in the same run.
+
+What is measured (the serving engine itself, without HTTP, so the numbers are the model's):
+  single_stream - one request at a time: time to first token and ms per decoded token, for the
+                  bare base and with an org's memory attached (interleaved repeats, medians), plus
+                  plain ``model.generate`` on the base as the reference loop;
+  swap          - a request for a checkpoint not loaded yet: read from the store, sha256 check,
+                  build (what the first request after a pin/rollback/promotion pays), cold medians;
+  memory_per_org- weight bytes of one org's memory and the process RSS growth per loaded org;
+  throughput    - 16 concurrent streams spread over 1, 4 or 16 orgs (plus 1 stream), aggregate
+                  completion tokens/s over the whole run including prefill.
+Writes benchmarks/results/serving.json and serving.md (the table docs/benchmarks.md quotes).
+
+    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serving.py --threads 1 [--tokens 64]
+
+(``--threads 1`` on a shared machine: two OpenMP threads competing with other processes for two
+cores ran 4-7x slower than one here.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
+PROMPT = ("Write a long, detailed story about a lighthouse keeper named {name} who discovers a hidden "
+          "map in the lighthouse cellar, and describe every room of the lighthouse along the way.")
+NAMES = ["Ada", "Bjorn", "Chen", "Dara", "Emil", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kari", "Lea",
+         "Milo", "Nina", "Omar", "Pia"]
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def make_memory(base, seed: int) -> bytes:
+    """A default-config CMS memory with non-zero weights (the cost of a trained one, not its content)."""
+    from orgmem.memory import attach, save_memory
+
+    gen = torch.Generator().manual_seed(seed)
+    with attach(base, "cms") as handle:
+        state = {k: v + 0.01 * torch.randn(v.shape, generator=gen)
+                 for k, v in handle.memory_state_dict().items()}
+        handle.load_memory_state_dict(state)
+        return save_memory(handle)
+
+
+def build_deployment(base, n_orgs: int, root: Path):
+    """SQLite + local store with ``n_orgs`` orgs, one promoted checkpoint each; a started ServingState."""
+    from orgmem.checkpoints import MEMORY, commit_checkpoint
+    from orgmem.config import Settings
+    from orgmem.db.migrate import upgrade
+    from orgmem.db.session import session_scope
+    from orgmem.keys import ApiKeyIdentity
+    from orgmem.lineage import create_org
+    from orgmem.serving.config import ServeSettings
+    from orgmem.serving.state import ServingState
+    from orgmem.store import open_store
+
+    settings = Settings(home=root, database_url=f"sqlite:///{root / 'orgmem.db'}",
+                        store_url=f"file://{root / 'store'}", base_model=base.name)
+    upgrade(settings.database_url)
+    store = open_store(settings=settings)
+    identities = []
+    for i in range(n_orgs):
+        slug = f"org-{i:02d}"
+        with session_scope(settings.database_url, write=True) as s:
+            org = create_org(s, slug, actor="bench")
+            org_id = org.id
+        with session_scope(settings.database_url) as s:
+            commit_checkpoint(s, store, slug, None, objects={MEMORY: make_memory(base, i)}, manifest={},
+                              inputs=[], metrics={}, status="promoted", created_by="bench",
+                              base_model=base.name, base_fingerprint=base.fingerprint, memory_kind="cms")
+        identities.append(ApiKeyIdentity(i + 1, "bench", "admin", f"omk_bench{i:04d}", org_id, slug))
+    state = ServingState(settings, ServeSettings(cache_size=max(16, n_orgs), max_batch=16), base=base)
+    state.start()
+    return state, identities
+
+
+@dataclass
+class StreamResult:
+    ttft_s: float
+    total_s: float
+    tokens: int
+
+    @property
+    def ms_per_token(self) -> float:
+        return 1000 * (self.total_s - self.ttft_s) / max(1, self.tokens - 1)
+
+
+def run_streams(engine, jobs: list[tuple[list[int], object]], max_tokens: int
+                ) -> tuple[list[StreamResult], float]:
+    """Submit all (prompt, memory) jobs at once; per-stream timings and the wall time of the whole run."""
+    from orgmem.serving.engine import Failed, Finished, GenerationRequest
+    from orgmem.serving.sampling import SamplingParams
+
+    results: list[StreamResult | None] = [None] * len(jobs)
+    done = threading.Semaphore(0)
+    t0 = time.perf_counter()
+
+    def on_event(i: int, submitted: float):
+        def handle(event) -> None:
+            if isinstance(event, Finished):
+                results[i] = StreamResult(event.first_token_s or 0.0, time.perf_counter() - submitted,
+                                          event.completion_tokens)
+                done.release()
+            elif isinstance(event, Failed):
+                raise SystemExit(f"generation failed: {event.error}")
+        return handle
+
+    for i, (prompt, memory) in enumerate(jobs):
+        handler = on_event(i, time.perf_counter())
+        engine.submit(GenerationRequest(prompt_ids=prompt, memory=memory, on_event=handler,
+                                        params=SamplingParams(max_tokens=max_tokens, min_tokens=max_tokens,
+                                                              temperature=0)))
+    for _ in jobs:
+        done.acquire()
+    return [r for r in results if r is not None], time.perf_counter() - t0
+
+
+def prompt_ids(tokenizer, i: int) -> list[int]:
+    return list(tokenizer(PROMPT.format(name=NAMES[i % len(NAMES)]), add_special_tokens=False)["input_ids"])
+
+
+def _interleaved(engine, prompt: list[int], memory, tokens: int, repeats: int
+                 ) -> dict[str, list[StreamResult]]:
+    rows: dict[str, list[StreamResult]] = {"base": [], "memory": []}
+    for _ in range(repeats):
+        for name, mem in (("base", None), ("memory", memory)):
+            rows[name] += run_streams(engine, [(prompt, mem)], tokens)[0]
+    return rows
+
+
+def single_stream(state, identities, tokens: int, repeats: int) -> dict:
+    """TTFT from many 1-token runs, ms/token from full runs; base and memory interleaved (same noise)."""
+    engine = state.engine
+    memory = state.memory_for(state.resolve(identities[0], identities[0].org_slug))
+    prompt = prompt_ids(engine.tokenizer, 0)
+    run_streams(engine, [(prompt, memory)], 4)  # warm-up
+    first = _interleaved(engine, prompt, memory, 1, 4 * repeats)
+    full = _interleaved(engine, prompt, memory, tokens, repeats)
+    out: dict = {}
+    for name in ("base", "memory"):
+        ms = statistics.median(r.ms_per_token for r in full[name])
+        out[name] = {"ttft_ms": 1000 * statistics.median(r.ttft_s for r in first[name]), "ms_per_token": ms,
+                     "tokens_per_s": 1000 / ms, "completion_tokens": [r.tokens for r in full[name]]}
+    out["ratio_memory_to_base"] = {"ttft": out["memory"]["ttft_ms"] / out["base"]["ttft_ms"],
+                                   "per_token": out["memory"]["ms_per_token"] / out["base"]["ms_per_token"]}
+    out["prompt_tokens"] = len(prompt)
+    out["hf_generate_base_tokens_per_s"] = hf_generate_rate(state.base, prompt, tokens)
+    return out
+
+
+def hf_generate_rate(base, prompt: list[int], tokens: int) -> float:
+    """The reference loop: ``model.generate`` greedy on the bare base (tokens/s after the first)."""
+    ids = torch.tensor([prompt])
+    with torch.inference_mode():
+        base.model.generate(ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)
+        t0 = time.perf_counter()
+        base.model.generate(ids, max_new_tokens=1, min_new_tokens=1, do_sample=False)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        base.model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+        total = time.perf_counter() - t0
+    return (tokens - 1) / max(1e-9, total - first)
+
+
+def swap_times(state, identities, repeats: int) -> dict:
+    """Cold loads: drop the cache, then resolve + load (store read, checksum, build)."""
+    from orgmem.serving.memcache import MemoryCache
+
+    seconds = []
+    for i in range(repeats):
+        state.cache = MemoryCache(state.serve.cache_size, on_load=state._on_load)
+        ident = identities[i % len(identities)]
+        t0 = time.perf_counter()
+        state.memory_for(state.resolve(ident, ident.org_slug))
+        seconds.append(time.perf_counter() - t0)
+    return {"cold_load_ms_median": 1000 * statistics.median(seconds), "cold_load_ms_max": 1000 * max(seconds),
+            "samples": len(seconds)}
+
+
+def memory_per_org(state, identities) -> dict:
+    from orgmem.serving.memcache import MemoryCache
+
+    state.cache = MemoryCache(len(identities), on_load=state._on_load)
+    before = rss_bytes()
+    memories = [state.memory_for(state.resolve(i, i.org_slug)) for i in identities]
+    after = rss_bytes()
+    return {"weight_bytes_per_org": memories[0].nbytes, "orgs_loaded": len(memories),
+            "rss_growth_per_org": (after - before) / len(memories)}
+
+
+def throughput(state, identities, tokens: int) -> dict:
+    engine = state.engine
+    memories = [state.memory_for(state.resolve(i, i.org_slug)) for i in identities]
+    out = {}
+    for streams, orgs in ((1, 1), (16, 1), (16, 4), (16, 16)):
+        jobs = [(prompt_ids(engine.tokenizer, s), memories[s % orgs]) for s in range(streams)]
+        before = engine.stats.max_batch_seen
+        engine.stats.max_batch_seen = 0
+        results, wall = run_streams(engine, jobs, tokens)
+        total = sum(r.tokens for r in results)
+        out[f"{streams}_streams_{orgs}_orgs"] = {
+            "aggregate_tokens_per_s": total / wall, "wall_s": wall, "completion_tokens": total,
+            "max_batch": engine.stats.max_batch_seen,
+            "median_ms_per_token_per_stream": statistics.median(r.ms_per_token for r in results)}
+        engine.stats.max_batch_seen = max(before, engine.stats.max_batch_seen)
+    single = out["1_streams_1_orgs"]["aggregate_tokens_per_s"]
+    out["speedup_16_streams_16_orgs_vs_1"] = out["16_streams_16_orgs"]["aggregate_tokens_per_s"] / single
+    return out
+
+
+def _rate(row: dict) -> str:
+    return f"{row['ms_per_token']:.0f} ms ({row['tokens_per_s']:.1f} tok/s)"
+
+
+def markdown(r: dict) -> str:
+    """The table docs/benchmarks.md quotes."""
+    ss, tp, sw, mem = r["single_stream"], r["throughput"], r["swap"], r["memory_per_org"]
+    m = r["machine"]
+    lines = [
+        f"Serving on `{r['base']}`, {m['cpu_count']} CPU cores, {m['torch_threads']} torch thread(s), "
+        f"load average {m['load_avg_at_start'][0]:.1f} at start (shared machine); "
+        f"{r['tokens_per_stream']} tokens per stream, greedy, prompt {ss['prompt_tokens']} tokens.",
+        "",
+        "| measure | bare base | with org memory | ratio (target) |",
+        "|---|---|---|---|",
+        f"| time to first token | {ss['base']['ttft_ms']:.0f} ms | {ss['memory']['ttft_ms']:.0f} ms | "
+        f"{ss['ratio_memory_to_base']['ttft']:.3f} (≤ 1.1) |",
+        f"| per token, single stream | {_rate(ss['base'])} | {_rate(ss['memory'])} | "
+        f"{ss['ratio_memory_to_base']['per_token']:.3f} (≤ 1.1) |",
+        f"| `model.generate` reference, same run | {ss['hf_generate_base_tokens_per_s']:.1f} tok/s | | |",
+        "",
+        "| streams | orgs | aggregate tok/s | max batch |",
+        "|---|---|---|---|",
+    ]
+    for key, row in tp.items():
+        if isinstance(row, dict):
+            streams, _, orgs, _ = key.split("_")
+            lines.append(f"| {streams} | {orgs} | {row['aggregate_tokens_per_s']:.1f} | {row['max_batch']} |")
+    lines += [
+        "",
+        f"16 streams of 16 different orgs vs 1 stream: {tp['speedup_16_streams_16_orgs_vs_1']:.2f}x "
+        "(target ≥ 4x).",
+        f"Swap (first request after a pin: store read + sha256 + build): median "
+        f"{sw['cold_load_ms_median']:.0f} ms, max {sw['cold_load_ms_max']:.0f} ms (target < 1 s).",
+        f"Memory per additional org: {mem['weight_bytes_per_org'] / 1e6:.1f} MB of weights, "
+        f"RSS +{mem['rss_growth_per_org'] / 1e6:.1f} MB per org ({mem['orgs_loaded']} loaded).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="smollm2-135m-instruct")
+    parser.add_argument("--tokens", type=int, default=64, help="Completion tokens per stream.")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's).")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from orgmem.models import load_base
+
+    t0 = time.perf_counter()
+    base = load_base(args.base, device="cpu")
+    load_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        rss0 = rss_bytes()
+        state, identities = build_deployment(base, 16, Path(tmp))
+        try:
+            result = {
+                "base": args.base, "base_load_s": load_s, "tokens_per_stream": args.tokens,
+                "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                            "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
+                            "torch": torch.__version__},
+                "single_stream": single_stream(state, identities, args.tokens, args.repeats),
+                "swap": swap_times(state, identities, 8),
+                "memory_per_org": memory_per_org(state, identities),
+                "throughput": throughput(state, identities, args.tokens),
+                "rss_after_setup_bytes": rss0,
+            }
+        finally:
+            state.stop()
+    result["machine"]["load_avg_at_end"] = os.getloadavg()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result["command"] = " ".join(["benchmarks/serving.py", *sys.argv[1:]])
+    args.out.write_text(json.dumps(result, indent=2))
+    args.out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
