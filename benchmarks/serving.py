@@ -182,11 +182,9 @@ def hf_generate_rate(base, prompt: list[int], tokens: int) -> float:
 
 def swap_times(state, identities, repeats: int) -> dict:
     """Cold loads: drop the cache, then resolve + load (store read, checksum, build)."""
-    from orgmem.serving.memcache import MemoryCache
-
     seconds = []
     for i in range(repeats):
-        state.cache = MemoryCache(state.serve.cache_size, on_load=state._on_load)
+        state.clear_cache()
         ident = identities[i % len(identities)]
         t0 = time.perf_counter()
         state.memory_for(state.resolve(ident, ident.org_slug))
@@ -196,9 +194,7 @@ def swap_times(state, identities, repeats: int) -> dict:
 
 
 def memory_per_org(state, identities) -> dict:
-    from orgmem.serving.memcache import MemoryCache
-
-    state.cache = MemoryCache(len(identities), on_load=state._on_load)
+    state.clear_cache()  # cache_size >= len(identities): all of them stay loaded
     before = rss_bytes()
     memories = [state.memory_for(state.resolve(i, i.org_slug)) for i in identities]
     after = rss_bytes()

@@ -141,6 +141,10 @@ class ServingState:
 
         return self.cache.get(resolved.memory_sha256, load, label=source)
 
+    def clear_cache(self) -> None:
+        """Forget every loaded memory (running requests keep theirs); the next requests load afresh."""
+        self.cache = MemoryCache(self.serve.cache_size, on_load=self._on_load)
+
     def _loaded_orgs(self) -> float:
         with self._lock:
             shas = list(self._org_memory.values())

@@ -87,3 +87,26 @@ def test_client_disconnect_cancels_the_generation(deployment):
             break
         httpx.get(f"{deployment.url}/healthz")  # lets the server notice the closed connection
     assert engine.active == 0
+
+
+def test_a_memory_failing_in_the_forward_fails_only_its_requests(deployment, monkeypatch):
+    from orgmem.serving.adapters import RowMemory
+
+    def explode(x, out):
+        raise RuntimeError("memory op exploded")
+
+    broken = RowMemory(sha256="b" * 64, kind="cms", ops={"model.layers.3.mlp": [explode]})
+    real = deployment.state.memory_for
+    monkeypatch.setattr(deployment.state, "memory_for",
+                        lambda resolved: broken if resolved.org == "acme" else real(resolved))
+    globex = deployment.client("globex-employee")
+    with globex.completions.with_streaming_response.create(model="globex", prompt=PREFIX, max_tokens=300,
+                                                           temperature=0, stream=True) as good:
+        acme = deployment.client("acme-employee")
+        with pytest.raises(openai.APIError, match="RuntimeError"):
+            list(acme.completions.create(model="acme", prompt="hi", max_tokens=5, stream=True))
+        with pytest.raises(openai.InternalServerError):
+            acme.completions.create(model="acme", prompt="hi", max_tokens=5)
+        chunks = list(good.parse())
+    assert "".join(c.choices[0].text for c in chunks).startswith(" 9876")
+    assert chunks[-1].choices[0].finish_reason == "length"
