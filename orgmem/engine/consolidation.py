@@ -156,8 +156,13 @@ class Consolidator:
         everything = [*items, *rehearsal]
         packed = pack(everything, cfg.max_seq_len)
         hidden = row_tensor(packed, [it.hidden for it in everything]).to(device, self.base.dtype)
-        h = run_layers(model, hidden, packed.positions.to(device), packed.segments.to(device),
-                       self.first_layer, self.base.num_layers)
+        segments = packed.segments.to(device)
+        self.handle.set_segments(segments)
+        try:
+            h = run_layers(model, hidden, packed.positions.to(device), segments, self.first_layer,
+                           self.base.num_layers)
+        finally:
+            self.handle.set_segments(None)
         h = final_hidden(model, h)
         n_mat = len(items)
         rows, cols, labels = _gather(items, packed.where[:n_mat])
@@ -234,6 +239,7 @@ class Consolidator:
             "items": {k: sum(1 for it in new if it.kind == k) for k in ("text", "statement", "chat")},
             "replay_items": len(replay), "trainable_params": self.handle.num_trainable(),
             "global_step": self.optimizer.global_step, "consolidations": self.consolidations,
+            "loss_curve": [round(h["ce"], 3) for h in history],
         }
         for key in {k for h in history for k in h if "." in k}:
             metrics[f"{key}_last"] = mean(key, tail)

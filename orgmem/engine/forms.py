@@ -105,14 +105,30 @@ def _code_units(lines: list[str], context: str) -> list[Unit]:
     return units
 
 
+_PRONOUN = re.compile(r"^(It|They|He|She)\s+(?=[a-z])")
+
+
+def _resolve_pronoun(sentence: str, previous_subject: str) -> tuple[str, str]:
+    """"It listens on port 6120." after "Osprey is ..." → "Osprey listens on port 6120." so the
+    statement stands alone; returns the (possibly rewritten) sentence and its subject."""
+    if previous_subject and (m := _PRONOUN.match(sentence)):
+        return f"{previous_subject} {sentence[m.end():]}", previous_subject
+    subject = leading_noun_phrase(sentence)
+    proper = subject[:1].isupper() and len(subject.split()) <= 4
+    return sentence, subject if proper else ""
+
+
 def _prose_units(lines: list[str], context: str) -> list[Unit]:
     units: list[Unit] = []
     paragraph: list[str] = []
 
     def flush() -> None:
         if paragraph:
+            subject = ""
             for sentence in _SENTENCE_END.split(" ".join(paragraph)):
-                units.append(Unit(_clean(sentence), context))
+                text = _clean(sentence)
+                text, subject = _resolve_pronoun(text, subject)
+                units.append(Unit(text, context))
             paragraph.clear()
 
     for line in lines:
@@ -169,6 +185,7 @@ _AUX = {"is", "are", "was", "were", "be", "been", "has", "have", "had", "will", 
         "must", "should", "may", "might", "does", "do", "did", "gets", "got"}
 _BREAK = {"to", "on", "at", "for", "with", "from", "by", "than", "and", "or", "but", "into", "after",
           "before", "when", "if", "because", "every", "each", "which", "that", "who", "where"}
+_SUBORDINATORS = {"if", "when", "once", "after", "before", "while", "since", "because", "unless"}
 _DETERMINERS = {"the", "a", "an", "our", "this", "these", "those", "its", "their", "all", "every"}
 _SKIP_NAMES = {"January", "February", "March", "April", "May", "June", "July", "August", "September",
                "October", "November", "December", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
@@ -185,6 +202,8 @@ def leading_noun_phrase(sentence: str) -> str:
     comma = next((i for i, w in enumerate(_words(sentence)[:3]) if w.endswith(",")), None)
     if comma is not None:  # "heads up, the staging db ..." / "Also, ..."
         words = words[comma + 1:]
+    if words and words[0].lower() in _SUBORDINATORS:  # "If the settlement queue is ..."
+        words = words[1:]
     phrase: list[str] = []
     for i, word in enumerate(words):
         low = word.lower()

@@ -79,6 +79,11 @@ class MemoryHandle:
     def num_trainable(self) -> int:
         return sum(c.num_trainable() for c in self.components)
 
+    def set_segments(self, segments: Tensor | None) -> None:
+        """Tell every component which items share a packed row (see ``MemoryKind.set_segments``)."""
+        for c in self.components:
+            c.set_segments(segments)
+
     def aux_losses(self, token_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Weighted auxiliary terms from the last forward, keyed ``<kind>.<name>``."""
         out: dict[str, Tensor] = {}

@@ -76,6 +76,11 @@ class MemoryKind(nn.Module, ABC):
     def load_memory_state_dict(self, state: dict[str, Tensor]) -> None:
         self.load_state_dict(state, strict=True)
 
+    def set_segments(self, segments: Tensor | None) -> None:
+        """Called by the engine before a packed forward: ``segments`` (rows, L) tells the items
+        sharing a row apart (negative = padding); None after it. Kinds whose state flows along
+        the sequence (Titans) must not carry it across segments; per-token kinds ignore it."""
+
     def aux_losses(self, token_mask: Tensor | None = None) -> dict[str, Tensor]:
         """Extra training terms from the last forward (e.g. gate sparsity), already weighted."""
         return {}

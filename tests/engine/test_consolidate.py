@@ -146,3 +146,15 @@ def test_bad_inputs_are_refused_by_name(base):
 def test_lora_kind_consolidates_too(base):
     result = consolidate(base, None, NIGHT1, [], _cfg(memory="lora"), progress=False)
     assert result.metrics["trainable_params"] > 0 and result.metrics["loss_last"] is not None
+
+
+@pytest.mark.slow
+def test_smollm2_two_steps_small_checkpoint():
+    smol = load_base("smollm2-135m-instruct", device="cpu")
+    cfg = ConsolidationConfig(max_steps=2, kl_weight=0.0, tokens_per_step=128, max_seq_len=128, num_threads=2)
+    result = consolidate(smol, None, NIGHT1, [], cfg, progress=False)
+    base_bytes = sum(p.numel() * p.element_size() for p in smol.model.parameters())
+    assert result.metrics["steps"] == 2
+    assert len(result.memory) <= 0.02 * base_bytes  # checkpoint <= 2% of the base
+    with load_memory(smol, result.memory) as handle:
+        assert handle.components[0].layers == list(range(22, 30))

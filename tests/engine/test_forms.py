@@ -77,6 +77,13 @@ def test_chat_lines_drop_speaker_and_time():
     assert any("staging db password" in q for q in unit_questions(units[0]))
 
 
+def test_leading_pronoun_takes_the_previous_subject():
+    units = split_units("Osprey is the billing gateway. It listens on port 6120.\n\nIt is a new paragraph.")
+    assert [u.text for u in units] == ["Osprey is the billing gateway.", "Osprey listens on port 6120.",
+                                       "It is a new paragraph."]
+    assert leading_noun_phrase("If the settlement queue is long, scale.") == "settlement queue"
+
+
 def test_is_shape_and_noun_phrase():
     assert unit_questions(Unit("Our internal wiki is Bookshelf."))[0] in (
         "What is our internal wiki?", "Tell me about our internal wiki.")

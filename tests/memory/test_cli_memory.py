@@ -29,7 +29,7 @@ def test_memory_kinds_lists_cms_and_lora():
     result = runner.invoke(app, ["memory", "kinds", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["cms"]["periods"] == [1, 4, 0] and data["lora"]["r"] == 16
+    assert data["cms"]["periods"] == [1, 4, 16] and data["lora"]["r"] == 16
 
 
 def test_memory_inspect_reads_a_saved_memory(tmp_path):

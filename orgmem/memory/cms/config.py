@@ -20,8 +20,10 @@ class CmsConfig(MemoryConfig):
 
     widths: list[int] = field(default_factory=lambda: [64, 32, 32], metadata={
         "help": "Neurons per level (fastest first); copied from the pretrained MLP's neurons."})
-    periods: list[int] = field(default_factory=lambda: [1, 4, 0], metadata={
-        "help": "Update period of each level in optimizer steps; 0 = once per consolidation."})
+    periods: list[int] = field(default_factory=lambda: [1, 4, 16], metadata={
+        "help": "Update period of each level in optimizer steps (counted across nights); 0 = once at the "
+                "end of each consolidation. Measured: a once-per-night AdamW step is a blind sign-like "
+                "move of every weight that no later step corrects (SmolLM2: KL 0.01 -> 1.15)."})
     lrs: list[float] = field(default_factory=lambda: [3e-3, 3e-3, 3e-3], metadata={
         "help": "Learning rate of each level."})
     gate: bool = field(default=True, metadata={
