@@ -64,6 +64,7 @@ class BenchConfig:
     out: Path = ROOT / "results"
     corpus: Path = ROOT / "corpus"
     lora_rank: int = 32
+    keep: Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -78,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
                     help="LoRA rank (32 ≈ the default CMS's trainable parameters on SmolLM2)")
     ap.add_argument("--out", type=Path, default=BenchConfig.out)
     ap.add_argument("--corpus", type=Path, default=BenchConfig.corpus)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="folder to keep each night's memory.safetensors in (for `orgmem eval --memory`)")
     a = ap.parse_args(argv)
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
@@ -85,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         ap.error(f"unknown kind(s) {unknown}; choose from {list(KINDS)}")
     steps = a.steps if a.steps is not None else (3 if a.quick else None)
     return BenchConfig(base=a.base, kinds=kinds, seeds=[int(s) for s in a.seeds.split(",")], quick=a.quick,
-                       steps=steps, threads=a.threads, out=a.out, corpus=a.corpus, lora_rank=a.lora_rank)
+                       steps=steps, threads=a.threads, out=a.out, corpus=a.corpus, lora_rank=a.lora_rank,
+                       keep=a.keep)
 
 
 # -- set-up -------------------------------------------------------------------------------------
@@ -167,6 +171,10 @@ def run_kind(base, nights: Nights, probes, reference, kind: str, seed: int, cfg:
     r2 = consolidate(base, r1.memory, nights.new2, nights.replay2, config, train_state=r1.train_state,
                      log_extra={"run": label})
     rep2 = evaluate_night(base, r2.memory, probes, 2, reference, f"{label}/night2")
+    if cfg.keep is not None:
+        cfg.keep.mkdir(parents=True, exist_ok=True)
+        for night, result in ((1, r1), (2, r2)):
+            (cfg.keep / f"{kind}-seed{seed}-night{night}.safetensors").write_bytes(result.memory)
     return row_from(kind, seed, rep1, rep2, [r1, r2], base_bytes(base))
 
 

@@ -24,7 +24,9 @@ def test_corpus_probes_agree_with_documents():
 
 def test_quick_run_end_to_end(tmp_path, capsys):
     out = tmp_path / "results"
-    assert knowledge.main(["--base", "tiny-random", "--quick", "--kinds", "cms,lora", "--out", str(out)]) == 0
+    assert knowledge.main(["--base", "tiny-random", "--quick", "--kinds", "cms,lora", "--out", str(out),
+                           "--keep", str(tmp_path / "kept")]) == 0
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir())[0] == "cms-seed0-night1.safetensors"
     data = json.loads((out / "knowledge.json").read_text())
     kinds = [line["kind"] for line in data["summary"]]
     assert kinds == ["base", "cms", "lora"]
