@@ -36,6 +36,8 @@ class ConsolidationConfig:
     rehearsal_per_step: int = field(default=2, metadata={"help": "Rehearsal sequences per step."})
     lr_scale: float = field(default=1.0, metadata={"help": "Multiplies every memory group's lr."})
     grad_clip: float = field(default=1.0, metadata={"help": "Clip each step's gradient norm (0 = off)."})
+    warmup_updates: int = field(default=8, metadata={
+        "help": "Each group's lr ramps linearly over its first N updates (slow levels: over nights)."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps."})
     num_threads: int | None = field(default=None, metadata={
         "help": "CPU threads for torch during consolidation (default: os.cpu_count())."})

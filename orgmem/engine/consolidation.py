@@ -118,7 +118,7 @@ class Consolidator:
             self.handle = attach(base, self.config.memory)
         self.first_layer = min(min(c.layers) for c in self.handle.components)
         self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
-                                           self.config.grad_clip)
+                                           self.config.grad_clip, self.config.warmup_updates)
         self.rng = random.Random(self.config.seed)
         self.consolidations = 0
         if train_state is not None:
@@ -240,6 +240,7 @@ class Consolidator:
             "replay_items": len(replay), "trainable_params": self.handle.num_trainable(),
             "global_step": self.optimizer.global_step, "consolidations": self.consolidations,
             "loss_curve": [round(h["ce"], 3) for h in history],
+            "kl_curve": [round(h.get("kl", 0.0), 4) for h in history],
         }
         for key in {k for h in history for k in h if "." in k}:
             metrics[f"{key}_last"] = mean(key, tail)

@@ -21,9 +21,13 @@ from orgmem.memory.interface import PERIOD_CONSOLIDATION, ParamGroup
 class PeriodicOptimizer:
     """AdamW over ``ParamGroup``s with per-group update periods and gradient accumulation."""
 
-    def __init__(self, groups: Sequence[ParamGroup], lr_scale: float = 1.0, grad_clip: float = 0.0) -> None:
+    def __init__(self, groups: Sequence[ParamGroup], lr_scale: float = 1.0, grad_clip: float = 0.0,
+                 warmup_updates: int = 0) -> None:
         self.groups = list(groups)
         self.grad_clip = grad_clip
+        self.warmup_updates = warmup_updates
+        self.base_lrs = [g.lr * lr_scale for g in self.groups]
+        self.updates = [0] * len(self.groups)
         self.adam = torch.optim.AdamW(
             [{"params": g.params, "lr": g.lr * lr_scale, "weight_decay": g.weight_decay}
              for g in self.groups],
@@ -63,19 +67,28 @@ class PeriodicOptimizer:
         for j, g in enumerate(self.groups):
             for acc, p in zip(self.acc[j], g.params, strict=True):
                 p.grad = acc / self.counts[j] if j in due else None
+            self.adam.param_groups[j]["lr"] = self.base_lrs[j] * self._warmup(self.updates[j])
         self.adam.step()
         for j in due:
             for acc in self.acc[j]:
                 acc.zero_()
             self.counts[j] = 0
+            self.updates[j] += 1
         for p in self.params():
             p.grad = None
+
+    def _warmup(self, updates: int) -> float:
+        """Linear ramp over a group's first updates. Why: AdamW's first updates move *every*
+        weight by ~lr (m/sqrt(v) = sign(g) without history), which slow levels - always early in
+        their own history - would otherwise do at each boundary (measured: it wrecks the model)."""
+        return min(1.0, (updates + 1) / self.warmup_updates) if self.warmup_updates > 0 else 1.0
 
     # -- state -------------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {"opt.global_step": torch.tensor(self.global_step, dtype=torch.int64)}
         for j, g in enumerate(self.groups):
             out[f"opt.{g.name}.count"] = torch.tensor(self.counts[j], dtype=torch.int64)
+            out[f"opt.{g.name}.updates"] = torch.tensor(self.updates[j], dtype=torch.int64)
             for i, p in enumerate(g.params):
                 out[f"opt.{g.name}.{i}.acc"] = self.acc[j][i]
                 state = self.adam.state.get(p, {})
@@ -90,6 +103,7 @@ class PeriodicOptimizer:
             self.global_step = int(tensors["opt.global_step"])
             for j, g in enumerate(self.groups):
                 self.counts[j] = int(tensors[f"opt.{g.name}.count"])
+                self.updates[j] = int(tensors[f"opt.{g.name}.updates"])
                 for i, p in enumerate(g.params):
                     acc = tensors[f"opt.{g.name}.{i}.acc"]
                     if acc.shape != p.shape:

@@ -110,6 +110,16 @@ def test_periodic_optimizer_accumulates_and_averages():
     assert torch.equal(clone.adam.state[q]["exp_avg"], opt.adam.state[q]["exp_avg"])
 
 
+def test_warmup_ramps_each_groups_first_updates():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = PeriodicOptimizer([ParamGroup("slow", [p], 0.1, 2)], warmup_updates=4)
+    for _ in range(2):
+        p.grad = torch.ones(1)
+        opt.accumulate()
+    assert p.item() == pytest.approx(-0.1 / 4, rel=1e-4)  # first update at a quarter of the lr
+    assert int(opt.state_tensors()["opt.slow.updates"]) == 1
+
+
 def test_training_lowers_loss_on_the_material(base):
     ids = base.tokenizer(NIGHT1[0], return_tensors="pt")["input_ids"]
     before = base.model(ids, labels=ids).loss.item()
