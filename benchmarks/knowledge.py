@@ -41,6 +41,7 @@ COLUMNS = [
     ("question_recall", "question n2", "{:.0%}"),
     ("answer_nll", "answer NLL", "{:.2f}"),
     ("retention", "n1 kept", "{:.0%}"),
+    ("kept_of_learned", "kept/learned", "{:.0%}"),
     ("update_accuracy", "updates", "{:.0%}"),
     ("update_accuracy_question", "updates (Q)", "{:.0%}"),
     ("ppl_ratio", "ppl ratio", "{:.3f}"),
@@ -65,6 +66,7 @@ class BenchConfig:
     corpus: Path = ROOT / "corpus"
     lora_rank: int = 32
     keep: Path | None = None
+    render: Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -81,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     ap.add_argument("--corpus", type=Path, default=BenchConfig.corpus)
     ap.add_argument("--keep", type=Path, default=None,
                     help="folder to keep each night's memory.safetensors in (for `orgmem eval --memory`)")
+    ap.add_argument("--render", type=Path, default=None,
+                    help="only rebuild the summary and table from this results JSON")
     a = ap.parse_args(argv)
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
@@ -89,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     steps = a.steps if a.steps is not None else (3 if a.quick else None)
     return BenchConfig(base=a.base, kinds=kinds, seeds=[int(s) for s in a.seeds.split(",")], quick=a.quick,
                        steps=steps, threads=a.threads, out=a.out, corpus=a.corpus, lora_rank=a.lora_rank,
-                       keep=a.keep)
+                       keep=a.keep, render=a.render)
 
 
 # -- set-up -------------------------------------------------------------------------------------
@@ -219,8 +223,21 @@ def _mean(values):
 
 
 # -- results --------------------------------------------------------------------------------------
+def kept_of_learned(row: dict) -> float | None:
+    """Of the unchanged night-1 facts recalled (cloze) after night 1, the share still recalled
+    after night 2: forgetting measured only on what was learned in the first place."""
+    reports = row.get("reports") or {}
+    if "night1" not in reports or "night2" not in reports:
+        return None
+    after = {p["key"]: p["cloze_hit"] for p in reports["night2"]["probes"] if p["group"] == "retained"}
+    learned = [p["key"] for p in reports["night1"]["probes"] if p["cloze_hit"] and p["key"] in after]
+    return sum(after[k] for k in learned) / len(learned) if learned else None
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
     """One line per kind: mean (and spread where there are several seeds) of every table metric."""
+    for row in rows:
+        row["kept_of_learned"] = kept_of_learned(row)
     out = []
     for kind in dict.fromkeys(r["kind"] for r in rows):
         group = [r for r in rows if r["kind"] == kind]
@@ -251,7 +268,8 @@ def markdown(payload: dict) -> str:
     for kind, reason in payload["skipped"].items():
         lines.append(f"\nSkipped `{kind}`: {reason}")
     lines += ["", "cloze/question n1: night-1 facts after night 1; n2: every fact true after night 2; "
-              "n1 kept: unchanged night-1 facts after night 2 (cloze); updates: changed facts answered "
+              "n1 kept: unchanged night-1 facts after night 2 (cloze); kept/learned: the same, counting only "
+              "facts recalled after night 1; updates: changed facts answered "
               "with the new value and not the old (cloze / question); KL, ppl ratio, changed replies and "
               "leaks after night 2 on the shipped generic set."]
     return "\n".join(lines) + "\n"
@@ -353,9 +371,17 @@ def run(cfg: BenchConfig) -> dict:
     return bench.save()
 
 
+def rerender(cfg: BenchConfig, path: Path) -> dict:
+    """Recompute summaries and tables from a results JSON (no model runs)."""
+    payload = json.loads(path.read_text())
+    payload["summary"] = aggregate(payload["runs"])
+    write_results(cfg, payload)
+    return payload
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    payload = run(cfg)
+    payload = rerender(cfg, cfg.render) if cfg.render else run(cfg)
     print(markdown(payload))
     return 0
 

@@ -50,3 +50,26 @@ def test_unregistered_kind_is_explained_and_quick_probe_selection():
     chosen = knowledge.select_probes(corpus.probes, quick=True)
     updates = [p for p in chosen if p.night == 2 and p.replaces]
     assert len(updates) == 3 and all(any(q.fact == u.fact and q.night == 1 for q in chosen) for u in updates)
+
+
+def test_kept_of_learned_counts_only_facts_known_after_night_1(tmp_path):
+    def probe(key, hit, group="retained"):
+        return {"key": key, "cloze_hit": hit, "group": group}
+
+    row = {"kind": "cms", "seed": 0, "reports": {
+        "night1": {"probes": [probe("a@1", True, "new"), probe("b@1", True, "new"),
+                              probe("c@1", False, "new")]},
+        "night2": {"probes": [probe("a@1", True), probe("b@1", False), probe("c@1", True),
+                              probe("d@2", True, "new")]},
+    }}
+    assert knowledge.kept_of_learned(row) == 0.5
+    assert knowledge.kept_of_learned({"kind": "base"}) is None
+    # --render rebuilds the table from a results file without running anything.
+    results = tmp_path / "in.json"
+    results.write_text(json.dumps({"base": "x", "quick": True, "steps": 1, "n_facts_night1": 3,
+                                   "n_updates": 0, "n_new_night2": 1, "wall_seconds": 1.0, "machine": "m",
+                                   "skipped": {}, "runs": [row]}))
+    out = tmp_path / "out"
+    assert knowledge.main(["--render", str(results), "--out", str(out)]) == 0
+    assert json.loads((out / "knowledge.json").read_text())["summary"][0]["kept_of_learned"] == 0.5
+    assert "| cms | 1 |" in (out / "knowledge.md").read_text()
