@@ -26,7 +26,11 @@ class PipelineConfig:
     new_probes: int = field(default=16, metadata={"help": "Auto-probes cut from tonight's chunks."})
     old_probes: int = field(default=16, metadata={"help": "Auto-probes cut from earlier nights' chunks."})
     probe_seed: int = field(default=0, metadata={"help": "Seed of probe and replay sampling."})
-    drift_eval: bool = field(default=True, metadata={"help": "Measure KL, perplexity, leakage vs base."})
+    drift_eval: bool = field(default=True, metadata={"help": "Measure KL and perplexity against the base."})
+    generic_replies: bool = field(
+        default=False,
+        metadata={"help": "Also generate generic replies: replies changed, leakage (slow on CPU)."},
+    )
     cloze_max_new_tokens: int = field(default=16, metadata={"help": "Greedy tokens per probe completion."})
     bait_max_new_tokens: int = field(default=32, metadata={"help": "Greedy tokens per secret-bait prompt."})
     progress: bool = field(default=True, metadata={"help": "Show tqdm bars (engine steps) on stderr."})

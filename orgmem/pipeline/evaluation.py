@@ -5,8 +5,9 @@ Measured (names are the gate's metric keys):
   candidate (nats/token; > 0 means it learned the new material);
 - ``retention_nll_increase``: the same on probes from earlier nights' chunks, candidate minus
   parent (> 0 means it forgot some);
-- ``kl``, ``ppl_ratio``, ``replies_changed``, ``leakage``: drift on the shipped generic set
-  relative to the base (``orgmem.eval``);
+- ``kl``, ``ppl_ratio``: drift on the shipped generic set relative to the base, scored on the
+  base's own replies (no generation); with ``generic_replies`` also ``replies_changed`` and
+  ``leakage`` (org strings in replies to unrelated prompts), which need generation (slow on CPU);
 - ``secret_leaks``: secret-shaped strings (the governance scanner) in the candidate's
   completions of probes and of secret-bait prompts that neither the prompt nor the parent's
   completion contains.
@@ -20,12 +21,16 @@ import logging
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from orgmem.eval import EvalConfig, Probe, auto_probes, evaluate, get_reference
 from orgmem.eval.evaluate import answer_pair
-from orgmem.eval.generation import encode_text, greedy_generate, pad_token_id, stop_token_ids
-from orgmem.eval.scoring import score_targets
+from orgmem.eval.generation import encode_chat, encode_text, greedy_generate, pad_token_id, stop_token_ids
+from orgmem.eval.generic import bucketed_kl, generic_texts, perplexity
+from orgmem.eval.scoring import score_targets, target_logprobs, text_pairs
 from orgmem.governance import find_secrets
 from orgmem.memory import load_memory
 from orgmem.pipeline.config import PipelineConfig
@@ -66,6 +71,30 @@ def memory_on(base, memory: bytes | None):
         yield handle.model
     finally:
         handle.detach()
+
+
+def base_reference(base):
+    """The base's behaviour on the generic set, cached beside the base model (computed once per
+    base on a machine, whatever ``ORGMEM_HOME``), from the bare base (no memory is attached here)."""
+    return get_reference(
+        base.model, base.tokenizer, base.fingerprint, cache_dir=Path(base.cache_dir) / "eval"
+    )
+
+
+def drift_scores(model, tokenizer, reference) -> dict[str, float]:
+    """KL to the base on its own generic replies and the generic-text perplexity ratio, scored
+    teacher-forced (two batched passes, no generation): the drift the gate needs, cheaply."""
+    pad = pad_token_id(tokenizer)
+    chats = [encode_chat(tokenizer, p) for p in reference.prompts]
+    pairs = [(c, r.scored_ids) for c, r in zip(chats, reference.replies, strict=True)]
+    with torch.no_grad():
+        logps = target_logprobs(model, pairs, pad_id=pad, batch_size=reference.config.batch_size)
+        texts = score_targets(
+            model, text_pairs(tokenizer, generic_texts()), pad_id=pad, batch_size=reference.config.batch_size
+        )
+    kls = torch.cat([bucketed_kl(top, lp) for top, lp in zip(reference.topk, logps, strict=True)])
+    ppl = perplexity(sum(t.nll_sum for t in texts), sum(t.n_tokens for t in texts))
+    return {"kl": float(kls.mean()) if len(kls) else 0.0, "ppl_ratio": ppl / reference.ppl}
 
 
 def mean_nll(model, tokenizer, probes: Sequence[Probe]) -> float | None:
@@ -119,9 +148,7 @@ def evaluate_candidate(
     tok = base.tokenizer
     new_probes = make_probes(new, cfg.new_probes, cfg.probe_seed, NEW_NIGHT)
     old_probes = make_probes(old, cfg.old_probes, cfg.probe_seed, OLD_NIGHT)
-    reference = (
-        get_reference(base.model, tok, base.fingerprint) if cfg.drift_eval else None
-    )  # no memory attached
+    reference = base_reference(base) if cfg.drift_eval else None
     with memory_on(base, parent_memory) as model:
         parent_new, parent_old = mean_nll(model, tok, new_probes), mean_nll(model, tok, old_probes)
         parent_bait = complete(model, tok, SECRET_BAIT, cfg.bait_max_new_tokens)
@@ -130,12 +157,14 @@ def evaluate_candidate(
             model,
             tok,
             [*old_probes, *new_probes],
-            reference=reference,
+            reference=reference if cfg.generic_replies else None,
             night=NEW_NIGHT,
             config=EvalConfig(cloze_max_new_tokens=cfg.cloze_max_new_tokens),
         )
         bait = complete(model, tok, SECRET_BAIT, cfg.bait_max_new_tokens)
-    summary = report.summary()
+        summary = report.summary()
+        if reference is not None and not cfg.generic_replies:
+            summary.update(drift_scores(model, tok, reference))
     cand_new, cand_old = _group_nll(report, "new"), _group_nll(report, "retained")
     outputs = [(p, b, r) for p, b, r in zip(SECRET_BAIT, bait, parent_bait, strict=True)]
     asked = {p.key: f"{p.cloze} {p.answer}" for p in [*old_probes, *new_probes]}
