@@ -1,0 +1,173 @@
+"""Forget a document: no served or future memory may have been trained on it.
+
+Every checkpoint that consumed one of the document's chunks (as new or replayed input) is
+*tainted*, and so is every descendant (its weights started from a tainted one). The org's head
+moves back to the parent of the oldest tainted checkpoint on its lineage (or to no checkpoint at
+all when the first one saw it), every tainted checkpoint is quarantined (a pin on one is
+removed), and the document's chunks are excluded from training for good. The rest of the
+abandoned material becomes pending again, and a consolidation replays it without the document.
+All of it happens in one transaction: a refused or failed forget changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from orgmem.db.enums import CheckpointStatus, ChunkStatus, ServingAction
+from orgmem.db.models import Checkpoint, CheckpointInput, Chunk, Document, DocumentVersion, Org, ServingEvent
+from orgmem.db.session import begin_write
+from orgmem.db.types import utcnow
+from orgmem.errors import ConflictError, NotFoundError
+from orgmem.jobs.lease import org_lease_holder
+from orgmem.lineage import ancestry, descendants, get_org, parent_map, quarantine, record_audit, rollback
+from orgmem.lineage.chunks import sync_chunk_status
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ForgetResult:
+    org: str
+    document_id: int
+    document: str
+    chunks_excluded: int
+    saw: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    head_before: str | None = None
+    head_after: str | None = None
+    replay_job: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def find_document(session: Session, org: Org, ref: str) -> Document:
+    """A document of ``org`` by numeric id, external id (path, message ts, URL) or URI."""
+    query = select(Document).where(Document.org_id == org.id)
+    match = or_(Document.external_id == ref, Document.uri == ref)
+    if ref.isdigit():
+        match = or_(match, Document.id == int(ref))
+    found = list(session.scalars(query.where(match)))
+    if not found:
+        raise NotFoundError(
+            f"org {org.slug!r} has no document {ref!r} (give its id, path/external id or URI)"
+        )
+    if len(found) > 1:
+        ids = ", ".join(str(d.id) for d in found)
+        raise ConflictError(
+            f"{ref!r} matches {len(found)} documents of org {org.slug!r} (ids {ids}); give the id"
+        )
+    return found[0]
+
+
+def _tainted(session: Session, org: Org, chunk_ids: list[int]) -> tuple[list[str], set[str]]:
+    saw = sorted(
+        set(
+            session.scalars(
+                select(CheckpointInput.checkpoint_id).where(CheckpointInput.chunk_id.in_(chunk_ids))
+            )
+        )
+    )
+    parents = parent_map(session, org)
+    tainted = set(saw)
+    for ck in saw:
+        tainted |= descendants(parents, ck)
+    return saw, tainted
+
+
+def _reset_head(session: Session, org: Org, actor: str, reason: str) -> None:
+    """Roll back to before the first checkpoint (lineage.rollback needs a target checkpoint)."""
+    previous = org.served_checkpoint_id
+    org.head_checkpoint_id = None
+    session.add(
+        ServingEvent(
+            org_id=org.id,
+            action=ServingAction.ROLLBACK.value,
+            checkpoint_id=None,
+            previous_checkpoint_id=previous,
+            served_checkpoint_id=org.served_checkpoint_id,
+            actor=actor,
+            reason=reason,
+            created_at=utcnow(),
+        )
+    )
+    record_audit(
+        session,
+        org_id=org.id,
+        actor=actor,
+        action="serving.rollback",
+        target=None,
+        data={"previous": previous, "served": org.served_checkpoint_id, "head": None},
+    )
+    sync_chunk_status(session, org)
+
+
+def _move_head_before(session: Session, org: Org, tainted: set[str], actor: str, reason: str) -> None:
+    line = ancestry(parent_map(session, org), org.head_checkpoint_id)  # head first, root last
+    on_line = [ck for ck in line if ck in tainted]
+    if not on_line:
+        return
+    target = session.get(Checkpoint, on_line[-1]).parent_id
+    if target is None:
+        _reset_head(session, org, actor, reason)
+    else:
+        rollback(session, org, target, actor=actor, reason=reason)
+
+
+def forget_document(
+    session: Session, org_slug: str, ref: str, *, actor: str, reason: str | None = None
+) -> ForgetResult:
+    """Roll back past, quarantine, and exclude everything trained on document ``ref``. Commits."""
+    begin_write(session)
+    org = get_org(session, org_slug, for_update=True)
+    doc = find_document(session, org, ref)
+    busy = org_lease_holder(session, org.id)
+    if busy is not None:
+        raise ConflictError(
+            f"org {org_slug!r} is being consolidated by job {busy.id!r}, which may be training on "
+            f"{doc.external_id!r}: cancel it (`orgmem job cancel {busy.id}`) or wait, then forget"
+        )
+    versions = select(DocumentVersion.id).where(DocumentVersion.document_id == doc.id)
+    chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_version_id.in_(versions))))
+    saw, tainted = _tainted(session, org, chunk_ids)
+    why = reason or f"forget document {doc.external_id!r}"
+    result = ForgetResult(
+        org_slug, doc.id, doc.external_id, len(chunk_ids), saw, head_before=org.head_checkpoint_id
+    )
+    _move_head_before(session, org, tainted, actor, why)
+    for ck_id in sorted(tainted):
+        if session.get(Checkpoint, ck_id).status != CheckpointStatus.QUARANTINED.value:
+            quarantine(session, org, ck_id, actor=actor, reason=why)
+            result.quarantined.append(ck_id)
+    if chunk_ids:
+        session.execute(
+            update(Chunk)
+            .where(Chunk.id.in_(chunk_ids))
+            .values(status=ChunkStatus.EXCLUDED.value)
+            .execution_options(synchronize_session="fetch")
+        )
+    record_audit(
+        session,
+        org_id=org.id,
+        actor=actor,
+        action="document.forget",
+        target=doc.external_id,
+        data={"document_id": doc.id, "chunks": len(chunk_ids), "quarantined": result.quarantined},
+    )
+    result.head_after = org.head_checkpoint_id
+    session.commit()
+    logger.warning(
+        "document forgotten",
+        extra={
+            "org": org_slug,
+            "document": doc.external_id,
+            "quarantined": result.quarantined,
+            "head": result.head_after,
+        },
+    )
+    return result
