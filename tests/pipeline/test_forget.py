@@ -59,7 +59,7 @@ def test_forget_what_the_first_checkpoint_saw_resets_the_head(org, tree):
         pin(s, org, tree["c1"], actor="test")
         s.commit()
         result = forget_document(s, org, "file:///alpha.md", actor="test")
-    assert result.saw == [tree["root"], tree["c1"]], "c1 replayed alpha"
+    assert sorted(result.saw) == sorted([tree["root"], tree["c1"]]), "c1 replayed alpha"
     head, served, statuses, chunks = _state(org)
     assert head is None and served is None, "the pin on a tainted checkpoint is removed too"
     assert set(statuses.values()) == {"quarantined"}
