@@ -56,7 +56,7 @@ NIGHT2_PROBES = [
 ]
 #: A lighter recipe than the engine's defaults so two nights of SmolLM2 fit a few minutes on 2 CPU
 #: cores; ``ORGMEM_PIPELINE_ENGINE`` / ``ORGMEM_PIPELINE_OPTIONS`` set by the user win.
-DEMO_ENGINE = '{"epochs": 2.0}'
+DEMO_ENGINE = '{"epochs": 3.0}'
 DEMO_OPTIONS = '{"new_probes": 8, "old_probes": 8}'
 _GIT = {
     "GIT_AUTHOR_NAME": "orgmem demo",
@@ -239,6 +239,7 @@ def run_demo(say: Say, *, org: str | None = None, inline: bool = False, probes: 
     night1_probes = load_probes(_sample_dir() / "probes.jsonl")
     all_probes = [*night1_probes, *(replace(probe_from_dict(p), night=2) for p in NIGHT2_PROBES)]
     worker = None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below: stop the worker
     try:
         if not inline:
             worker = DemoWorker(workdir / "worker.log")
