@@ -76,5 +76,5 @@ def test_worker_killed_mid_consolidation_job_retried_once(worker_env, tmp_path):
     assert cks == [done["result"]["checkpoint_id"]], "exactly one checkpoint"
     assert orphans == set() and statuses == ["consumed"] * len(ids)
     tree = cli_json("checkpoints", "acme")
-    nodes = tree["checkpoints"] if isinstance(tree, dict) else tree
-    assert [n["id"] for n in nodes if n["served"]] == cks
+    assert tree["served_checkpoint_id"] == cks[0]
+    assert [n["id"] for n in tree["checkpoints"] if n["served"]] == cks
