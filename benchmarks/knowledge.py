@@ -67,6 +67,7 @@ class BenchConfig:
     lora_rank: int = 32
     keep: Path | None = None
     render: Path | None = None
+    engine: dict = field(default_factory=dict)
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -83,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     ap.add_argument("--corpus", type=Path, default=BenchConfig.corpus)
     ap.add_argument("--keep", type=Path, default=None,
                     help="folder to keep each night's memory.safetensors in (for `orgmem eval --memory`)")
+    ap.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a ConsolidationConfig field for every kind (e.g. epochs=20); repeatable")
     ap.add_argument("--render", type=Path, default=None,
                     help="only rebuild the summary and table from this results JSON")
     a = ap.parse_args(argv)
@@ -93,7 +96,24 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     steps = a.steps if a.steps is not None else (3 if a.quick else None)
     return BenchConfig(base=a.base, kinds=kinds, seeds=[int(s) for s in a.seeds.split(",")], quick=a.quick,
                        steps=steps, threads=a.threads, out=a.out, corpus=a.corpus, lora_rank=a.lora_rank,
-                       keep=a.keep, render=a.render)
+                       keep=a.keep, render=a.render, engine=parse_overrides(a.engine, ap))
+
+
+def parse_overrides(items: list[str], ap: argparse.ArgumentParser) -> dict:
+    """``KEY=VALUE`` pairs; values are JSON when they parse (numbers, booleans), else strings."""
+    from orgmem.engine.config import ConsolidationConfig
+
+    fields = set(ConsolidationConfig.__dataclass_fields__) - {"memory", "seed", "max_steps", "num_threads"}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            ap.error(f"--engine {item!r}: expected KEY=VALUE with KEY one of {sorted(fields)}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 # -- set-up -------------------------------------------------------------------------------------
@@ -168,7 +188,7 @@ def run_kind(base, nights: Nights, probes, reference, kind: str, seed: int, cfg:
     from orgmem.engine import ConsolidationConfig, consolidate
 
     config = ConsolidationConfig(memory=memory_spec(kind, cfg), seed=seed, max_steps=cfg.steps,
-                                 num_threads=cfg.threads)
+                                 num_threads=cfg.threads, **cfg.engine)
     label = f"{kind}/seed{seed}"
     r1 = consolidate(base, None, nights.new1, [], config, log_extra={"run": label})
     rep1 = evaluate_night(base, r1.memory, probes, 1, reference, f"{label}/night1")
@@ -256,6 +276,7 @@ def markdown(payload: dict) -> str:
              f"{payload['n_facts_night1']} night-1 facts, {payload['n_updates']} night-2 updates, "
              f"{payload['n_new_night2']} new night-2 facts; "
              f"steps per night: {payload['steps'] or 'engine default'}; "
+             f"engine overrides: {payload.get('engine_overrides') or 'none'}; "
              f"wall time {payload['wall_seconds']:.0f} s on {payload['machine']}.", ""]
     heads = ["kind", "seeds"] + [title for _, title, _ in COLUMNS]
     lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
@@ -309,7 +330,8 @@ class Session:
         cfg, probes, nights = self.cfg, self.probes, self.nights
         return {
             "base": cfg.base, "base_fingerprint": self.base.fingerprint, "quick": cfg.quick,
-            "steps": cfg.steps, "seeds": cfg.seeds, "threads": cfg.threads, "lora_rank": cfg.lora_rank,
+            "steps": cfg.steps, "engine_overrides": cfg.engine, "seeds": cfg.seeds, "threads": cfg.threads,
+            "lora_rank": cfg.lora_rank,
             "n_facts_night1": sum(p.night == 1 for p in probes),
             "n_updates": sum(p.night == 2 and bool(p.replaces) for p in probes),
             "n_new_night2": sum(p.night == 2 and not p.replaces for p in probes),

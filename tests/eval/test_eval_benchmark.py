@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import knowledge
 from orgmem.eval.corpus import load_corpus
 
@@ -41,6 +43,15 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     table = (out / "knowledge.md").read_text()
     assert "| cms | 1 |" in table and "| lora | 1 |" in table
     assert "# Knowledge benchmark (tiny-random, quick)" in capsys.readouterr().out
+
+
+def test_engine_overrides_are_parsed_and_checked(capsys):
+    cfg = knowledge.parse_args(["--engine", "epochs=20", "--engine", "chat_forms=false"])
+    assert cfg.engine == {"epochs": 20, "chat_forms": False}
+    with pytest.raises(SystemExit) as exc:
+        knowledge.parse_args(["--engine", "max_steps=3"])  # the step budget has its own flag
+    assert exc.value.code == 2
+    assert "max_steps=3" in capsys.readouterr().err
 
 
 def test_unregistered_kind_is_explained_and_quick_probe_selection():
