@@ -277,7 +277,8 @@ def markdown(payload: dict) -> str:
              f"{payload['n_new_night2']} new night-2 facts; "
              f"steps per night: {payload['steps'] or 'engine default'}; "
              f"engine overrides: {payload.get('engine_overrides') or 'none'}; "
-             f"wall time {payload['wall_seconds']:.0f} s on {payload['machine']}.", ""]
+             f"wall time {payload['wall_seconds']:.0f} s on {payload['machine']}; "
+             f"code {payload.get('commit') or 'unknown'}.", ""]
     heads = ["kind", "seeds"] + [title for _, title, _ in COLUMNS]
     lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for line in payload["summary"]:
@@ -338,7 +339,7 @@ class Session:
             "chunks": {"night1": len(nights.new1), "night2": len(nights.new2),
                        "replay2": len(nights.replay2)},
             "machine": f"{platform.machine()} {os.cpu_count()} cpu, {cfg.threads} torch thread(s)",
-            "wall_seconds": time.time() - self.t0, "skipped": self.skipped,
+            "commit": git_commit(), "wall_seconds": time.time() - self.t0, "skipped": self.skipped,
             "summary": aggregate(self.rows), "runs": self.rows,
         }
 
@@ -347,6 +348,18 @@ class Session:
         payload = self.payload()
         write_results(self.cfg, payload)
         return payload
+
+
+def git_commit() -> str | None:
+    """The code measured (best effort: None outside a git checkout)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
 
 
 def start(cfg: BenchConfig) -> Session:
