@@ -56,7 +56,7 @@ def test_cms_levels_copy_pretrained_neurons_with_zero_output(base):
         assert torch.equal(block.levels[0].gate_proj.weight, mlp.gate_proj.weight[:16])
         assert torch.equal(block.levels[1].up_proj.weight, mlp.up_proj.weight[16:24])
         assert all(torch.count_nonzero(lv.down_proj.weight) == 0 for lv in block.levels)
-        assert torch.sigmoid(block.gate.bias).item() == pytest.approx(0.0474, abs=1e-3)
+        assert torch.sigmoid(block.gate.bias).item() == pytest.approx(0.2689, abs=1e-3)
         groups = {g.name: g for g in handle.param_groups()}
         assert [(groups[f"cms.level{j}"].period, groups[f"cms.level{j}"].lr) for j in range(3)] == [
             (1, 1e-3), (4, 2e-3), (0, 3e-3)]
@@ -68,7 +68,7 @@ def test_cms_gate_sparsity_uses_token_mask(base):
         ids = torch.randint(3, 512, (2, 6), generator=torch.Generator().manual_seed(0))
         handle(ids)
         full = handle.aux_losses()["cms.gate_sparsity"]
-        assert full.item() == pytest.approx(0.5 * torch.sigmoid(torch.tensor(-3.0)).item(), rel=1e-5)
+        assert full.item() == pytest.approx(0.5 * torch.sigmoid(torch.tensor(-1.0)).item(), rel=1e-5)
         mask = torch.zeros(2, 6, dtype=torch.bool)
         mask[0, :2] = True
         assert handle.aux_losses(mask)["cms.gate_sparsity"].item() == pytest.approx(full.item(), rel=1e-5)
