@@ -116,17 +116,17 @@ class Consolidator:
             self.handle = load_memory(base, bytes(parent), source="parent memory")
         else:
             self.handle = attach(base, self.config.memory)
-        self.first_layer = min(min(c.layers) for c in self.handle.components)
-        self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
-                                           self.config.grad_clip, self.config.warmup_updates)
-        self.rng = random.Random(self.config.seed)
-        self.consolidations = 0
-        if train_state is not None:
-            try:
+        try:
+            self.first_layer = min(min(c.layers) for c in self.handle.components)
+            self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
+                                               self.config.grad_clip, self.config.warmup_updates)
+            self.rng = random.Random(self.config.seed)
+            self.consolidations = 0
+            if train_state is not None:
                 self._load_train_state(train_state)
-            except BaseException:
-                self.close()  # never leave a half-built memory attached to the shared base
-                raise
+        except BaseException:
+            self.close()  # never leave a half-built memory attached to the shared base
+            raise
 
     # -- state -------------------------------------------------------------------------------------
     def _load_train_state(self, data: bytes) -> None:
@@ -180,7 +180,8 @@ class Consolidator:
         for name, value in self.handle.aux_losses(packed.real.to(device)).items():
             loss = loss + value
             out[name] = value.item()
-        loss.backward()
+        if loss.requires_grad:  # False when the memory learns only by its forward-pass writes
+            loss.backward()
         out["grad_norm"] = self.optimizer.accumulate()
         out["tokens"] = int(packed.real.sum())
         return out

@@ -28,11 +28,12 @@ class PeriodicOptimizer:
         self.warmup_updates = warmup_updates
         self.base_lrs = [g.lr * lr_scale for g in self.groups]
         self.updates = [0] * len(self.groups)
+        # A kind may train nothing by gradient (Titans writes its state in the forward pass).
         self.adam = torch.optim.AdamW(
             [{"params": g.params, "lr": g.lr * lr_scale, "weight_decay": g.weight_decay}
              for g in self.groups],
             betas=(0.9, 0.999), eps=1e-8, foreach=False,
-        )
+        ) if self.groups else None
         self.acc = [[torch.zeros_like(p) for p in g.params] for g in self.groups]
         self.counts = [0] * len(self.groups)
         self.global_step = 0
@@ -62,7 +63,7 @@ class PeriodicOptimizer:
 
     def _apply(self, due: list[int]) -> None:
         due = [j for j in due if self.counts[j] > 0]
-        if not due:
+        if not due or self.adam is None:
             return
         for j, g in enumerate(self.groups):
             for acc, p in zip(self.acc[j], g.params, strict=True):

@@ -9,7 +9,7 @@ from safetensors.torch import load as st_load
 from orgmem.engine import ConsolidationConfig, Consolidator, consolidate
 from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
-from orgmem.memory import CmsConfig, ParamGroup, attach, load_memory
+from orgmem.memory import CmsConfig, ParamGroup, attach, load_memory, save_memory
 from orgmem.models import load_base
 
 NIGHT1 = ["# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n",
@@ -168,3 +168,18 @@ def test_smollm2_two_steps_small_checkpoint():
     assert len(result.memory) <= 0.02 * base_bytes  # checkpoint <= 2% of the base
     with load_memory(smol, result.memory) as handle:
         assert handle.components[0].layers == list(range(22, 30))
+
+
+def test_titans_alone_consolidates_by_forward_writes_and_detaches(base):
+    """Titans trains no parameter by gradient: the night writes its memory state, nothing crashes,
+    and the shared base is free again afterwards."""
+    from orgmem.memory.titans import TitansConfig
+
+    cfg = _cfg(memory=TitansConfig(meta_init="none"))
+    with attach(base, cfg.memory) as fresh_handle:
+        fresh = _weights(save_memory(fresh_handle))
+    result = consolidate(base, None, NIGHT1, [], cfg, progress=False)
+    written = _weights(result.memory)
+    changed = {k for k in written if not torch.equal(written[k], fresh[k])}
+    assert changed and all(".weights." in k for k in changed)  # memory state written, meta frozen
+    attach(base, "cms").detach()  # the base is not left with a handle attached
