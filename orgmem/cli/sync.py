@@ -1,6 +1,7 @@
-"""``orgmem sync ORG [--source NAME] --inline``: pull new material from an org's sources now.
+"""``orgmem sync ORG [--source NAME] [--inline | --wait]``: pull new material from an org's sources.
 
-Queued syncs (Celery ``ingest`` queue) arrive with issue #5; until then ``--inline`` is the way.
+Without ``--inline`` the sync is a job on the worker's ``ingest`` queue (``orgmem worker``); its id is
+printed, and ``--wait`` follows it to the end.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import JsonFlag, db_session, emit
+from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit
 
 
 def command(
@@ -23,14 +24,14 @@ def command(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Progress bar on stderr.")
     ] = True,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the queued job until it finishes.")] = False,
+    actor: ActorOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Sync an org's sources: governance, chunking, pending chunks; exit 1 if a source failed."""
     if not inline:
-        typer.echo(
-            "queued syncs (the worker's `ingest` queue) arrive with issue #5; use --inline for now", err=True
-        )
-        raise typer.Exit(2)
+        _queued(org, source, wait, actor, as_json)
+        return
     from orgmem.ingest.inline import run_inline_sync
     from orgmem.lineage import get_org
 
@@ -42,4 +43,20 @@ def command(
     lines = [r.summary() for r in reports] or [f"org {org!r} has no enabled sources"]
     emit(data, as_json, "\n".join([*lines, f"job {job_id}"]))
     if any(r.error for r in reports):
+        raise typer.Exit(1)
+
+
+def _queued(org: str, source: str | None, wait: bool, actor: str | None, as_json: bool) -> None:
+    from orgmem.lineage import get_org
+    from workers.enqueue import enqueue_sync, wait_for
+
+    with db_session() as session:
+        get_org(session, org)  # an unknown org fails here, before anything is queued
+    job_id = enqueue_sync(org, actor=actor_or_default(actor), source=source)
+    if not wait:
+        emit({"job": job_id, "status": "queued"}, as_json, job_id)
+        return
+    view = wait_for(job_id)
+    emit(view, as_json, f"job {job_id}: {view['status']}")
+    if view["status"] != "succeeded":
         raise typer.Exit(1)

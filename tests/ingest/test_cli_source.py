@@ -77,7 +77,11 @@ def test_bad_input_messages_and_exit_codes(db_url, tmp_path):
         in cli("source", "add", "acme", "git", "--path", "x", code=3).stderr
     )
     assert "no source named 'nope'" in cli("source", "remove", "acme", "nope", code=2).stderr
-    assert "issue #5" in cli("sync", "acme", code=2).stderr
+    assert "nope" in cli("sync", "nope", code=2).stderr  # unknown org: nothing queued
+    queued = cli("sync", "acme", "--json")
+    assert queued["status"] == "queued"
+    shown = cli("job", "show", queued["job"], "--json")
+    assert shown["kind"] == "sync" and shown["status"] == "queued"
 
     failed = cli("sync", "acme", "--inline", "--no-progress", "--json", code=1)
     assert "does not exist" in failed["sources"][0]["error"]
