@@ -91,35 +91,31 @@ def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
 @router.post("/chat/completions", summary="Chat completion (OpenAI format; stream: true for SSE)")
 async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
-    state = get_state(request)
     conversation = body.conversation()
-    gen, resolved = await _prepare(state, identity, body, lambda tok: encode_chat(tok, conversation))
-    frame = ResponseFrame(resolved, "chatcmpl")
-    gen.request.request_id = frame.id
-    gen.start()
-    if body.stream:
-        chunks = _chat_chunks(state, gen, frame, body.include_usage)
-        return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
-    done = await gen.result()
-    _account(state, resolved, gen, done)
-    return JSONResponse(frame.chat(done.text, done.reason, done.prompt_tokens, done.completion_tokens),
-                        headers=_headers(resolved))
+    return await _respond(get_state(request), identity, body, lambda tok: encode_chat(tok, conversation),
+                          "chatcmpl", _chat_chunks, ResponseFrame.chat)
 
 
 @router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)")
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
-    state = get_state(request)
-    gen, resolved = await _prepare(state, identity, body, lambda tok: encode_prompt(tok, body.prompt))
-    frame = ResponseFrame(resolved, "cmpl")
+    return await _respond(get_state(request), identity, body, lambda tok: encode_prompt(tok, body.prompt),
+                          "cmpl", _completion_chunks, ResponseFrame.completion)
+
+
+async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, id_prefix: str,
+                   chunker, render):
+    """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body."""
+    gen, resolved = await _prepare(state, identity, body, encode)
+    frame = ResponseFrame(resolved, id_prefix)
     gen.request.request_id = frame.id
     gen.start()
     if body.stream:
-        chunks = _completion_chunks(state, gen, frame, body.include_usage)
+        chunks = chunker(state, gen, frame, body.include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
     done = await gen.result()
     _account(state, resolved, gen, done)
-    return JSONResponse(frame.completion(done.text, done.reason, done.prompt_tokens, done.completion_tokens),
+    return JSONResponse(render(frame, done.text, done.reason, done.prompt_tokens, done.completion_tokens),
                         headers=_headers(resolved))
 
 
