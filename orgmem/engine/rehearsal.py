@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -73,7 +74,9 @@ def rehearsal_texts(base, max_new_tokens: int = MAX_NEW_TOKENS) -> list[tuple[st
         if data.get("fingerprint") == base.fingerprint and data.get("prompts") == prompts:
             return list(zip(data["prompts"], data["replies"], strict=True))
     t0 = time.time()
-    print(f"[orgmem] generating rehearsal text with base {base.name} (once per base)...", flush=True)
+    # stderr, never stdout: commands with --json print only their JSON there.
+    print(f"[orgmem] generating rehearsal text with base {base.name} (once per base)...", file=sys.stderr,
+          flush=True)
     replies = _generate(base, prompts, max_new_tokens)
     payload = {"fingerprint": base.fingerprint, "prompts": prompts, "replies": replies,
                "max_new_tokens": max_new_tokens}
