@@ -18,6 +18,14 @@ class CheckpointStatus(StrEnum):
     QUARANTINED = "quarantined"
 
 
+class ObjectDeletion(StrEnum):
+    """Where a forget receipt stands on deleting the quarantined checkpoints' stored objects."""
+
+    NONE = "none"  # nothing was quarantined, so nothing to delete
+    PENDING = "pending"  # waiting for the grace period, or for a retry after a store failure
+    DONE = "done"  # every object of every quarantined checkpoint is gone from the store
+
+
 class InputRole(StrEnum):
     NEW = "new"  # consumed for the first time by this checkpoint
     REPLAY = "replay"  # an older chunk replayed to keep old knowledge

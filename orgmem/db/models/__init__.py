@@ -1,6 +1,7 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from orgmem.db.models.data import Chunk, Document, DocumentVersion, Redaction, Source, SyncFailure
+from orgmem.db.models.forget import ForgetReceipt
 from orgmem.db.models.jobs import Job, JobEvent
 from orgmem.db.models.lineage import Checkpoint, CheckpointInput, CheckpointObject, ServingEvent
 from orgmem.db.models.org import ApiKey, AuditEvent, Org, Schedule
@@ -14,6 +15,7 @@ __all__ = [
     "Chunk",
     "Document",
     "DocumentVersion",
+    "ForgetReceipt",
     "Job",
     "JobEvent",
     "Org",

@@ -62,6 +62,9 @@ class CheckpointObject(Base):
     key: Mapped[str] = mapped_column(String(1024), unique=True)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
+    # Set once the object is deleted from the store (a forgotten checkpoint's weights); the row
+    # stays so the lineage still says what existed and how large it was.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     checkpoint: Mapped[Checkpoint] = relationship(back_populates="objects")
 
