@@ -1,5 +1,6 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
+from orgmem.db.models.audience import AudienceHead
 from orgmem.db.models.data import Chunk, Document, DocumentVersion, Redaction, Source, SyncFailure
 from orgmem.db.models.forget import ForgetReceipt
 from orgmem.db.models.jobs import Job, JobEvent
@@ -8,6 +9,7 @@ from orgmem.db.models.org import ApiKey, AuditEvent, Org, Schedule
 
 __all__ = [
     "ApiKey",
+    "AudienceHead",
     "AuditEvent",
     "Checkpoint",
     "CheckpointInput",

@@ -29,6 +29,8 @@ class Checkpoint(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    # "org", or the group whose material it holds (its own lineage; see AudienceHead)
+    audience: Mapped[str] = mapped_column(String(64), default="org", server_default="org")
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("checkpoints.id"), nullable=True, index=True)
     base_model: Mapped[str] = mapped_column(String(500))
     base_fingerprint: Mapped[str] = mapped_column(String(64))
@@ -99,6 +101,7 @@ class ServingEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    audience: Mapped[str] = mapped_column(String(64), default="org", server_default="org")
     action: Mapped[str] = mapped_column(String(16))
     checkpoint_id: Mapped[str | None] = mapped_column(ForeignKey("checkpoints.id"), nullable=True)
     previous_checkpoint_id: Mapped[str | None] = mapped_column(ForeignKey("checkpoints.id"), nullable=True)

@@ -71,6 +71,8 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     key_prefix: Mapped[str] = mapped_column(String(32), index=True)
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    # group audiences whose memories this key is served on top of the org memory
+    groups: Mapped[list[str]] = mapped_column(JSONType, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
