@@ -30,6 +30,7 @@ from orgmem.db.models import Checkpoint, CheckpointInput, CheckpointObject, Chun
 from orgmem.db.session import begin_write
 from orgmem.db.types import new_id, utcnow
 from orgmem.errors import ConflictError, IntegrityError, NotFoundError, OrgmemError
+from orgmem.lineage.audiences import ORG_AUDIENCE, audiences_of_chunks, head_holder, validate_audience
 from orgmem.lineage.audit import record_audit
 from orgmem.lineage.orgs import resolve_org
 from orgmem.lineage.serving import promote
@@ -51,6 +52,7 @@ _RESERVED_MANIFEST_KEYS = frozenset(
         "base_fingerprint",
         "memory_kind",
         "memory_config",
+        "audience",
     }
 )
 _COMMIT_STATUSES = {CheckpointStatus.CANDIDATE, CheckpointStatus.PROMOTED, CheckpointStatus.REJECTED}
@@ -76,6 +78,7 @@ class _Plan:
 
     org: Org
     parent_id: str | None
+    audience: str
     status: CheckpointStatus
     chunks: dict[int, tuple[Chunk, InputRole]]
     digest: str
@@ -100,12 +103,15 @@ def commit_checkpoint(
     job_id: str | None = None,
     notes: str | None = None,
     digest_extra: Mapping[str, Any] | None = None,
+    audience: str = ORG_AUDIENCE,
 ) -> CommitResult:
     """Store a new checkpoint of ``org`` and commit the session; idempotent by (org, input digest).
 
     ``status="promoted"`` also promotes it (parent must be the head) in the same transaction.
+    ``audience``: the lineage it belongs to; every input chunk must be of that audience, so a
+    group's or a private channel's material can never be committed into the org memory.
     """
-    plan = _plan(session, org, parent_id, objects, manifest, inputs, status, digest_extra)
+    plan = _plan(session, org, parent_id, objects, manifest, inputs, status, digest_extra, audience)
     existing = _existing(session, plan)
     if existing is not None:
         return CommitResult(existing, created=False)
@@ -116,6 +122,7 @@ def commit_checkpoint(
         "base_fingerprint": base_fingerprint,
         "memory_kind": memory_kind,
         "memory_config": dict(memory_config or {}),
+        "audience": plan.audience,
     }
     try:
         infos = _upload(store, plan, ck_id, created_at, objects, {**manifest, **record})
@@ -176,8 +183,10 @@ def _plan(
     inputs: Sequence[InputRef | int],
     status: CheckpointStatus | str,
     digest_extra: Mapping[str, Any] | None,
+    audience: str = ORG_AUDIENCE,
 ) -> _Plan:
     org = resolve_org(session, org)
+    validate_audience(audience)
     try:
         status = CheckpointStatus(status)
     except ValueError:
@@ -197,14 +206,38 @@ def _plan(
         parent = get_checkpoint(session, parent_id, org)
         if parent.status == CheckpointStatus.QUARANTINED.value:
             raise ConflictError(f"parent checkpoint {parent_id!r} of org {org.slug!r} is quarantined")
-    if status == CheckpointStatus.PROMOTED and parent_id != org.head_checkpoint_id:
+        if parent.audience != audience:
+            raise ConflictError(
+                f"parent checkpoint {parent_id!r} of org {org.slug!r} is of audience {parent.audience!r}, "
+                f"not {audience!r}: each audience has its own lineage"
+            )
+    holder = head_holder(session, org, audience)
+    head = holder.head_checkpoint_id if holder is not None else None
+    if status == CheckpointStatus.PROMOTED and parent_id != head:
         raise ConflictError(
-            f"cannot commit a promoted checkpoint on parent {parent_id!r}: org {org.slug!r} head is "
-            f"{org.head_checkpoint_id!r}"
+            f"cannot commit a promoted checkpoint on parent {parent_id!r}: org {org.slug!r} "
+            f"(audience {audience!r}) head is {head!r}"
         )
     chunks = _resolve_inputs(session, org, inputs)
+    _refuse_other_audiences(session, org, chunks, audience)
     new_keys = [chunk.chunk_key for chunk, role in chunks.values() if role == InputRole.NEW]
-    return _Plan(org, parent_id, status, chunks, input_digest(new_keys, parent_id, digest_extra))
+    digest = input_digest(new_keys, parent_id, digest_extra)
+    return _Plan(org, parent_id, audience, status, chunks, digest)
+
+
+def _refuse_other_audiences(
+    session: Session, org: Org, chunks: Mapping[int, tuple[Chunk, InputRole]], audience: str
+) -> None:
+    """No chunk of another audience (a group's, a private channel's) enters this lineage."""
+    foreign = sorted(
+        (cid, aud) for cid, aud in audiences_of_chunks(session, chunks).items() if aud != audience
+    )
+    if foreign:
+        shown = ", ".join(f"{cid} ({aud!r})" for cid, aud in foreign[:10])
+        raise ConflictError(
+            f"input chunks {shown} of org {org.slug!r} belong to another audience than {audience!r}; "
+            "they may only be written into their own audience's memory"
+        )
 
 
 def _resolve_inputs(

@@ -41,12 +41,16 @@ def result_text(view: dict[str, Any]) -> str:
     if view["status"] != "succeeded":
         return job_line(view)
     if result.get("status") == "nothing_to_do":
-        return f"job {view['id']} succeeded: nothing pending for org {result.get('org')!r}"
+        group = result.get("audience") or "org"
+        whose = f"org {result.get('org')!r}" + ("" if group == "org" else f" group {group!r}")
+        return f"job {view['id']} succeeded: nothing pending for {whose}"
     if "checkpoint_id" not in result:
         return job_line(view)
     reasons = (result.get("gate") or {}).get("reasons") or []
+    group = result.get("audience") or "org"
     lines = [
-        f"job {view['id']} succeeded: checkpoint {result['checkpoint_id']} {result['status']} "
+        f"job {view['id']} succeeded: checkpoint {result['checkpoint_id']} {result['status']}"
+        f"{'' if group == 'org' else f' (group {group!r})'} "
         f"(parent {result.get('parent_id') or '-'}, {result.get('n_new')} new + {result.get('n_replay')} "
         f"replayed chunks)"
     ]
@@ -78,17 +82,24 @@ def command(
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Give up waiting after N seconds.")
     ] = None,
+    audience: Annotated[
+        str,
+        typer.Option("--audience", help="'org' (default) or a group: train that group's own memory."),
+    ] = "org",
     actor: ActorOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Consolidate ORG's pending chunks into a new checkpoint, evaluate it and gate it."""
+    from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
     from workers.enqueue import create_consolidation, run_inline, send
 
-    params = {
+    params: dict[str, Any] = {
         "engine": parse_json_object(engine, "--engine"),
         "pipeline": parse_json_object(pipeline, "--pipeline"),
     }
     params = {k: v for k, v in params.items() if v}
+    if validate_audience(audience) != ORG_AUDIENCE:
+        params["audience"] = audience
     with db_session():
         pass  # refuses an unmigrated database with the fix
     job_id = create_consolidation(org, actor=actor_or_default(actor), params=params)

@@ -21,6 +21,8 @@ def create(
     org: Annotated[str, typer.Argument(help="Org slug the key belongs to.")],
     role: Annotated[str, typer.Option("--role", help="employee | admin (also /api).")] = "employee",
     name: Annotated[str | None, typer.Option("--name", help="Label in listings (default: role-N).")] = None,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="A group whose memory the key also reaches (repeatable).")] = None,
     actor: ActorOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -28,10 +30,11 @@ def create(
     from orgmem.keys import create_key, key_dict
 
     with db_session(write=True) as session:
-        created = create_key(session, org, role, name, actor=actor_or_default(actor))
+        created = create_key(session, org, role, name, actor=actor_or_default(actor), groups=group)
         data = {**key_dict(created.row, org), "key": created.key}
     emit(data, as_json, lambda: (
-        f"created {data['role']} key {data['name']!r} (id {data['id']}) for org {org!r}:\n\n"
+        f"created {data['role']} key {data['name']!r} (id {data['id']}) for org {org!r}"
+        f"{' with groups ' + ', '.join(data['groups']) if data['groups'] else ''}:\n\n"
         f"    {created.key}\n\nIt is shown only now; only its hash is stored."))
 
 
@@ -45,9 +48,10 @@ def list_(
 
     with db_session() as session:
         keys = [key_dict(row, org) for row in list_keys(session, org)]
-    rows = [(k["id"], k["prefix"] + "…", k["name"], k["role"], "active" if k["active"] else "revoked",
-             (k["last_used_at"] or "-")[:19]) for k in keys]
-    emit(keys, as_json, lambda: format_table(["ID", "PREFIX", "NAME", "ROLE", "STATE", "LAST USED"], rows)
+    rows = [(k["id"], k["prefix"] + "…", k["name"], k["role"], ",".join(k["groups"]) or "-",
+             "active" if k["active"] else "revoked", (k["last_used_at"] or "-")[:19]) for k in keys]
+    headers = ["ID", "PREFIX", "NAME", "ROLE", "GROUPS", "STATE", "LAST USED"]
+    emit(keys, as_json, lambda: format_table(headers, rows)
          if rows else f"org {org!r} has no API keys: `orgmem keys create {org} --role employee`")
 
 

@@ -4,6 +4,7 @@ A key is ``omk_`` + 43 url-safe characters (256 random bits). Only its sha256 is
 that much entropy a fast hash cannot be brute-forced, so no slow KDF is needed on every request.
 The first 12 characters (``key_prefix``) are stored in clear to find the row and to name a key
 in listings; the hash comparison is constant-time. Revocation takes effect on the next request.
+A key carries its ``groups``: the group audiences whose memories it is served on top of the org's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orgmem.db.enums import ApiKeyRole
 from orgmem.db.models import ApiKey, Org
 from orgmem.db.types import utcnow
 from orgmem.errors import ConflictError, NotFoundError, OrgmemError
+from orgmem.lineage.audiences import validate_groups
 from orgmem.lineage.audit import record_audit
 from orgmem.lineage.orgs import resolve_org
 
@@ -46,7 +48,7 @@ class CreatedKey:
 
 @dataclass(frozen=True)
 class ApiKeyIdentity:
-    """Who a request is: the key's id, name, role and org."""
+    """Who a request is: the key's id, name, role, org and groups."""
 
     key_id: int
     name: str
@@ -55,6 +57,7 @@ class ApiKeyIdentity:
     org_id: int
     org_slug: str
     last_used_stale: bool = False  # last_used_at is older than LAST_USED_RESOLUTION: worth a write
+    groups: tuple[str, ...] = ()
 
     @property
     def is_admin(self) -> bool:
@@ -77,10 +80,11 @@ def _role(role: str) -> ApiKeyRole:
 
 
 def create_key(session: Session, org: Org | str, role: str, name: str | None = None, *,
-               actor: str = "system") -> CreatedKey:
+               actor: str = "system", groups: list[str] | tuple[str, ...] | None = None) -> CreatedKey:
     """A new key for ``org``; the returned ``key`` is the only time the plaintext exists."""
     org = resolve_org(session, org)
     role_value = _role(role).value
+    group_list = validate_groups(groups)
     if name is not None and not (0 < len(name) <= 100):
         raise OrgmemError(f"key name {name!r} must be 1-100 characters")
     if name is None:
@@ -91,11 +95,11 @@ def create_key(session: Session, org: Org | str, role: str, name: str | None = N
         raise ConflictError(f"org {org.slug!r} already has an active key named {name!r}")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(org_id=org.id, name=name, role=role_value, key_prefix=key[:PREFIX_LENGTH],
-                 key_hash=hash_key(key), created_at=utcnow())
+                 key_hash=hash_key(key), created_at=utcnow(), groups=group_list)
     session.add(row)
     session.flush()
     record_audit(session, org_id=org.id, actor=actor, action="key.create", target=row.key_prefix,
-                 data={"name": name, "role": role_value, "key_id": row.id})
+                 data={"name": name, "role": role_value, "key_id": row.id, "groups": group_list})
     logger.info("api key created", extra={"org": org.slug, "key": row.key_prefix, "role": role_value})
     return CreatedKey(row=row, org_slug=org.slug, key=key)
 
@@ -152,7 +156,8 @@ def authenticate(session: Session, presented: str | None) -> ApiKeyIdentity:
     if org is None:  # org deleted under the key (cascade should prevent it)
         raise AuthenticationError(f"API key {row.key_prefix}… belongs to no org")
     stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_RESOLUTION
-    return ApiKeyIdentity(row.id, row.name, row.role, row.key_prefix, org.id, org.slug, stale)
+    return ApiKeyIdentity(row.id, row.name, row.role, row.key_prefix, org.id, org.slug, stale,
+                          tuple(row.groups or ()))
 
 
 def touch_last_used(session: Session, key_id: int) -> None:
@@ -167,6 +172,7 @@ def key_dict(row: ApiKey, org_slug: str) -> dict[str, Any]:
         "org": org_slug,
         "name": row.name,
         "role": row.role,
+        "groups": list(row.groups or []),
         "prefix": row.key_prefix,
         "created_at": row.created_at.isoformat() if row.created_at else None,
         "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,

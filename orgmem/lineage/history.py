@@ -1,4 +1,4 @@
-"""What an org served over time, from its serving events."""
+"""What an org served over time, from its serving events (per audience: the org's by default)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ def event_dict(event: ServingEvent) -> dict[str, Any]:
     return {
         "id": event.id,
         "at": event.created_at.isoformat(),
+        "audience": event.audience,
         "action": event.action,
         "checkpoint_id": event.checkpoint_id,
         "previous_checkpoint_id": event.previous_checkpoint_id,
@@ -25,9 +26,9 @@ def event_dict(event: ServingEvent) -> dict[str, Any]:
     }
 
 
-def serving_history(session: Session, org: Org) -> list[ServingEvent]:
-    """Every serving event of ``org``, oldest first."""
-    query = select(ServingEvent).where(ServingEvent.org_id == org.id)
+def serving_history(session: Session, org: Org, audience: str = "org") -> list[ServingEvent]:
+    """Every serving event of ``org``'s ``audience`` lineage, oldest first."""
+    query = select(ServingEvent).where(ServingEvent.org_id == org.id, ServingEvent.audience == audience)
     return list(session.scalars(query.order_by(ServingEvent.created_at, ServingEvent.id)))
 
 
@@ -48,10 +49,12 @@ class ServedAt:
         }
 
 
-def served_at(session: Session, org: Org, at: datetime) -> ServedAt:
+def served_at(session: Session, org: Org, at: datetime, audience: str = "org") -> ServedAt:
     query = (
         select(ServingEvent)
-        .where(ServingEvent.org_id == org.id, ServingEvent.created_at <= at)
+        .where(
+            ServingEvent.org_id == org.id, ServingEvent.audience == audience, ServingEvent.created_at <= at
+        )
         .order_by(ServingEvent.created_at.desc(), ServingEvent.id.desc())
         .limit(1)
     )

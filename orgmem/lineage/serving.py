@@ -1,6 +1,9 @@
 """Changes of what an org serves and trains from: pin, unpin, promote, reject, quarantine, rollback.
 
-Served checkpoint = pinned if set, else head. Every operation here writes one ``serving_events``
+Served checkpoint = pinned if set, else head, per audience: a checkpoint's own ``audience`` says
+which lineage an operation on it moves (the org's, or a group's; see ``lineage.audiences``), so
+pin, promote, reject, quarantine and rollback need no audience argument; ``unpin`` takes one.
+Every operation here writes one ``serving_events``
 row (who, when, why, served before/after) and an audit event, and validates everything before it
 changes anything, so a refused operation leaves the database as it was. Functions flush but do
 not commit: the caller's transaction decides, so ``forget`` can roll back and quarantine atomically.
@@ -19,6 +22,7 @@ from orgmem.db.models import Checkpoint, Org, ServingEvent
 from orgmem.db.session import begin_write
 from orgmem.db.types import utcnow
 from orgmem.errors import ConflictError
+from orgmem.lineage.audiences import ORG_AUDIENCE, HeadHolder, head_holder
 from orgmem.lineage.audit import record_audit
 from orgmem.lineage.chunks import ChunkStatusChange, sync_chunk_status
 from orgmem.lineage.orgs import resolve_org
@@ -64,9 +68,15 @@ def _locked(session: Session, org: Org | str) -> Org:
     return resolve_org(session, org, for_update=True)
 
 
+def _holder(session: Session, org: Org, audience: str) -> HeadHolder:
+    """The head holder of ``audience`` (a group's row is created with its first serving change)."""
+    return head_holder(session, org, audience, create=True, for_update=True)
+
+
 def _record(
     session: Session,
     org: Org,
+    holder: HeadHolder,
     action: ServingAction,
     checkpoint_id: str | None,
     previous: str | None,
@@ -74,18 +84,23 @@ def _record(
     reason: str | None,
     **change: Any,
 ) -> ServingChange:
+    audience = ORG_AUDIENCE if holder is org else holder.audience
     event = ServingEvent(
         org_id=org.id,
+        audience=audience,
         action=action.value,
         checkpoint_id=checkpoint_id,
         previous_checkpoint_id=previous,
-        served_checkpoint_id=org.served_checkpoint_id,
+        served_checkpoint_id=holder.served_checkpoint_id,
         actor=actor,
         reason=reason,
         created_at=utcnow(),
     )
     session.add(event)
-    data = {"previous": previous, "served": org.served_checkpoint_id, "head": org.head_checkpoint_id}
+    data = {"previous": previous, "served": holder.served_checkpoint_id, "head": holder.head_checkpoint_id}
+    if audience != ORG_AUDIENCE:
+        data["audience"] = audience
+        change["extra"] = {**change.get("extra", {}), "audience": audience}
     if change.get("abandoned"):
         data["abandoned"] = list(change["abandoned"])
     if change.get("chunks") is not None:
@@ -100,11 +115,17 @@ def _record(
             "org": org.slug,
             "action": action.value,
             "checkpoint": checkpoint_id,
-            "served": org.served_checkpoint_id,
+            "audience": audience,
+            "served": holder.served_checkpoint_id,
             "actor": actor,
         },
     )
-    return ServingChange(event, org.head_checkpoint_id, org.pinned_checkpoint_id, **change)
+    return ServingChange(event, holder.head_checkpoint_id, holder.pinned_checkpoint_id, **change)
+
+
+def _of(audience: str) -> str:
+    """`` (group 'eng')`` in messages about a group lineage; nothing for the org's."""
+    return "" if audience == ORG_AUDIENCE else f" (group {audience!r})"
 
 
 def _refuse_quarantined(org: Org, ck: Checkpoint, what: str) -> None:
@@ -119,21 +140,30 @@ def pin(
     org = _locked(session, org)
     ck = get_checkpoint(session, checkpoint_id, org)
     _refuse_quarantined(org, ck, "pinned")
-    if org.pinned_checkpoint_id == ck.id:
-        raise ConflictError(f"org {org.slug!r} is already pinned to checkpoint {ck.id!r}")
-    previous = org.served_checkpoint_id
-    org.pinned_checkpoint_id = ck.id
-    return _record(session, org, ServingAction.PIN, ck.id, previous, actor, reason)
+    holder = _holder(session, org, ck.audience)
+    if holder.pinned_checkpoint_id == ck.id:
+        raise ConflictError(f"org {org.slug!r}{_of(ck.audience)} is already pinned to checkpoint {ck.id!r}")
+    previous = holder.served_checkpoint_id
+    holder.pinned_checkpoint_id = ck.id
+    return _record(session, org, holder, ServingAction.PIN, ck.id, previous, actor, reason)
 
 
-def unpin(session: Session, org: Org | str, *, actor: str, reason: str | None = None) -> ServingChange:
-    """Serve the head again."""
+def unpin(
+    session: Session,
+    org: Org | str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    audience: str = ORG_AUDIENCE,
+) -> ServingChange:
+    """Serve the head of ``audience`` again."""
     org = _locked(session, org)
-    if org.pinned_checkpoint_id is None:
-        raise ConflictError(f"org {org.slug!r} has no pinned checkpoint")
-    previous = unpinned = org.pinned_checkpoint_id
-    org.pinned_checkpoint_id = None
-    return _record(session, org, ServingAction.UNPIN, unpinned, previous, actor, reason)
+    holder = head_holder(session, org, audience, for_update=True)
+    if holder is None or holder.pinned_checkpoint_id is None:
+        raise ConflictError(f"org {org.slug!r}{_of(audience)} has no pinned checkpoint")
+    previous = unpinned = holder.pinned_checkpoint_id
+    holder.pinned_checkpoint_id = None
+    return _record(session, org, holder, ServingAction.UNPIN, unpinned, previous, actor, reason)
 
 
 def promote(
@@ -149,23 +179,25 @@ def promote(
     org = _locked(session, org)
     ck = get_checkpoint(session, checkpoint_id, org)
     _refuse_quarantined(org, ck, "promoted")
-    if ck.id == org.head_checkpoint_id:
-        raise ConflictError(f"checkpoint {ck.id!r} is already the head of org {org.slug!r}")
+    holder = _holder(session, org, ck.audience)
+    if ck.id == holder.head_checkpoint_id:
+        raise ConflictError(f"checkpoint {ck.id!r} is already the head of org {org.slug!r}{_of(ck.audience)}")
     if ck.status == CheckpointStatus.REJECTED.value and not force:
         raise ConflictError(
             f"checkpoint {ck.id!r} of org {org.slug!r} was rejected; promote it with --force to override"
         )
-    if ck.parent_id != org.head_checkpoint_id:
+    if ck.parent_id != holder.head_checkpoint_id:
         raise ConflictError(
-            f"checkpoint {ck.id!r} was built on {ck.parent_id!r} but org {org.slug!r} head is "
-            f"{org.head_checkpoint_id!r}; only a child of the head can be promoted (roll back first)"
+            f"checkpoint {ck.id!r} was built on {ck.parent_id!r} but org {org.slug!r}{_of(ck.audience)} "
+            f"head is {holder.head_checkpoint_id!r}; only a child of the head can be promoted "
+            "(roll back first)"
         )
-    previous = org.served_checkpoint_id
+    previous = holder.served_checkpoint_id
     ck.status = CheckpointStatus.PROMOTED.value
-    org.head_checkpoint_id = ck.id
-    chunks = sync_chunk_status(session, org)
+    holder.head_checkpoint_id = ck.id
+    chunks = sync_chunk_status(session, org, ck.audience)
     action = ServingAction.FORCE_PROMOTE if force else ServingAction.PROMOTE
-    return _record(session, org, action, ck.id, previous, actor, reason, chunks=chunks)
+    return _record(session, org, holder, action, ck.id, previous, actor, reason, chunks=chunks)
 
 
 def reject(
@@ -179,7 +211,9 @@ def reject(
             f"checkpoint {ck.id!r} of org {org.slug!r} is {ck.status}, only candidates can be rejected"
         )
     ck.status = CheckpointStatus.REJECTED.value
-    return _record(session, org, ServingAction.REJECT, ck.id, org.served_checkpoint_id, actor, reason)
+    holder = _holder(session, org, ck.audience)
+    served = holder.served_checkpoint_id
+    return _record(session, org, holder, ServingAction.REJECT, ck.id, served, actor, reason)
 
 
 def quarantine(
@@ -194,19 +228,29 @@ def quarantine(
     ck = get_checkpoint(session, checkpoint_id, org)
     if ck.status == CheckpointStatus.QUARANTINED.value:
         raise ConflictError(f"checkpoint {ck.id!r} of org {org.slug!r} is already quarantined")
+    holder = _holder(session, org, ck.audience)
     parents = parent_map(session, org)
-    if ck.id in ancestry(parents, org.head_checkpoint_id):
+    if ck.id in ancestry(parents, holder.head_checkpoint_id):
         raise ConflictError(
-            f"checkpoint {ck.id!r} is on the head lineage of org {org.slug!r} (head "
-            f"{org.head_checkpoint_id!r}); roll back to its parent {ck.parent_id!r} first"
+            f"checkpoint {ck.id!r} is on the head lineage of org {org.slug!r}{_of(ck.audience)} (head "
+            f"{holder.head_checkpoint_id!r}); roll back to its parent {ck.parent_id!r} first"
         )
-    previous = org.served_checkpoint_id
+    previous = holder.served_checkpoint_id
     ck.status = CheckpointStatus.QUARANTINED.value
-    unpinned = org.pinned_checkpoint_id is not None and ck.id in ancestry(parents, org.pinned_checkpoint_id)
+    pinned = holder.pinned_checkpoint_id
+    unpinned = pinned is not None and ck.id in ancestry(parents, pinned)
     if unpinned:
-        org.pinned_checkpoint_id = None
+        holder.pinned_checkpoint_id = None
     return _record(
-        session, org, ServingAction.QUARANTINE, ck.id, previous, actor, reason, extra={"unpinned": unpinned}
+        session,
+        org,
+        holder,
+        ServingAction.QUARANTINE,
+        ck.id,
+        previous,
+        actor,
+        reason,
+        extra={"unpinned": unpinned},
     )
 
 
@@ -216,24 +260,27 @@ def rollback(
     """Move the head back to an ancestor; chunks only the abandoned branch consumed become pending."""
     org = _locked(session, org)
     target = get_checkpoint(session, checkpoint_id, org)
-    if org.head_checkpoint_id is None:
-        raise ConflictError(f"org {org.slug!r} has no head checkpoint to roll back from")
-    if target.id == org.head_checkpoint_id:
-        raise ConflictError(f"checkpoint {target.id!r} is already the head of org {org.slug!r}")
-    chain = ancestry(parent_map(session, org), org.head_checkpoint_id)
+    holder = _holder(session, org, target.audience)
+    where = f"org {org.slug!r}{_of(target.audience)}"
+    if holder.head_checkpoint_id is None:
+        raise ConflictError(f"{where} has no head checkpoint to roll back from")
+    if target.id == holder.head_checkpoint_id:
+        raise ConflictError(f"checkpoint {target.id!r} is already the head of {where}")
+    chain = ancestry(parent_map(session, org), holder.head_checkpoint_id)
     if target.id not in chain:
         raise ConflictError(
-            f"checkpoint {target.id!r} is not an ancestor of org {org.slug!r} head "
-            f"{org.head_checkpoint_id!r}; rollback only moves back along the head lineage"
+            f"checkpoint {target.id!r} is not an ancestor of {where} head "
+            f"{holder.head_checkpoint_id!r}; rollback only moves back along the head lineage"
         )
     _refuse_quarantined(org, target, "rolled back to")
-    previous = org.served_checkpoint_id
+    previous = holder.served_checkpoint_id
     abandoned = tuple(chain[: chain.index(target.id)])
-    org.head_checkpoint_id = target.id
-    chunks = sync_chunk_status(session, org)
+    holder.head_checkpoint_id = target.id
+    chunks = sync_chunk_status(session, org, target.audience)
     return _record(
         session,
         org,
+        holder,
         ServingAction.ROLLBACK,
         target.id,
         previous,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.db.models import Checkpoint, Org
 from orgmem.errors import ConflictError, IntegrityError, NotFoundError
+from orgmem.lineage.audiences import head_holder
 
 
 def get_checkpoint(session: Session, checkpoint_id: str, org: Org | None = None) -> Checkpoint:
@@ -63,6 +64,7 @@ class TreeNode:
         ck = self.checkpoint
         return {
             "id": ck.id,
+            "audience": ck.audience,
             "parent_id": ck.parent_id,
             "depth": self.depth,
             "status": ck.status,
@@ -77,20 +79,24 @@ class TreeNode:
         }
 
 
-def list_tree(session: Session, org: Org) -> list[TreeNode]:
-    """Checkpoints in depth-first order (children oldest first), each with its depth and markers."""
+def list_tree(session: Session, org: Org, audience: str = "org") -> list[TreeNode]:
+    """``audience``'s checkpoints depth-first (children oldest first), each with its depth and markers."""
     checkpoints = list(
         session.scalars(
             select(Checkpoint)
-            .where(Checkpoint.org_id == org.id)
+            .where(Checkpoint.org_id == org.id, Checkpoint.audience == audience)
             .order_by(Checkpoint.created_at, Checkpoint.id)
         )
     )
+    holder = head_holder(session, org, audience)
+    head = holder.head_checkpoint_id if holder is not None else None
+    pinned = holder.pinned_checkpoint_id if holder is not None else None
+    served = pinned or head
     children: dict[str | None, list[Checkpoint]] = {}
     known = {ck.id for ck in checkpoints}
     for ck in checkpoints:
         children.setdefault(ck.parent_id if ck.parent_id in known else None, []).append(ck)
-    head_line = set(ancestry({ck.id: ck.parent_id for ck in checkpoints}, org.head_checkpoint_id))
+    head_line = set(ancestry({ck.id: ck.parent_id for ck in checkpoints}, head))
     nodes: list[TreeNode] = []
     stack = [(ck, 0) for ck in reversed(children.get(None, []))]
     while stack:
@@ -99,9 +105,9 @@ def list_tree(session: Session, org: Org) -> list[TreeNode]:
             TreeNode(
                 checkpoint=ck,
                 depth=depth,
-                is_head=ck.id == org.head_checkpoint_id,
-                is_pinned=ck.id == org.pinned_checkpoint_id,
-                is_served=ck.id == org.served_checkpoint_id,
+                is_head=ck.id == head,
+                is_pinned=ck.id == pinned,
+                is_served=ck.id == served,
                 on_head_lineage=ck.id in head_line,
             )
         )

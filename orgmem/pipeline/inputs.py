@@ -1,4 +1,8 @@
-"""What a consolidation trains on: the org's pending chunks, plus a replay sample of consumed ones.
+"""What a consolidation trains on: an audience's pending chunks, plus a replay sample of consumed ones.
+
+Only chunks whose document belongs to the consolidated audience are taken: the org memory
+trains on ``org`` material alone (never a group's, never a private channel's), and a group
+consolidation on that group's material alone, on the group's own lineage.
 
 The set is fixed before training starts (chunks that arrive meanwhile wait for the next night)
 and identified by a digest of the parent, the new chunk keys and the recipe, the same digest
@@ -19,6 +23,7 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints import input_digest
 from orgmem.db.enums import ChunkStatus, InputRole
 from orgmem.db.models import Checkpoint, Chunk, Org
+from orgmem.lineage.audiences import ORG_AUDIENCE, audience_chunk_ids, head_holder
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ChunkRef:
 class Inputs:
     org_id: int
     org_slug: str
+    audience: str
     parent_id: str | None
     new: list[ChunkRef]
     replay: list[ChunkRef]
@@ -45,10 +51,14 @@ class Inputs:
         return [(c.id, InputRole.NEW) for c in self.new] + [(c.id, InputRole.REPLAY) for c in self.replay]
 
 
-def _refs(session: Session, org: Org, status: ChunkStatus) -> list[ChunkRef]:
+def _refs(session: Session, org: Org, audience: str, status: ChunkStatus) -> list[ChunkRef]:
     rows = session.execute(
         select(Chunk.id, Chunk.chunk_key, Chunk.text)
-        .where(Chunk.org_id == org.id, Chunk.status == status.value)
+        .where(
+            Chunk.org_id == org.id,
+            Chunk.status == status.value,
+            Chunk.id.in_(audience_chunk_ids(org, audience)),
+        )
         .order_by(Chunk.id)
     )
     return [ChunkRef(cid, key, text) for cid, key, text in rows]
@@ -63,13 +73,26 @@ def replay_sample(consumed: list[ChunkRef], k: int, digest: str) -> list[ChunkRe
     return [consumed[i] for i in sorted(picked)]
 
 
-def gather_inputs(session: Session, org: Org, *, replay_max: int, digest_extra: dict[str, Any]) -> Inputs:
-    """The pending chunks of ``org`` on its current head, and the replay sample."""
-    new = _refs(session, org, ChunkStatus.PENDING)
-    parent_id = org.head_checkpoint_id
-    digest = input_digest([c.key for c in new], parent_id, digest_extra)
-    replay = replay_sample(_refs(session, org, ChunkStatus.CONSUMED), replay_max, digest)
-    return Inputs(org.id, org.slug, parent_id, new, replay, digest, dict(digest_extra))
+def gather_inputs(
+    session: Session,
+    org: Org,
+    *,
+    replay_max: int,
+    digest_extra: dict[str, Any],
+    audience: str = ORG_AUDIENCE,
+) -> Inputs:
+    """The pending chunks of ``org``'s ``audience`` on that audience's head, and the replay sample.
+
+    A group's digest also names the group (the org's stays as before audiences, so a retried
+    org job still finds its checkpoint).
+    """
+    holder = head_holder(session, org, audience)
+    parent_id = holder.head_checkpoint_id if holder is not None else None
+    extra = dict(digest_extra) if audience == ORG_AUDIENCE else {**digest_extra, "audience": audience}
+    new = _refs(session, org, audience, ChunkStatus.PENDING)
+    digest = input_digest([c.key for c in new], parent_id, extra)
+    replay = replay_sample(_refs(session, org, audience, ChunkStatus.CONSUMED), replay_max, digest)
+    return Inputs(org.id, org.slug, audience, parent_id, new, replay, digest, extra)
 
 
 def existing_checkpoint(session: Session, inputs: Inputs) -> Checkpoint | None:

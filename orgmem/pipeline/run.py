@@ -26,7 +26,9 @@ from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
 from orgmem.errors import IncompatibleBaseError
 from orgmem.gate import Check, GateConfig, GateDecision, apply_decision, decide
+from orgmem.governance.record import governance_for_chunks
 from orgmem.lineage import get_org
+from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
 from orgmem.memory import memory_config, read_metadata
 from orgmem.pipeline.config import resolve
 from orgmem.pipeline.evaluation import evaluate_candidate
@@ -74,6 +76,7 @@ class ConsolidationOutcome:
 
     org: str
     status: str  # promoted | rejected | candidate | quarantined | nothing_to_do
+    audience: str = "org"
     checkpoint_id: str | None = None
     parent_id: str | None = None
     created: bool = False
@@ -108,6 +111,7 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
     return ConsolidationOutcome(
         inputs.org_slug,
         status,
+        inputs.audience,
         ck_id,
         inputs.parent_id,
         False,
@@ -149,6 +153,9 @@ def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base
     }
     refs = [InputRef(cid, role) for cid, role in inputs.input_refs]
     with session_scope() as session:
+        # what governance the training data went through, so a rule change can find this checkpoint
+        governance = governance_for_chunks(session, [ref.chunk_id for ref in refs])
+        metrics["governance"] = manifest["governance"] = governance
         commit = commit_checkpoint(
             session,
             store,
@@ -166,8 +173,13 @@ def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base
             memory_config=memory_config(result.memory),
             job_id=ctx.job_id,
             digest_extra=inputs.digest_extra,
+            audience=inputs.audience,
         )
         return commit.checkpoint.id, commit.created
+
+
+def _audience_label(audience: str) -> str:
+    return "" if audience == ORG_AUDIENCE else f"group {audience!r}: "
 
 
 def _freeze_config(ctx: Reporter, cfg) -> None:
@@ -190,24 +202,31 @@ def consolidate_org(
     params: dict[str, Any] | None = None,
     store: ObjectStore | None = None,
 ) -> ConsolidationOutcome:
-    """Consolidate ``org_slug``'s pending chunks into a gated checkpoint (see module docstring)."""
+    """Consolidate ``org_slug``'s pending chunks into a gated checkpoint (see module docstring).
+
+    ``params["audience"]`` (default ``org``): whose material and lineage; a group is trained as
+    its own memory layer set on its own lineage (parent: the group's head).
+    """
     t0 = time.time()
     ctx = ctx or LogReporter(org_slug)
     params = params if params is not None else dict(ctx.params or {})
     cfg, settings = resolve(params), get_settings()
     actor = str(params.get("actor") or "system")
+    audience = validate_audience(str(params.get("audience") or ORG_AUDIENCE))
     _freeze_config(ctx, cfg)
     store = store or open_store(settings=settings)
     extra = {"base_model": settings.base_model, "engine": cfg.engine.to_dict()}
     with session_scope() as session:
         org = get_org(session, org_slug)
         gate_config = GateConfig.from_org(org.gate_config)
-        inputs = gather_inputs(session, org, replay_max=cfg.pipeline.replay_max_chunks, digest_extra=extra)
+        inputs = gather_inputs(
+            session, org, replay_max=cfg.pipeline.replay_max_chunks, digest_extra=extra, audience=audience
+        )
         existing = existing_checkpoint(session, inputs)
         existing_id = existing.id if existing is not None else None
     ctx.progress(
         0.02,
-        f"{len(inputs.new)} pending chunk(s), {len(inputs.replay)} replayed, "
+        f"{_audience_label(audience)}{len(inputs.new)} pending chunk(s), {len(inputs.replay)} replayed, "
         f"parent {inputs.parent_id or '(none: first night)'}",
     )
     if existing_id is not None:
@@ -215,7 +234,7 @@ def consolidate_org(
     if not inputs.new:
         ctx.event("nothing pending: no checkpoint made")
         return ConsolidationOutcome(
-            org_slug, "nothing_to_do", None, inputs.parent_id, seconds=time.time() - t0
+            org_slug, "nothing_to_do", audience, None, inputs.parent_id, seconds=time.time() - t0
         )
     with session_scope() as session:
         remove_uncommitted_objects(session, store, inputs.org_id, org_slug)
@@ -246,6 +265,7 @@ def consolidate_org(
     return ConsolidationOutcome(
         org_slug,
         status,
+        audience,
         ck_id,
         inputs.parent_id,
         created,

@@ -14,8 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from orgmem.errors import OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
+from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
 from orgmem.serving.auth import get_state, require_org_admin
 from orgmem.serving.errors import ApiError, permission_denied
 
@@ -44,6 +46,7 @@ class SyncRequest(BaseModel):
 
 class ConsolidateRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
+    audience: str | None = Field(None, description="'org' (default) or a group: train that group's memory.")
 
 
 class ScheduleSet(BaseModel):
@@ -102,7 +105,19 @@ def sync(org: str, request: Request, body: SyncRequest | None = None,
 @router.post("/consolidate", status_code=202, summary="Queue a consolidation of pending material")
 def consolidate(org: str, request: Request, body: ConsolidateRequest | None = None,
                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    params = (body or ConsolidateRequest()).params
+    body = body or ConsolidateRequest()
+    params = dict(body.params)
+    audience = body.audience or params.get("audience") or ORG_AUDIENCE
+    try:
+        validate_audience(str(audience))
+    except OrgmemError as exc:
+        raise ApiError(400, str(exc), param="audience") from None
+    if audience != ORG_AUDIENCE:
+        if audience not in identity.groups:
+            raise permission_denied(f"API key {identity.prefix}… does not carry group {audience!r}")
+        params["audience"] = audience
+    else:
+        params.pop("audience", None)
     job_id = _module("workers.enqueue").enqueue_consolidation(org, actor=identity.actor, params=params)
     return {"job_id": job_id, "status": "queued"}
 

@@ -20,6 +20,7 @@ from orgmem.keys import ApiKeyIdentity, create_key, key_dict, list_keys, revoke_
 from orgmem.lineage import create_org, get_org, list_tree, pin, promote, rollback, unpin
 from orgmem.lineage.history import event_dict, served_at, serving_history
 from orgmem.serving.auth import get_state, require_key, require_operator, require_org_admin
+from orgmem.serving.errors import permission_denied
 from orgmem.serving.resolve import own_checkpoint
 from orgmem.serving.state import ServingState
 
@@ -50,6 +51,8 @@ class Promote(BaseModel):
 class KeyCreate(BaseModel):
     role: str = Field("employee", description="employee | admin")
     name: str | None = None
+    groups: list[str] = Field(default_factory=list,
+                              description="Groups whose memories it reaches (only the caller's groups).")
 
 
 def org_dict(org: Org) -> dict[str, Any]:
@@ -92,7 +95,8 @@ def _serving_change(request: Request, background: BackgroundTasks, identity: Api
 
 @router.get("/me", summary="The calling key: org and role")
 def me(identity: ApiKeyIdentity = Depends(require_key)) -> dict[str, Any]:
-    return {"org": identity.org_slug, "role": identity.role, "key": identity.prefix, "name": identity.name}
+    return {"org": identity.org_slug, "role": identity.role, "key": identity.prefix, "name": identity.name,
+            "groups": list(identity.groups)}
 
 
 @router.get("/orgs", summary="Orgs this key may see (its own)")
@@ -185,8 +189,12 @@ def keys_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(req
 @router.post("/orgs/{org}/keys", status_code=201, summary="Create a key; the response is the only copy")
 def keys_create(org: str, body: KeyCreate, request: Request,
                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    beyond = sorted(set(body.groups) - set(identity.groups))
+    if beyond:  # a key can only hand on what it may reach itself
+        raise permission_denied(f"API key {identity.prefix}… does not carry group(s) {beyond}; it cannot "
+                                "create a key that reaches them")
     with get_state(request).session(write=True) as session:
-        created = create_key(session, org, body.role, body.name, actor=identity.actor)
+        created = create_key(session, org, body.role, body.name, actor=identity.actor, groups=body.groups)
         return {**key_dict(created.row, org), "key": created.key}
 
 

@@ -18,7 +18,7 @@ from orgmem.db.types import UTCDateTime, utcnow
 
 
 class AudienceHead(Base):
-    """Head and pin of one group audience; same attribute names as ``Org`` so lineage code treats both alike."""
+    """Head and pin of one group; ``Org``'s attribute names, so lineage code treats both alike."""
 
     __tablename__ = "audience_heads"
 
