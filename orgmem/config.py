@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     base_model: str = Field(DEFAULT_BASE_MODEL,
                             description="'smollm2-135m-instruct', 'tiny-random' or a local HF Llama folder.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    forget_grace_hours: float = Field(
+        0.0, ge=0, description="Hours a forgotten checkpoint's objects are kept; 0 = delete at once."
+    )
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -24,6 +24,13 @@ def load_checkpoint_objects(
     unknown = [name for name in wanted if name not in rows]
     if unknown:
         raise NotFoundError(f"checkpoint {checkpoint_id!r} has no object(s) {unknown} (has {sorted(rows)})")
+    gone = [name for name in wanted if rows[name].deleted_at is not None]
+    if gone:
+        when = min(rows[name].deleted_at for name in gone).isoformat()
+        raise NotFoundError(
+            f"checkpoint {checkpoint_id!r} ({checkpoint.status}) cannot be loaded: its object(s) {gone} were "
+            f"deleted from the store at {when} after a forget (see `orgmem receipts`)"
+        )
     out: dict[str, bytes] = {}
     for name in wanted:
         row = rows[name]

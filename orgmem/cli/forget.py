@@ -1,27 +1,12 @@
-"""``orgmem forget ORG DOC``: take a document out of an org's memory, past and future."""
+"""``orgmem forget ORG DOC``: take a document out of an org's memory, past and future; print the receipt."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from orgmem.cli.common import ActorOption, JsonFlag, ReasonOption, actor_or_default, db_session, emit
-
-
-def _text(data: dict[str, Any]) -> str:
-    lines = [
-        f"forgot {data['document']!r} (document {data['document_id']}) of org {data['org']!r}: "
-        f"{data['chunks_excluded']} chunk(s) excluded from training",
-        f"checkpoints that saw it: {', '.join(data['saw']) or 'none'}",
-        f"quarantined: {', '.join(data['quarantined']) or 'none'}",
-        f"head: {data['head_before'] or '-'} -> {data['head_after'] or '-'}",
-    ]
-    if data.get("replay_job"):
-        lines.append(f"replay consolidation: job {data['replay_job']}")
-    elif data.get("replay_note"):
-        lines.append(data["replay_note"])
-    return "\n".join(lines)
 
 
 def command(
@@ -36,18 +21,25 @@ def command(
 ) -> None:
     """Roll back past every checkpoint trained on DOCUMENT, quarantine them, never train on it again."""
     from orgmem.errors import OrgmemError
+    from orgmem.lineage import get_org
+    from orgmem.lineage.receipts import get_receipt, receipt_dict, receipt_text, set_replay_job
     from orgmem.pipeline.forget import forget_document
     from workers.enqueue import enqueue_consolidation
 
     who = actor_or_default(actor)
     with db_session(write=True) as session:
         result = forget_document(session, org, document, actor=who, reason=reason)
-    data = result.to_dict()
+    note = None
     if replay and result.quarantined:
         try:
-            data["replay_job"] = enqueue_consolidation(
-                org, actor=who, params={"after_forget": result.document}
-            )
+            job = enqueue_consolidation(org, actor=who, params={"after_forget": result.document})
+            with db_session(write=True) as session:
+                set_replay_job(session, result.receipt_id, job)
         except OrgmemError as exc:
-            data["replay_note"] = f"replay not queued: {exc}"
-    emit(data, as_json, lambda: _text(data))
+            note = f"replay not queued: {exc}"
+    with db_session() as session:
+        data = receipt_dict(get_receipt(session, result.receipt_id), org)
+        data["org"] = get_org(session, org).slug
+    if note:
+        data["replay_note"] = note
+    emit(data, as_json, lambda: receipt_text(data) + (f"\n{note}" if note else ""))

@@ -1,4 +1,5 @@
-"""``orgmem store gc``: remove checkpoint objects that no committed row references."""
+"""``orgmem store gc``: remove checkpoint objects that no committed row references, and the objects
+of forgotten checkpoints whose grace period has passed (or whose deletion failed before)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,24 @@ def gc(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Remove orphan checkpoint objects left by failed or killed commits."""
+    """Remove orphan checkpoint objects left by failed or killed commits, and forgotten ones when due."""
     from orgmem.checkpoints import collect_garbage
+    from orgmem.pipeline.purge import purge_due
 
     grace_period = parse_duration(grace)
     store = open_configured_store()
     with db_session() as session:
         report = collect_garbage(session, store, grace=grace_period, dry_run=dry_run)
+        purged = [] if dry_run else purge_due(session, store)
     verb = "would remove" if dry_run else "removed"
+    data = {
+        **report.as_dict(),
+        "forget_receipts": [
+            {"id": r.id, "status": r.deletion_status, "objects": len(r.objects_deleted or []),
+             "bytes": r.bytes_deleted, "error": r.deletion_error}
+            for r in purged
+        ],
+    }  # fmt: skip
 
     def text() -> str:
         lines = [f"{verb} {len(report.removed)} orphan object(s), {report.bytes_removed} bytes"]
@@ -40,6 +51,9 @@ def gc(
             lines.append(
                 f"kept {len(report.kept_recent)} orphan object(s) younger than {grace} (commit in flight?)"
             )
+        for r in data["forget_receipts"]:
+            lines.append(f"forget receipt {r['id']}: deletion {r['status']}, {r['objects']} object(s), "
+                         f"{r['bytes']} bytes" + (f" ({r['error']})" if r["error"] else ""))
         return "\n".join(lines)
 
-    emit(report.as_dict(), as_json, text)
+    emit(data, as_json, text)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import getpass
 import os
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from orgmem.db.models import AuditEvent
@@ -34,3 +36,36 @@ def record_audit(
     event = AuditEvent(org_id=org_id, actor=actor, action=action, target=target, data=data or {})
     session.add(event)
     return event
+
+
+def audit_dict(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "at": event.created_at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "data": event.data or {},
+    }
+
+
+def list_audit(
+    session: Session,
+    org_id: int,
+    *,
+    since: datetime | None = None,
+    action: str | None = None,
+    limit: int | None = None,
+) -> list[AuditEvent]:
+    """The org's audit events, oldest first; ``action`` matches exactly or as a prefix (``serving``
+    finds ``serving.pin``), so one family of actions can be listed at once."""
+    query = select(AuditEvent).where(AuditEvent.org_id == org_id)
+    if since is not None:
+        query = query.where(AuditEvent.created_at >= since)
+    if action:
+        query = query.where(or_(AuditEvent.action == action, AuditEvent.action.startswith(action + ".")))
+    query = query.order_by(AuditEvent.created_at, AuditEvent.id)
+    if limit is not None:  # the newest ``limit``, still oldest first
+        return list(reversed(list(session.scalars(query.order_by(None).order_by(
+            AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)))))
+    return list(session.scalars(query))

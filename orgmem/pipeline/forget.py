@@ -6,7 +6,9 @@ moves back to the parent of the oldest tainted checkpoint on its lineage (or to 
 all when the first one saw it), every tainted checkpoint is quarantined (a pin on one is
 removed), and the document's chunks are excluded from training for good. The rest of the
 abandoned material becomes pending again, and a consolidation replays it without the document.
-All of it happens in one transaction: a refused or failed forget changes nothing.
+All of it happens in one transaction, with its receipt: a refused or failed forget changes
+nothing. The quarantined checkpoints' objects are deleted from the store after the commit (at
+once, or once ``ORGMEM_FORGET_GRACE_HOURS`` have passed; see ``orgmem.pipeline.purge``).
 """
 
 from __future__ import annotations
@@ -18,14 +20,26 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from orgmem.db.enums import CheckpointStatus, ChunkStatus, ServingAction
-from orgmem.db.models import Checkpoint, CheckpointInput, Chunk, Document, DocumentVersion, Org, ServingEvent
+from orgmem.db.enums import CheckpointStatus, ChunkStatus, ObjectDeletion, ServingAction
+from orgmem.db.models import (
+    Checkpoint,
+    CheckpointInput,
+    Chunk,
+    Document,
+    DocumentVersion,
+    ForgetReceipt,
+    Org,
+    ServingEvent,
+    Source,
+)
 from orgmem.db.session import begin_write
-from orgmem.db.types import utcnow
+from orgmem.db.types import new_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.jobs.lease import org_lease_holder
 from orgmem.lineage import ancestry, descendants, get_org, parent_map, quarantine, record_audit, rollback
 from orgmem.lineage.chunks import sync_chunk_status
+from orgmem.pipeline.purge import forget_grace, purge_receipt
+from orgmem.store.base import ObjectStore
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +55,8 @@ class ForgetResult:
     head_before: str | None = None
     head_after: str | None = None
     replay_job: str | None = None
+    receipt_id: str | None = None
+    deletion_status: str = ObjectDeletion.NONE.value
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,9 +136,20 @@ def _move_head_before(session: Session, org: Org, tainted: set[str], actor: str,
 
 
 def forget_document(
-    session: Session, org_slug: str, ref: str, *, actor: str, reason: str | None = None
+    session: Session,
+    org_slug: str,
+    ref: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    store: ObjectStore | None = None,
 ) -> ForgetResult:
-    """Roll back past, quarantine, and exclude everything trained on document ``ref``. Commits."""
+    """Roll back past, quarantine, and exclude everything trained on document ``ref``. Commits.
+
+    The receipt is committed with the forget; with no grace period the quarantined objects are
+    deleted right after (``store``, default the configured one), and a store failure leaves the
+    receipt ``pending`` for ``orgmem store gc`` instead of failing the forget.
+    """
     begin_write(session)
     org = get_org(session, org_slug, for_update=True)
     doc = find_document(session, org, ref)
@@ -139,6 +166,7 @@ def forget_document(
     result = ForgetResult(
         org_slug, doc.id, doc.external_id, len(chunk_ids), saw, head_before=org.head_checkpoint_id
     )
+    served_before = org.served_checkpoint_id
     _move_head_before(session, org, tainted, actor, why)
     for ck_id in sorted(tainted):
         if session.get(Checkpoint, ck_id).status != CheckpointStatus.QUARANTINED.value:
@@ -151,16 +179,27 @@ def forget_document(
             .values(status=ChunkStatus.EXCLUDED.value)
             .execution_options(synchronize_session="fetch")
         )
+    result.head_after = org.head_checkpoint_id
+    receipt = _receipt(session, org, doc, result, actor=actor, reason=reason, served_before=served_before)
+    result.receipt_id, result.deletion_status = receipt.id, receipt.deletion_status
     record_audit(
         session,
         org_id=org.id,
         actor=actor,
         action="document.forget",
         target=doc.external_id,
-        data={"document_id": doc.id, "chunks": len(chunk_ids), "quarantined": result.quarantined},
+        data={
+            "document_id": doc.id,
+            "chunks": len(chunk_ids),
+            "quarantined": result.quarantined,
+            "head": result.head_after,
+            "receipt": receipt.id,
+            "reason": reason,
+        },
     )
-    result.head_after = org.head_checkpoint_id
     session.commit()
+    if receipt.deletion_status == ObjectDeletion.PENDING.value and receipt.purge_after <= utcnow():
+        result.deletion_status = _purge_now(session, store, receipt.id)
     logger.warning(
         "document forgotten",
         extra={
@@ -171,3 +210,60 @@ def forget_document(
         },
     )
     return result
+
+
+def _receipt(
+    session: Session,
+    org: Org,
+    doc: Document,
+    result: ForgetResult,
+    *,
+    actor: str,
+    reason: str | None,
+    served_before: str | None,
+) -> ForgetReceipt:
+    """The receipt row, in the forget's transaction; deletion is pending only if something was quarantined."""
+    pending = bool(result.quarantined)
+    receipt = ForgetReceipt(
+        id=new_id("fr"),
+        org_id=org.id,
+        document_id=doc.id,
+        document=doc.external_id,
+        document_uri=doc.uri,
+        source=session.scalar(select(Source.name).where(Source.id == doc.source_id)),
+        reason=reason,
+        actor=actor,
+        created_at=utcnow(),
+        chunks_excluded=result.chunks_excluded,
+        saw=list(result.saw),
+        quarantined=list(result.quarantined),
+        head_before=result.head_before,
+        head_after=result.head_after,
+        served_before=served_before,
+        served_after=org.served_checkpoint_id,
+        deletion_status=(ObjectDeletion.PENDING if pending else ObjectDeletion.NONE).value,
+        purge_after=utcnow() + forget_grace() if pending else None,
+        objects_deleted=[],
+        bytes_deleted=0,
+    )
+    session.add(receipt)
+    return receipt
+
+
+def _purge_now(session: Session, store: ObjectStore | None, receipt_id: str) -> str:
+    """Delete the quarantined objects now; any failure is recorded on the receipt, never raised."""
+    try:
+        if store is None:
+            from orgmem.store import open_store
+
+            store = open_store()
+        return purge_receipt(session, store, receipt_id).deletion_status
+    except Exception as exc:
+        session.rollback()
+        begin_write(session)
+        session.get(ForgetReceipt, receipt_id).deletion_error = f"{type(exc).__name__}: {exc}"
+        session.commit()
+        logger.error(
+            "forgotten objects not deleted; `orgmem store gc` retries", extra={"receipt": receipt_id}
+        )
+        return ObjectDeletion.PENDING.value
