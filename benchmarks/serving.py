@@ -60,8 +60,8 @@ def make_memory(base, seed: int) -> bytes:
         return save_memory(handle)
 
 
-def build_deployment(base, n_orgs: int, root: Path):
-    """SQLite + local store with ``n_orgs`` orgs, one promoted checkpoint each; a started ServingState."""
+def build_deployment(base, memories: list[bytes], root: Path):
+    """SQLite + local store with one org per memory, one promoted checkpoint each; a started ServingState."""
     from orgmem.checkpoints import MEMORY, commit_checkpoint
     from orgmem.config import Settings
     from orgmem.db.migrate import upgrade
@@ -77,13 +77,14 @@ def build_deployment(base, n_orgs: int, root: Path):
     upgrade(settings.database_url)
     store = open_store(settings=settings)
     identities = []
+    n_orgs = len(memories)
     for i in range(n_orgs):
         slug = f"org-{i:02d}"
         with session_scope(settings.database_url, write=True) as s:
             org = create_org(s, slug, actor="bench")
             org_id = org.id
         with session_scope(settings.database_url) as s:
-            commit_checkpoint(s, store, slug, None, objects={MEMORY: make_memory(base, i)}, manifest={},
+            commit_checkpoint(s, store, slug, None, objects={MEMORY: memories[i]}, manifest={},
                               inputs=[], metrics={}, status="promoted", created_by="bench",
                               base_model=base.name, base_fingerprint=base.fingerprint, memory_kind="cms")
         identities.append(ApiKeyIdentity(i + 1, "bench", "admin", f"omk_bench{i:04d}", org_id, slug))
@@ -231,7 +232,9 @@ def markdown(r: dict) -> str:
     ss, tp, sw, mem = r["single_stream"], r["throughput"], r["swap"], r["memory_per_org"]
     m = r["machine"]
     lines = [
-        f"Serving on `{r['base']}`, {m['cpu_count']} CPU cores, {m['torch_threads']} torch thread(s), "
+        f"Serving on `{r['base']}` in {r.get('serve_dtype', 'float32')} "
+        f"(`--dtype {r.get('dtype_option', 'auto')}`), "
+        f"{m['cpu_count']} CPU cores, {m['torch_threads']} torch thread(s), "
         f"load average {m['load_avg_at_start'][0]:.1f} at start (shared machine); "
         f"{r['tokens_per_stream']} tokens per stream, greedy, prompt {ss['prompt_tokens']} tokens.",
         "",
@@ -242,6 +245,8 @@ def markdown(r: dict) -> str:
         f"| per token, single stream | {_rate(ss['base'])} | {_rate(ss['memory'])} | "
         f"{ss['ratio_memory_to_base']['per_token']:.3f} (≤ 1.1) |",
         f"| `model.generate` reference, same run | {ss['hf_generate_base_tokens_per_s']:.1f} tok/s | | |",
+        f"| `model.generate`, fp32 base, same run | "
+        f"{r.get('hf_generate_fp32_base_tokens_per_s', 0):.1f} tok/s | | |",
         "",
         "| streams | orgs | aggregate tok/s | max batch |",
         "|---|---|---|---|",
@@ -268,22 +273,32 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="Completion tokens per stream.")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's).")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="Serving dtype of the base (ORGMEM_SERVE_DTYPE); auto = what a server picks.")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
     from orgmem.models import load_base
+    from orgmem.models.precision import serving_dtype
 
     t0 = time.perf_counter()
-    base = load_base(args.base, device="cpu")
+    base = load_base(args.base, device="cpu")  # fp32: what training uses and memories are made on
     load_s = time.perf_counter() - t0
+    memories = [make_memory(base, i) for i in range(16)]
+    dtype = serving_dtype(args.dtype, base.device)
+    fp32_generate = hf_generate_rate(base, prompt_ids(base.tokenizer, 0), args.tokens)
+    base.model.to(dtype)
+    base.dtype = dtype
     with tempfile.TemporaryDirectory() as tmp:
         rss0 = rss_bytes()
-        state, identities = build_deployment(base, 16, Path(tmp))
+        state, identities = build_deployment(base, memories, Path(tmp))
         try:
             result = {
                 "base": args.base, "base_load_s": load_s, "tokens_per_stream": args.tokens,
+                "serve_dtype": str(dtype).removeprefix("torch."), "dtype_option": args.dtype,
+                "hf_generate_fp32_base_tokens_per_s": fp32_generate,
                 "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                             "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
                             "torch": torch.__version__},

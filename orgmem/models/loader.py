@@ -97,15 +97,19 @@ def _freeze(model: PreTrainedModel, device: torch.device, dtype: torch.dtype) ->
     return model
 
 
-def load_base(name: str | None = None, device: str | torch.device | None = None) -> BaseModel:
-    """Load base ``name`` frozen on ``device`` (default: settings)."""
+def load_base(
+    name: str | None = None, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+) -> BaseModel:
+    """Load base ``name`` frozen on ``device`` (default: settings), in ``dtype`` (default: the
+    device's training dtype; serving passes ``orgmem.models.precision.serving_dtype``)."""
     name = name or get_settings().base_model
-    dev, dtype = resolve_device(device)
+    dev, training_dtype = resolve_device(device)
+    dtype = dtype or training_dtype
     t0 = time.time()
     if name == TINY_BASE_MODEL:
         model = build_tiny_model()
-        base = BaseModel(name, _freeze(model, dev, dtype), build_tiny_tokenizer(),
-                         model_fingerprint(model), dev, dtype)
+        fingerprint = model_fingerprint(model)  # of the fp32 weights, whatever dtype it runs in
+        base = BaseModel(name, _freeze(model, dev, dtype), build_tiny_tokenizer(), fingerprint, dev, dtype)
     else:
         folder = resolve_folder(name)
         if (folder / "config.json").exists() is False:
@@ -119,7 +123,7 @@ def load_base(name: str | None = None, device: str | torch.device | None = None)
                          dev, dtype, path=folder)
     if base.tokenizer.pad_token is None:
         base.tokenizer.pad_token = base.tokenizer.eos_token
-    logger.info("base model loaded", extra={"base": name, "device": str(dev),
+    logger.info("base model loaded", extra={"base": name, "device": str(dev), "dtype": str(dtype),
                                             "fingerprint": base.fingerprint[:12],
                                             "seconds": round(time.time() - t0, 2)})
     return base

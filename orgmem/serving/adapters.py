@@ -110,7 +110,8 @@ def _frozen(module: nn.Module) -> nn.Module:
 def _cms_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> AdapterResult:
     """CMS: the block beside each wrapped layer's MLP adds ``gate * (chain(x) - x)`` to its output."""
     layers = cfg.resolve_layers(base.num_layers)
-    memory = CmsMemory(base, cfg, layers)  # builds the blocks only; nothing is hooked into the base
+    # Builds the blocks only (nothing is hooked into the base); fp32 even on a bf16 base.
+    memory = CmsMemory(base, cfg, layers).float()
     try:
         memory.load_memory_state_dict(state)
     except RuntimeError as exc:
@@ -165,7 +166,7 @@ def _titans_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> Adapte
     A query depends on its own token alone, so cached decoding reads what a full pass reads.
     """
     layers = cfg.resolve_layers(base.num_layers)
-    memory = get_kind("titans").kind_cls(base, cfg, layers)  # builds the memories; no hooks
+    memory = get_kind("titans").kind_cls(base, cfg, layers).float()  # builds the memories; no hooks
     try:
         memory.load_memory_state_dict(state)
     except (RuntimeError, OrgmemError) as exc:
@@ -175,7 +176,7 @@ def _titans_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> Adapte
     for key in memory.memories:
 
         def op(x: Tensor, out: Tensor, key: str = key) -> Tensor:
-            return out + memory.apply_memory(key, x).to(out.dtype)
+            return out + memory.apply_memory(key, x.float()).to(out.dtype)
 
         ops[f"model.layers.{key}"] = op
     return ops, [memory]

@@ -6,6 +6,8 @@ batch size, rate limit), so two servers on one database can be tuned apart.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,6 +27,9 @@ class ServeSettings(BaseSettings):
     max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
     rate_limit_per_minute: float = Field(600.0, ge=0, description="Requests per minute per key; 0 = off.")
     rate_limit_burst: int = Field(60, ge=1, description="Requests a key may make at once before limiting.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Base weights when serving: auto = bf16 on GPUs and on CPUs with native bf16, "
+        "else fp32 (decoding reads every weight once per token, so half the bytes is faster).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
     operator_key: SecretStr | None = Field(
         None, description="Installation-level secret that may create orgs through POST /api/orgs.")

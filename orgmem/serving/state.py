@@ -63,10 +63,13 @@ class ServingState:
             threading.Thread(target=self._load_base, name="orgmem-base-loader", daemon=True).start()
 
     def _load_base(self) -> None:
-        from orgmem.models import load_base
+        from orgmem.models import load_base, resolve_device
+        from orgmem.models.precision import serving_dtype
 
         try:
-            self.base = load_base(self.settings.base_model, device=self.settings.device)
+            device, _ = resolve_device(self.settings.device)
+            self.base = load_base(self.settings.base_model, device=device,
+                                  dtype=serving_dtype(self.serve.dtype, device))
             self._start_engine()
         except BaseException as exc:  # reported by /readyz and every model route
             self.load_error = exc
