@@ -66,6 +66,7 @@ _missing_binaries() {
   [ -x "$PGBIN/postgres" ] || missing="$missing postgresql-15"
   command -v psql >/dev/null || missing="$missing postgresql-client-15"
   command -v redis-server >/dev/null || missing="$missing redis-server"
+  command -v chromium >/dev/null || missing="$missing chromium"  # the console's browser tests
   if [ "$S3_IMPL" = ceph ]; then
     command -v radosgw >/dev/null || missing="$missing radosgw"
     command -v ceph-mon >/dev/null || missing="$missing ceph-mon"

@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from orgmem.config import Settings, get_settings
-from orgmem.serving import admin_jobs, admin_routes, openai_routes, ops_routes
+from orgmem.console import routes as console_routes
+from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.errors import install_error_handlers
 from orgmem.serving.state import ServingState
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     app.state.serving = state
     install_error_handlers(app)
     _install_metrics_middleware(app, state)
-    for module in (openai_routes, admin_routes, admin_jobs, ops_routes):
+    for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):
         app.include_router(module.router)
+    app.include_router(console_routes.router)  # the admin console's pages under /console
     return app

@@ -1,0 +1,224 @@
+"""The console's state-changing requests (POST): log in and out, the org actions, and chat.
+
+Each org action is confirmed on its own page first (``pages.confirm``), carries the CSRF token,
+and calls the same function the ``/api`` route calls (for pin, unpin, rollback, sync and
+consolidate: the route function itself), with the key's identity as the recorded actor. The
+result comes back as a flash message on the page the action belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.responses import JSONResponse, Response
+
+from orgmem.console import security
+from orgmem.console.render import ConsoleRoute, redirect, render
+from orgmem.console.views import short
+from orgmem.db.models import Org
+from orgmem.errors import OrgmemError
+from orgmem.keys import ApiKeyIdentity
+from orgmem.serving import admin_jobs, admin_routes, openai_routes
+from orgmem.serving.auth import get_state
+from orgmem.serving.errors import ApiError, as_api_error
+from orgmem.serving.openai_schema import ChatCompletionBody
+from orgmem.serving.resolve import own_checkpoint
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix=security.PATH, route_class=ConsoleRoute, include_in_schema=False)
+
+CHAT_MAX_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    title: str
+    page: str  # the org page the result is shown on
+    needs_checkpoint: bool = False
+    needs_document: bool = False
+    reason_required: bool = False
+    danger: bool = False
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "sync": ActionSpec("Sync sources", ""),
+    "consolidate": ActionSpec("Consolidate pending data", ""),
+    "pin": ActionSpec("Pin checkpoint", "/checkpoints", needs_checkpoint=True),
+    "unpin": ActionSpec("Unpin", "/checkpoints"),
+    "rollback": ActionSpec("Roll back", "/checkpoints", needs_checkpoint=True, reason_required=True,
+                           danger=True),
+    "forget": ActionSpec("Forget a document", "", needs_document=True, danger=True),
+}
+
+
+def describe(session: Session, org: Org, action: str, *, checkpoint: str | None = None,
+             document: str | None = None) -> str:
+    """One sentence saying what ``action`` will do; refuses a missing or foreign checkpoint/document."""
+    spec = ACTIONS[action]
+    if spec.needs_checkpoint:
+        if not checkpoint:
+            raise ApiError(400, f"{action} needs a checkpoint", param="checkpoint")
+        own_checkpoint(session, org, checkpoint)
+    if spec.needs_document:
+        if not document:
+            raise ApiError(400, "forget needs a document (its id, path / external id or URI)",
+                           param="document")
+        from orgmem.pipeline.forget import find_document
+
+        doc = find_document(session, org, document)
+        document = f"{doc.external_id} (document {doc.id})"
+    return {
+        "sync": f"Queue a sync of every enabled source of {org.slug}.",
+        "consolidate": f"Queue a consolidation of {org.slug}'s pending data into a new checkpoint.",
+        "pin": f"Serve checkpoint {checkpoint} for {org.slug} until unpinned.",
+        "unpin": f"Stop serving the pinned checkpoint {short(org.pinned_checkpoint_id)}; "
+                 "serve the head again.",
+        "rollback": f"Move {org.slug}'s head back to {checkpoint}; data only its abandoned descendants "
+                    "consumed becomes pending again.",
+        "forget": f"Forget {document}: roll back past every checkpoint trained on it, quarantine them, "
+                  "never train on it again, and queue a consolidation of the rest.",
+    }[action]
+
+
+# -- login / logout ------------------------------------------------------------------------------
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await security.checked_form(request)
+    key = form.get("api_key", "").strip()
+    if not key:
+        return render(request, "login.html", {"error": "paste an admin API key of your org"}, status=401)
+    identity = security.authenticate_key(request, key)  # 401 / 403 / 429 pages via ConsoleRoute
+    done = f"logged in to {identity.org_slug} with key {identity.prefix}… ({identity.name})"
+    response = redirect(request, f"{security.PATH}/orgs/{identity.org_slug}", ("ok", done))
+    security.set_key_cookie(request, response, key)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await security.checked_form(request)
+    response = redirect(request, f"{security.PATH}/login", ("ok", "logged out"))
+    security.clear_key_cookie(request, response)
+    return response
+
+
+# -- org actions ---------------------------------------------------------------------------------
+
+def _forget(request: Request, identity: ApiKeyIdentity, org: str, document: str, reason: str | None) -> str:
+    """What ``orgmem forget ORG DOC`` does (no /api route for it yet): forget, then queue the replay."""
+    from orgmem.pipeline.forget import forget_document
+    from workers.enqueue import enqueue_consolidation
+
+    state = get_state(request)
+    with state.session(write=True) as session:
+        result = forget_document(session, org, document, actor=identity.actor, reason=reason,
+                                 store=state.store)
+    text = (f"forgot {result.document!r}: {result.chunks_excluded} chunk(s) excluded; quarantined "
+            f"{', '.join(result.quarantined) or 'nothing'}; head {short(result.head_before)} -> "
+            f"{short(result.head_after)}")
+    if result.quarantined:
+        try:
+            job = enqueue_consolidation(org, actor=identity.actor, params={"after_forget": result.document})
+            text += f"; replay queued as job {job}"
+        except Exception as exc:  # the forget itself is committed: report, do not fail it
+            text += f"; replay not queued: {as_api_error(exc)}"
+    return text
+
+
+def _run(action: str, request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
+         form: dict[str, str]) -> str:
+    """Do ``action`` through the API's own route functions; returns the flash text."""
+    ck = form.get("checkpoint", "").strip()
+    reason = form.get("reason", "").strip() or None
+    if ACTIONS[action].reason_required and not reason:
+        raise ApiError(400, f"{action} needs a reason (it is recorded in the serving history)",
+                       param="reason")
+    if action == "sync":
+        job = admin_jobs.sync(org, request, admin_jobs.SyncRequest(), identity)
+        return f"sync queued as job {job['job_id']}"
+    if action == "consolidate":
+        job = admin_jobs.consolidate(org, request, admin_jobs.ConsolidateRequest(), identity)
+        return f"consolidation queued as job {job['job_id']}"
+    if action == "forget":
+        return _forget(request, identity, org, form.get("document", "").strip(), reason)
+    if action == "unpin":
+        out = admin_routes.unpin_org(org, request, background, admin_routes.Reason(reason=reason), identity)
+        return f"unpinned; serving {short(out['served_checkpoint_id'])}"
+    body = admin_routes.CheckpointAction(checkpoint_id=ck, reason=reason)
+    if action == "pin":
+        out = admin_routes.pin_checkpoint(org, body, request, background, identity)
+        return f"pinned {ck}; serving {short(out['served_checkpoint_id'])}"
+    out = admin_routes.rollback_org(org, body, request, background, identity)
+    pending = out.get("chunks_to_pending")
+    back = f"; {pending} chunk(s) pending again" if pending else ""
+    return f"rolled back to {ck}; serving {short(out['served_checkpoint_id'])}{back}"
+
+
+@router.post("/orgs/{org}/actions/{action}")
+async def act(org: str, action: str, request: Request, background: BackgroundTasks,
+              identity: ApiKeyIdentity = Depends(security.console_org_admin)) -> Response:
+    form = await security.checked_form(request)
+    if action not in ACTIONS:
+        raise ApiError(404, f"unknown console action {action!r}; one of {sorted(ACTIONS)}",
+                       "not_found_error", "not_found")
+    target = f"{security.PATH}/orgs/{org}{ACTIONS[action].page}"
+    try:
+        flash = ("ok", _run(action, request, background, identity, org, form))
+    except OrgmemError as exc:  # refused (conflict, unknown checkpoint...): say why, change nothing
+        flash = ("error", f"{ACTIONS[action].title} failed: {as_api_error(exc)}")
+    logger.info("console action", extra={"org": org, "action": action, "actor": identity.actor,
+                                         "outcome": flash[0]})
+    return redirect(request, target, flash, background=background)
+
+
+# -- chat ----------------------------------------------------------------------------------------
+
+def _chat_body(org: str, payload: dict[str, Any]) -> ChatCompletionBody:
+    model = str(payload.get("model") or org)
+    if model != org and not model.startswith(f"{org}@"):
+        raise ApiError(400, f"model {model!r} is not {org!r} or {org}@CHECKPOINT", param="model")
+    try:
+        max_tokens = int(payload.get("max_tokens") or 64)
+    except (TypeError, ValueError):
+        raise ApiError(400, "max_tokens must be a whole number", param="max_tokens") from None
+    if not 1 <= max_tokens <= CHAT_MAX_TOKENS:
+        raise ApiError(400, f"max_tokens must be 1-{CHAT_MAX_TOKENS}", param="max_tokens")
+    return ChatCompletionBody(model=model, messages=payload.get("messages") or [], max_tokens=max_tokens,
+                              temperature=0)
+
+
+@router.post("/orgs/{org}/chat")
+async def chat(org: str, request: Request,
+               identity: ApiKeyIdentity = Depends(security.console_org_admin)) -> Response:
+    """One chat turn through ``/v1/chat/completions``'s own code; JSON in and out (the page's script)."""
+    security.check_csrf(request, request.headers.get(security.CSRF_HEADER))
+    try:
+        payload = json.loads(await request.body() or b"{}")
+        if not isinstance(payload, dict):
+            raise ApiError(400, "the chat request must be a JSON object")
+        body = _chat_body(org, payload)
+        body.conversation()  # validates messages before the engine sees them
+        response = await openai_routes.chat_completions(body, request, identity)
+    except json.JSONDecodeError as exc:
+        return JSONResponse(ApiError(400, f"the chat request is not JSON: {exc}").body(), status_code=400)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(ApiError(400, f"invalid chat request: {where}: {first['msg']}").body(),
+                            status_code=400)
+    except Exception as exc:
+        err = as_api_error(exc)
+        return JSONResponse(err.body(), status_code=err.status)
+    data = json.loads(response.body)
+    return JSONResponse({"reply": data["choices"][0]["message"]["content"],
+                         "finish_reason": data["choices"][0]["finish_reason"],
+                         "checkpoint": response.headers.get(openai_routes.CHECKPOINT_HEADER),
+                         "usage": data.get("usage")})

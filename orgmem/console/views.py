@@ -1,0 +1,140 @@
+"""What each console page shows, read from the database into plain dicts for the templates.
+
+The same library functions as the CLI and ``/api`` (``orgmem.lineage``, ``orgmem.ingest``,
+``orgmem.jobs``) do the reading; this module only arranges their results for display.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from orgmem.checkpoints import MEMORY
+from orgmem.console.charts import LineChart, line_chart
+from orgmem.db.enums import CheckpointStatus, ChunkStatus
+from orgmem.db.models import Checkpoint, Chunk, Document, DocumentVersion, Org
+from orgmem.ingest import list_sources, source_stats
+from orgmem.jobs import job_dict, list_jobs
+from orgmem.lineage import event_dict, list_tree, serving_history
+from orgmem.serving.admin_routes import org_dict
+from orgmem.serving.resolve import CHECKPOINT_SEPARATOR
+
+#: (title, metrics key, unit) of the charts on the checkpoints page; "size" is the memory object.
+CHART_METRICS = (
+    ("Recall of new facts", "new_cloze_recall", ""),
+    ("Retention of old facts", "retention_cloze_recall", ""),
+    ("Drift: KL to base", "kl", "nats"),
+    ("Drift: perplexity ratio", "ppl_ratio", "x"),
+    ("Memory size", "size", "KiB"),
+)
+PENDING_DOCUMENTS_SHOWN = 25
+
+
+def short(checkpoint_id: str | None) -> str:
+    return checkpoint_id[:14] if checkpoint_id else "-"
+
+
+# -- org overview --------------------------------------------------------------------------------
+
+def sources(session: Session, org: Org) -> list[dict[str, Any]]:
+    out = []
+    for source in list_sources(session, org):
+        stats = source_stats(session, source)
+        out.append({"name": source.name, "kind": source.kind, "enabled": source.enabled,
+                    "audience": source.audience, "last_sync_at": source.last_sync_at,
+                    "last_error": source.last_error, **stats})
+    return out
+
+
+@dataclass
+class Pending:
+    chunks: int = 0
+    tokens: int = 0
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    more: int = 0
+
+
+def pending(session: Session, org: Org) -> Pending:
+    """Chunks waiting for the next consolidation, and the documents they come from."""
+    is_pending = (Chunk.org_id == org.id) & (Chunk.status == ChunkStatus.PENDING.value)
+    chunks, tokens = session.execute(
+        select(func.count(Chunk.id), func.coalesce(func.sum(Chunk.n_tokens), 0)).where(is_pending)).one()
+    rows = session.execute(
+        select(Document.id, Document.external_id, func.count(Chunk.id), func.max(Chunk.created_at))
+        .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+        .join(Chunk, Chunk.document_version_id == DocumentVersion.id)
+        .where(is_pending)
+        .group_by(Document.id, Document.external_id)
+        .order_by(func.max(Chunk.created_at).desc(), Document.id.desc())
+    ).all()
+    docs = [{"id": i, "external_id": ext, "chunks": n, "since": at} for i, ext, n, at in rows]
+    more = max(0, len(docs) - PENDING_DOCUMENTS_SHOWN)
+    return Pending(chunks, int(tokens), docs[:PENDING_DOCUMENTS_SHOWN], more)
+
+
+def jobs(session: Session, org: Org, limit: int = 20) -> list[dict[str, Any]]:
+    return [job_dict(session, job) for job in list_jobs(session, org, limit=limit)]
+
+
+def overview(session: Session, org: Org) -> dict[str, Any]:
+    return {"org": org_dict(org), "sources": sources(session, org), "pending": pending(session, org),
+            "jobs": jobs(session, org)}
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+
+def _memory_size(ck: Checkpoint) -> int | None:
+    return next((o.size for o in ck.objects if o.name == MEMORY), None)
+
+
+def tree(session: Session, org: Org) -> list[dict[str, Any]]:
+    """The lineage as nested nodes (roots first, children oldest first), each with its markers."""
+    roots: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for node in list_tree(session, org):  # depth-first: a parent always comes before its children
+        ck = node.checkpoint
+        item = {**node.as_dict(), "short": short(ck.id), "size": _memory_size(ck), "notes": ck.notes,
+                "quarantined": ck.status == CheckpointStatus.QUARANTINED.value, "children": [],
+                "can_rollback": node.on_head_lineage and not node.is_head}
+        by_id[ck.id] = item
+        parent = by_id.get(ck.parent_id) if ck.parent_id else None
+        (parent["children"] if parent is not None else roots).append(item)
+    return roots
+
+
+def _metric(ck: Checkpoint, key: str) -> float | None:
+    if key == "size":
+        size = _memory_size(ck)
+        return size / 1024 if size is not None else None
+    value = (ck.metrics or {}).get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def charts(session: Session, org: Org) -> list[LineChart]:
+    """One chart per metric over the org's checkpoints (not quarantined), oldest first."""
+    rows = list(session.scalars(
+        select(Checkpoint)
+        .where(Checkpoint.org_id == org.id, Checkpoint.status != CheckpointStatus.QUARANTINED.value)
+        .order_by(Checkpoint.created_at, Checkpoint.id)))
+    return [line_chart(title, key, [(short(ck.id), _metric(ck, key)) for ck in rows], unit)
+            for title, key, unit in CHART_METRICS]
+
+
+def models(session: Session, org: Org) -> list[dict[str, str]]:
+    """What the chat box can talk to: the org (its served checkpoint) and every usable checkpoint."""
+    out = [{"id": org.slug, "label": f"{org.slug} (served: {short(org.served_checkpoint_id)})"}]
+    rows = session.scalars(
+        select(Checkpoint)
+        .where(Checkpoint.org_id == org.id, Checkpoint.status != CheckpointStatus.QUARANTINED.value)
+        .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc()))
+    out += [{"id": f"{org.slug}{CHECKPOINT_SEPARATOR}{ck.id}", "label": f"{ck.id} ({ck.status})"}
+            for ck in rows]
+    return out
+
+
+def history(session: Session, org: Org) -> list[dict[str, Any]]:
+    """Serving events, newest first."""
+    return [event_dict(e) for e in reversed(serving_history(session, org))]
