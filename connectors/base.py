@@ -82,6 +82,8 @@ class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     redact_pii: list[Literal["email", "phone"]] = []  # opt-in PII redaction for this source
+    # a deleted item (removed file, deleted message) is also forgotten: rolled out of the weights
+    forget_on_delete: bool = False
 
 
 class Connector:

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import JsonFlag, db_session, emit, format_table, parse_duration, parse_time, short_time
+from orgmem.cli.common import JsonFlag, db_session, emit, format_table, short_time
 
 
-def parse_since(text: str) -> datetime:
-    """An ISO time, or a duration back from now (``1d``, ``2h``, ``90m``)."""
+def _since(text: str) -> datetime:
+    from orgmem.errors import OrgmemError
+    from orgmem.lineage.audit import parse_since
+
     try:
-        return datetime.now(UTC) - parse_duration(text)
-    except typer.BadParameter:
-        pass
-    try:
-        return parse_time(text)
-    except typer.BadParameter:
-        raise typer.BadParameter(
-            f"--since {text!r} is neither an ISO time (2026-11-25T22:00Z) nor a duration (2h, 1d)"
-        ) from None
+        return parse_since(text)
+    except OrgmemError as exc:
+        raise typer.BadParameter(str(exc).replace("since", "--since", 1)) from None
 
 
 def command(
@@ -41,7 +37,7 @@ def command(
     from orgmem.lineage import get_org
     from orgmem.lineage.audit import audit_dict, list_audit
 
-    start = parse_since(since) if since else None
+    start = _since(since) if since else None
     with db_session() as session:
         events = list_audit(session, get_org(session, org).id, since=start, action=action, limit=limit)
         rows = [audit_dict(e) for e in events]

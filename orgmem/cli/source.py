@@ -61,6 +61,9 @@ def add(
         int | None, Opt("--max-file-bytes", help="git/docs: skip larger files.")
     ] = None,
     redact_pii: Annotated[list[str] | None, Opt("--redact-pii", help="email | phone (repeatable).")] = None,
+    forget_on_delete: Annotated[
+        bool, Opt("--forget-on-delete", help="Forget items deleted at the source (out of the weights too).")
+    ] = False,
     config_json: Annotated[str | None, Opt("--config", help="Full config as JSON (flags override).")] = None,
     actor: ActorOption = None,
     as_json: JsonFlag = False,
@@ -83,6 +86,7 @@ def add(
             "fetch_linked": fetch_linked,
             "max_file_bytes": max_file_bytes,
             "redact_pii": redact_pii or [],
+            "forget_on_delete": forget_on_delete,
         },
     )
     with db_session(write=True) as session:

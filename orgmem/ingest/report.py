@@ -18,6 +18,8 @@ class SyncReport:
     new_versions: int = 0
     unchanged: int = 0
     tombstones: int = 0
+    tombstoned: list[int] = field(default_factory=list)  # document ids deleted at the source
+    forgotten: list[str] = field(default_factory=list)  # receipts of tombstones forgotten (forget_on_delete)
     skipped: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (item, error)
     redactions: int = 0
@@ -49,6 +51,7 @@ class SyncReport:
             "chunks_excluded": self.chunks_excluded,
             "chars_stored": self.chars_stored,
             "cursor_advanced": self.cursor_advanced,
+            "forgotten": list(self.forgotten),
             "error": self.error,
             "elapsed_s": round(self.elapsed_s, 3),
             "timings": {k: round(v, 3) for k, v in sorted(self.timings.items())},
@@ -62,4 +65,6 @@ class SyncReport:
             f"{self.tombstones} deleted, {skipped} skipped, {len(self.failures)} failed, "
             f"{self.redactions} redactions, {self.chunks_added} chunks added"
         )
+        if self.forgotten:
+            line += f"; {len(self.forgotten)} deleted item(s) forgotten: {', '.join(self.forgotten)}"
         return f"{line}; ERROR: {self.error}" if self.error else line

@@ -171,8 +171,38 @@ def sync_source(
         f"{len(report.failures)} item(s) failed; first: {report.failures[0][1]}" if report.failures else None
     )
     session.commit()
+    if report.tombstoned and (source.config or {}).get("forget_on_delete"):
+        _forget_tombstones(session, source, org, report, job_id)
     logger.info("sync finished", extra={**log, **{k: v for k, v in report.to_dict().items() if k not in log}})
     return report
+
+
+def _forget_tombstones(
+    session: Session, source: m.Source, org: m.Org, report: SyncReport, job_id: str | None
+) -> None:
+    """``forget_on_delete``: forget each document deleted at the source, after the sync committed.
+
+    A forget that is refused (a consolidation holds the org) is recorded as a sync failure naming
+    the document, so an admin can run ``orgmem forget`` once the consolidation is done.
+    """
+    from orgmem.pipeline.forget import forget_document
+
+    for document_id in report.tombstoned:
+        try:
+            result = forget_document(
+                session, org.slug, document_id, actor=f"sync:{source.name}",
+                reason=f"deleted at source {source.name!r}",
+            )  # fmt: skip
+            report.forgotten.append(result.receipt_id)
+        except OrgmemError as exc:
+            session.rollback()
+            begin_write(session)
+            error = f"forgetting deleted document {document_id} failed: {exc}"
+            report.failures.append((f"document {document_id}", error))
+            session.add(m.SyncFailure(source_id=source.id, job_id=job_id, item=f"document {document_id}",
+                                      error=error))  # fmt: skip
+            session.commit()
+            logger.error("tombstone not forgotten", extra={"org": org.slug, "document": document_id})
 
 
 def sync_org(

@@ -180,6 +180,7 @@ class SourceWriter:
         excluded = self._exclude_stale(document_id, keep=[])
         self.known[doc.external_id] = Known(document_id, doc.content_hash, True)
         self.report.tombstones += 1
+        self.report.tombstoned.append(document_id)
         self.report.chunks_excluded += excluded
 
     def _existing_keys(self, keys: list[str]) -> set[str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import getpass
 import os
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from orgmem.db.models import AuditEvent
+from orgmem.errors import OrgmemError
 
 
 def default_actor() -> str:
@@ -69,3 +71,21 @@ def list_audit(
         return list(reversed(list(session.scalars(query.order_by(None).order_by(
             AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)))))
     return list(session.scalars(query))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``--since`` / ``?since=``: an ISO time (naive = UTC) or a duration back from now (2h, 1d)."""
+    match = _DURATION.match(text.lower())
+    if match:
+        return (now or datetime.now(UTC)) - timedelta(seconds=float(match[1]) * _SECONDS[match[2]])
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise OrgmemError(
+            f"since {text!r} is neither an ISO time (2026-11-25T22:00Z) nor a duration (90m, 2h, 1d, 1w)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -62,8 +62,16 @@ class ForgetResult:
         return asdict(self)
 
 
-def find_document(session: Session, org: Org, ref: str) -> Document:
-    """A document of ``org`` by numeric id, external id (path, message ts, URL) or URI."""
+def find_document(session: Session, org: Org, ref: str | int) -> Document:
+    """A document of ``org`` by numeric id, external id (path, message ts, URL) or URI.
+
+    An ``int`` is only ever a document id (what sync passes for its tombstones).
+    """
+    if isinstance(ref, int):
+        doc = session.get(Document, ref)
+        if doc is None or doc.org_id != org.id:
+            raise NotFoundError(f"org {org.slug!r} has no document with id {ref}")
+        return doc
     query = select(Document).where(Document.org_id == org.id)
     match = or_(Document.external_id == ref, Document.uri == ref)
     if ref.isdigit():
@@ -138,7 +146,7 @@ def _move_head_before(session: Session, org: Org, tainted: set[str], actor: str,
 def forget_document(
     session: Session,
     org_slug: str,
-    ref: str,
+    ref: str | int,
     *,
     actor: str,
     reason: str | None = None,
