@@ -16,8 +16,10 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from orgmem.db.models import Checkpoint, Org
+from orgmem.errors import NotFoundError
 from orgmem.keys import ApiKeyIdentity, create_key, key_dict, list_keys, revoke_key
 from orgmem.lineage import create_org, get_org, list_tree, pin, promote, rollback, unpin
+from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
 from orgmem.lineage.history import event_dict, served_at, serving_history
 from orgmem.serving.auth import get_state, require_key, require_operator, require_org_admin
 from orgmem.serving.errors import permission_denied
@@ -61,13 +63,16 @@ def org_dict(org: Org) -> dict[str, Any]:
             "served_checkpoint_id": org.served_checkpoint_id}
 
 
-def checkpoint_dict(ck: Checkpoint, org: Org) -> dict[str, Any]:
-    return {"id": ck.id, "org": org.slug, "parent_id": ck.parent_id, "status": ck.status,
+def checkpoint_dict(ck: Checkpoint, org: Org, holder: Any = None) -> dict[str, Any]:
+    """``holder``: where the checkpoint's audience keeps head and pin (the org for org checkpoints)."""
+    holder = org if holder is None else holder
+    return {"id": ck.id, "org": org.slug, "audience": ck.audience, "parent_id": ck.parent_id,
+            "status": ck.status,
             "created_at": ck.created_at.isoformat(), "created_by": ck.created_by, "base_model": ck.base_model,
             "base_fingerprint": ck.base_fingerprint, "memory_kind": ck.memory_kind,
             "memory_config": ck.memory_config, "metrics": ck.metrics, "notes": ck.notes,
-            "head": ck.id == org.head_checkpoint_id, "pinned": ck.id == org.pinned_checkpoint_id,
-            "served": ck.id == org.served_checkpoint_id,
+            "head": ck.id == holder.head_checkpoint_id, "pinned": ck.id == holder.pinned_checkpoint_id,
+            "served": ck.id == holder.served_checkpoint_id,
             "objects": [{"name": o.name, "key": o.key, "sha256": o.sha256, "size": o.size}
                         for o in ck.objects]}
 
@@ -119,10 +124,23 @@ def orgs_show(org: str, request: Request, identity: ApiKeyIdentity = Depends(req
 
 # -- checkpoints and serving state ---------------------------------------------------------------
 
+def _audience(identity: ApiKeyIdentity, audience: str | None) -> str:
+    """The audience a route acts on; a group the key lacks is "not found", like a missing one."""
+    audience = audience or ORG_AUDIENCE
+    if audience != ORG_AUDIENCE and audience not in identity.groups:
+        raise NotFoundError(f"org has no group {audience!r} this key may reach")
+    return audience
+
+
+AudienceQuery = Query(None, description="'org' (default) or one of the key's groups.")
+
+
 @router.get("/orgs/{org}/checkpoints", summary="The checkpoint tree (depth-first)")
-def checkpoints_tree(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
+def checkpoints_tree(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin),
+                     audience: str | None = AudienceQuery):
+    audience = _audience(identity, audience)
     with get_state(request).session() as session:
-        return [node.as_dict() for node in list_tree(session, get_org(session, org))]
+        return [node.as_dict() for node in list_tree(session, get_org(session, org), audience)]
 
 
 @router.get("/orgs/{org}/checkpoints/{checkpoint_id}", summary="One checkpoint with its objects")
@@ -130,19 +148,20 @@ def checkpoint_show(org: str, checkpoint_id: str, request: Request,
                     identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     with get_state(request).session() as session:
         org_row = get_org(session, org)
-        return checkpoint_dict(own_checkpoint(session, org_row, checkpoint_id), org_row)
+        ck = own_checkpoint(session, org_row, checkpoint_id, identity.groups)
+        return checkpoint_dict(ck, org_row, head_holder(session, org_row, ck.audience, create=False))
 
 
-def _own(request: Request, org: str, checkpoint_id: str) -> None:
+def _own(request: Request, org: str, checkpoint_id: str, identity: ApiKeyIdentity) -> None:
     with get_state(request).session() as session:
-        own_checkpoint(session, get_org(session, org), checkpoint_id)
+        own_checkpoint(session, get_org(session, org), checkpoint_id, identity.groups)
 
 
 @router.post("/orgs/{org}/checkpoints/{checkpoint_id}/promote", summary="Promote a candidate to head")
 def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Request,
                        background: BackgroundTasks,
                        identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    _own(request, org, checkpoint_id)
+    _own(request, org, checkpoint_id, identity)
     return _serving_change(request, background, identity, org, promote, checkpoint_id, reason=body.reason,
                            force=body.force)
 
@@ -150,32 +169,37 @@ def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Req
 @router.post("/orgs/{org}/pin", summary="Serve one checkpoint until unpinned")
 def pin_checkpoint(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
                    identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    _own(request, org, body.checkpoint_id)
+    _own(request, org, body.checkpoint_id, identity)
     return _serving_change(request, background, identity, org, pin, body.checkpoint_id, reason=body.reason)
 
 
 @router.post("/orgs/{org}/unpin", summary="Serve the head again")
 def unpin_org(org: str, request: Request, background: BackgroundTasks, body: Reason | None = None,
-              identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    return _serving_change(request, background, identity, org, unpin, reason=body.reason if body else None)
+              identity: ApiKeyIdentity = Depends(require_org_admin),
+              audience: str | None = AudienceQuery) -> dict[str, Any]:
+    return _serving_change(request, background, identity, org, unpin, reason=body.reason if body else None,
+                           audience=_audience(identity, audience))
 
 
 @router.post("/orgs/{org}/rollback", summary="Move the head back to an ancestor")
 def rollback_org(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
                  identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    _own(request, org, body.checkpoint_id)
+    _own(request, org, body.checkpoint_id, identity)
     return _serving_change(request, background, identity, org, rollback, body.checkpoint_id,
                            reason=body.reason)
 
 
 @router.get("/orgs/{org}/history", summary="What the org served, by whose action")
 def history(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin),
-            at: datetime | None = Query(None, description="ISO time: what was served then.")):
+            at: datetime | None = Query(None, description="ISO time: what was served then."),
+            audience: str | None = AudienceQuery):
+    audience = _audience(identity, audience)
     with get_state(request).session() as session:
         org_row = get_org(session, org)
         if at is not None:
-            return served_at(session, org_row, at if at.tzinfo else at.replace(tzinfo=UTC)).as_dict()
-        return [event_dict(e) for e in serving_history(session, org_row)]
+            when = at if at.tzinfo else at.replace(tzinfo=UTC)
+            return served_at(session, org_row, when, audience).as_dict()
+        return [event_dict(e) for e in serving_history(session, org_row, audience)]
 
 
 # -- keys ----------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Per request: authenticate (dependency), resolve ``model`` to a checkpoint *now*, take the loaded
 memory (cache or store), submit to the engine, answer as JSON or as server-sent events ending
-with ``data: [DONE]``. The checkpoint that answered is in the ``X-Orgmem-Checkpoint`` header.
+with ``data: [DONE]``. The checkpoint(s) that answered are in the ``X-Orgmem-Checkpoint`` header:
+``ck_org``, or ``ck_org+eng:ck_grp`` when the key's group memories are stacked on the org's.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
+from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
 from orgmem.serving.auth import get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
 from orgmem.serving.errors import as_api_error
 from orgmem.serving.generation import AsyncGeneration, check_length, encode_chat, encode_prompt
 from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
-from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, ResolvedModel
+from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
 from orgmem.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -47,20 +49,30 @@ def _sse(payload: dict[str, Any] | str) -> str:
 
 @router.get("/models", summary="Models this key may use")
 def list_models(request: Request, identity: ApiKeyIdentity = Depends(require_key)) -> dict[str, Any]:
-    """The key's org model; admin keys also see every servable checkpoint as ``ORG@CKPT``."""
+    """The key's org model (with the groups stacked on it), ``ORG#GROUP`` for each of the key's
+    groups that serves a memory; admin keys also see every servable checkpoint they may reach as
+    ``ORG@CKPT`` (the org's, and those of the key's groups). Nothing of other groups is listed."""
     state = get_state(request)
     with state.session() as session:
         org = get_org(session, identity.org_slug)
         created = int(org.created_at.timestamp())
+        groups = served_groups(session, org, identity.groups)
+        stacked = [{"audience": g, "checkpoint_id": ck} for g, ck in groups]
         data = [{"id": org.slug, "object": "model", "created": created, "owned_by": org.slug,
-                 "orgmem": {"checkpoint_id": org.served_checkpoint_id}}]
+                 "orgmem": {"checkpoint_id": org.served_checkpoint_id, "groups": stacked}}]
+        data += [{"id": f"{org.slug}{GROUP_SEPARATOR}{g}", "object": "model", "created": created,
+                  "owned_by": org.slug, "orgmem": {"checkpoint_id": org.served_checkpoint_id,
+                                                   "groups": [{"audience": g, "checkpoint_id": ck}]}}
+                 for g, ck in groups]
         if identity.is_admin:
             rows = session.scalars(select(Checkpoint).where(
                 Checkpoint.org_id == org.id, Checkpoint.status != CheckpointStatus.QUARANTINED.value,
+                Checkpoint.audience.in_([ORG_AUDIENCE, *identity.groups]),
             ).order_by(Checkpoint.created_at, Checkpoint.id))
             data += [{"id": f"{org.slug}{CHECKPOINT_SEPARATOR}{ck.id}", "object": "model",
                       "created": int(ck.created_at.timestamp()), "owned_by": org.slug,
-                      "orgmem": {"checkpoint_id": ck.id, "status": ck.status}} for ck in rows]
+                      "orgmem": {"checkpoint_id": ck.id, "status": ck.status, "audience": ck.audience}}
+                     for ck in rows]
     return {"object": "list", "data": data}
 
 

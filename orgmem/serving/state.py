@@ -28,7 +28,8 @@ from orgmem.serving.errors import ApiError
 from orgmem.serving.memcache import MemoryCache
 from orgmem.serving.metrics import ServingMetrics
 from orgmem.serving.ratelimit import RateLimiter
-from orgmem.serving.resolve import ResolvedModel, resolve_model
+from orgmem.serving.resolve import MemoryLayer, ResolvedModel, resolve_model
+from orgmem.serving.stack import StackCache
 from orgmem.store import ObjectStore, open_store
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class ServingState:
         self.metrics = ServingMetrics()
         self.limiter = RateLimiter(serve.rate_limit_per_minute, serve.rate_limit_burst)
         self.cache = MemoryCache(serve.cache_size, on_load=self._on_load)
+        self.stacks = StackCache(serve.cache_size)
         self.base = base
         self.engine: GenerationEngine | None = None
         self.load_error: BaseException | None = None
@@ -131,22 +133,29 @@ class ServingState:
         return resolved
 
     def memory_for(self, resolved: ResolvedModel) -> RowMemory | None:
-        """The loaded memory of the resolved checkpoint (from the cache, or loaded and verified)."""
-        if resolved.checkpoint_id is None or resolved.memory_sha256 is None:
+        """The loaded memory of the resolved checkpoints (each from the cache, or loaded and verified),
+        stacked org first when the key also reaches group memories; None for the bare base."""
+        layers = resolved.layers
+        if not layers:
             return None
+        return self.stacks.get([self._load_layer(resolved.org, layer) for layer in layers])
+
+    def _load_layer(self, org: str, layer: MemoryLayer) -> RowMemory:
         engine = self.require_engine()
-        source = f"checkpoint {resolved.checkpoint_id!r} of org {resolved.org!r}"
+        whose = "" if layer.audience == "org" else f" (group {layer.audience!r})"
+        source = f"checkpoint {layer.checkpoint_id!r} of org {org!r}{whose}"
 
         def load() -> RowMemory:
             with self.session() as session:
-                data = load_checkpoint_objects(session, self.store, resolved.checkpoint_id, [MEMORY])[MEMORY]
-            return build_row_memory(engine.base, data, sha256=resolved.memory_sha256, source=source)
+                data = load_checkpoint_objects(session, self.store, layer.checkpoint_id, [MEMORY])[MEMORY]
+            return build_row_memory(engine.base, data, sha256=layer.memory_sha256, source=source)
 
-        return self.cache.get(resolved.memory_sha256, load, label=source)
+        return self.cache.get(layer.memory_sha256, load, label=source)
 
     def clear_cache(self) -> None:
         """Forget every loaded memory (running requests keep theirs); the next requests load afresh."""
         self.cache = MemoryCache(self.serve.cache_size, on_load=self._on_load)
+        self.stacks = StackCache(self.serve.cache_size)
 
     def _loaded_orgs(self) -> float:
         with self._lock:

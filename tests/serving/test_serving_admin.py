@@ -48,7 +48,8 @@ def test_every_org_route_refuses_other_orgs_employees_and_missing_keys(deploymen
 
 def test_org_and_checkpoint_views(deployment):
     assert call(deployment, "GET", "/api/me").json() == {
-        "org": "acme", "role": "admin", "key": deployment.keys["acme-admin"][:12], "name": "admin-1"}
+        "org": "acme", "role": "admin", "key": deployment.keys["acme-admin"][:12], "name": "admin-1",
+        "groups": []}
     orgs = call(deployment, "GET", "/api/orgs", "acme-employee").json()
     assert [o["slug"] for o in orgs] == ["acme"]
     org = call(deployment, "GET", "/api/orgs/acme").json()
