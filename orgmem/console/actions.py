@@ -1,20 +1,23 @@
 """The console's state-changing requests (POST): log in and out, the org actions, and chat.
 
 Each org action is confirmed on its own page first (``pages.confirm``), carries the CSRF token,
-and calls the same function the ``/api`` route calls (for pin, unpin, rollback, sync and
-consolidate: the route function itself), with the key's identity as the recorded actor. The
+and calls the ``/api`` route function that does the same (pin, unpin, rollback, sync,
+consolidate, forget), with the key's identity as the recorded actor. The
 result comes back as a flash message on the page the action belongs to.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
@@ -24,8 +27,7 @@ from orgmem.console.views import short
 from orgmem.db.models import Org
 from orgmem.errors import OrgmemError
 from orgmem.keys import ApiKeyIdentity
-from orgmem.serving import admin_jobs, admin_routes, openai_routes
-from orgmem.serving.auth import get_state
+from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes
 from orgmem.serving.errors import ApiError, as_api_error
 from orgmem.serving.openai_schema import ChatCompletionBody
 from orgmem.serving.resolve import own_checkpoint
@@ -112,25 +114,32 @@ async def logout(request: Request) -> Response:
 
 # -- org actions ---------------------------------------------------------------------------------
 
-def _forget(request: Request, identity: ApiKeyIdentity, org: str, document: str, reason: str | None) -> str:
-    """What ``orgmem forget ORG DOC`` does (no /api route for it yet): forget, then queue the replay."""
-    from orgmem.pipeline.forget import forget_document
-    from workers.enqueue import enqueue_consolidation
-
-    state = get_state(request)
-    with state.session(write=True) as session:
-        result = forget_document(session, org, document, actor=identity.actor, reason=reason,
-                                 store=state.store)
-    text = (f"forgot {result.document!r}: {result.chunks_excluded} chunk(s) excluded; quarantined "
-            f"{', '.join(result.quarantined) or 'nothing'}; head {short(result.head_before)} -> "
-            f"{short(result.head_after)}")
-    if result.quarantined:
-        try:
-            job = enqueue_consolidation(org, actor=identity.actor, params={"after_forget": result.document})
-            text += f"; replay queued as job {job}"
-        except Exception as exc:  # the forget itself is committed: report, do not fail it
-            text += f"; replay not queued: {as_api_error(exc)}"
+def _forget(common: dict[str, Any], document: str, reason: str | None) -> str:
+    """``POST /api/orgs/{org}/forget``: forget, receipt, and queue the replay of the rest."""
+    if not document:
+        raise ApiError(400, "forget needs a document (its id, path / external id or URI)", param="document")
+    body = accountability_routes.ForgetRequest(document=document, reason=reason)
+    out = call_route(accountability_routes.forget, body=body, **common)
+    text = (f"forgot {out['document']!r} (receipt {out['id']}): {out['chunks_excluded']} chunk(s) excluded; "
+            f"quarantined {', '.join(out['quarantined']) or 'nothing'}; head {short(out['head_before'])} -> "
+            f"{short(out['head_after'])}")
+    if out.get("replay_job"):
+        text += f"; replay queued as job {out['replay_job']}"
+    elif out.get("replay_note"):
+        text += f"; {out['replay_note']}"
     return text
+
+
+def call_route(route: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call an ``/api`` route function as a plain function. A parameter left out gets the default
+    declared inside its ``Query(...)``/``Body(...)`` marker, not the marker object FastAPI would
+    have resolved (so a new optional query parameter on the route does not break the console)."""
+    for name, param in inspect.signature(route).parameters.items():
+        if name not in kwargs and isinstance(param.default, FieldInfo):
+            if param.default.is_required():
+                raise TypeError(f"{route.__name__}: required parameter {name!r} not given")
+            kwargs[name] = param.default.get_default(call_default_factory=True)
+    return route(**kwargs)
 
 
 def _run(action: str, request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
@@ -141,22 +150,24 @@ def _run(action: str, request: Request, background: BackgroundTasks, identity: A
     if ACTIONS[action].reason_required and not reason:
         raise ApiError(400, f"{action} needs a reason (it is recorded in the serving history)",
                        param="reason")
+    common = {"org": org, "request": request, "identity": identity}
     if action == "sync":
-        job = admin_jobs.sync(org, request, admin_jobs.SyncRequest(), identity)
+        job = call_route(admin_jobs.sync, body=admin_jobs.SyncRequest(), **common)
         return f"sync queued as job {job['job_id']}"
     if action == "consolidate":
-        job = admin_jobs.consolidate(org, request, admin_jobs.ConsolidateRequest(), identity)
+        job = call_route(admin_jobs.consolidate, body=admin_jobs.ConsolidateRequest(), **common)
         return f"consolidation queued as job {job['job_id']}"
     if action == "forget":
-        return _forget(request, identity, org, form.get("document", "").strip(), reason)
+        return _forget(common, form.get("document", "").strip(), reason)
+    common["background"] = background
     if action == "unpin":
-        out = admin_routes.unpin_org(org, request, background, admin_routes.Reason(reason=reason), identity)
+        out = call_route(admin_routes.unpin_org, body=admin_routes.Reason(reason=reason), **common)
         return f"unpinned; serving {short(out['served_checkpoint_id'])}"
     body = admin_routes.CheckpointAction(checkpoint_id=ck, reason=reason)
     if action == "pin":
-        out = admin_routes.pin_checkpoint(org, body, request, background, identity)
+        out = call_route(admin_routes.pin_checkpoint, body=body, **common)
         return f"pinned {ck}; serving {short(out['served_checkpoint_id'])}"
-    out = admin_routes.rollback_org(org, body, request, background, identity)
+    out = call_route(admin_routes.rollback_org, body=body, **common)
     pending = out.get("chunks_to_pending")
     back = f"; {pending} chunk(s) pending again" if pending else ""
     return f"rolled back to {ck}; serving {short(out['served_checkpoint_id'])}{back}"

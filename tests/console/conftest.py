@@ -24,8 +24,10 @@ from orgmem.store import open_store
 from tests.lineage_factories import add_chunks, record
 from tests.serving.support import FACTS, Deployment, make_deployment, teach
 
-METRICS = {"acme-1": {"new_cloze_recall": 0.25, "retention_cloze_recall": None, "kl": 0.01, "ppl_ratio": 1.01},
-           "acme-2": {"new_cloze_recall": 0.5, "retention_cloze_recall": 0.75, "kl": 0.02, "ppl_ratio": 1.03}}
+METRICS = {
+    "acme-1": {"new_cloze_recall": 0.25, "retention_cloze_recall": None, "kl": 0.01, "ppl_ratio": 1.01},
+    "acme-2": {"new_cloze_recall": 0.5, "retention_cloze_recall": 0.75, "kl": 0.02, "ppl_ratio": 1.03},
+}
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -57,7 +59,8 @@ def add_console_data(dep: Deployment) -> ConsoleData:
     url = dep.settings.database_url
     with session_scope(url, write=True) as s:
         for name, metrics in METRICS.items():
-            s.execute(update(Checkpoint).where(Checkpoint.id == dep.checkpoints[name]).values(metrics=metrics))
+            row = update(Checkpoint).where(Checkpoint.id == dep.checkpoints[name])
+            s.execute(row.values(metrics=metrics))
     with session_scope(url, write=True) as s:
         org = get_org(s, "acme")
         add_chunks(s, org, ["pending"])
