@@ -68,7 +68,23 @@ def run_consolidation(ctx: JobContext) -> dict[str, Any]:
     """Consolidate the org's pending chunks, evaluate, commit, gate (``orgmem.pipeline``)."""
     from orgmem.pipeline import consolidate_org
 
-    return consolidate_org(_org_slug(ctx), ctx=ctx).to_dict()
+    result = consolidate_org(_org_slug(ctx), ctx=ctx).to_dict()
+    purged = _purge_forgotten()
+    return {**result, "purged_receipts": purged} if purged else result
+
+
+def _purge_forgotten() -> list[str]:
+    """Each night also deletes forgotten checkpoints' objects whose grace has passed (best effort:
+    ``orgmem store gc`` does the same on demand)."""
+    from orgmem.pipeline.purge import purge_due
+    from orgmem.store import open_store
+
+    try:
+        with session_scope() as session:
+            return [r.id for r in purge_due(session, open_store()) if r.deletion_status == "done"]
+    except Exception:
+        logger.exception("purging forgotten checkpoint objects failed")
+        return []
 
 
 HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {

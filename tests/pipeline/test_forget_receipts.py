@@ -135,3 +135,17 @@ def test_cli_forget_prints_the_receipt_and_lists_it(org, chain):
     assert json.loads(shown.stdout) == listed[0]
     missing = runner.invoke(app, ["receipt", "show", "fr_nope"])
     assert missing.exit_code == 2 and "forget receipt 'fr_nope'" in missing.stderr
+
+
+def test_the_nightly_worker_purges_what_is_due(org, chain, monkeypatch):
+    from workers.handlers import _purge_forgotten
+
+    monkeypatch.setenv("ORGMEM_FORGET_GRACE_HOURS", "1")
+    get_settings.cache_clear()
+    with session_scope() as s:
+        result = forget_document(s, org, "bravo.md", actor="alice")
+    assert _purge_forgotten() == [] and all(open_store().exists(k) for k in _keys(chain["c1"]))
+    with session_scope(write=True) as s:
+        s.get(ForgetReceipt, result.receipt_id).purge_after = utcnow() - timedelta(minutes=1)
+    assert _purge_forgotten() == [result.receipt_id]
+    assert not any(open_store().exists(k) for k in _keys(chain["c1"]))
