@@ -221,6 +221,8 @@ def _plan(
     chunks = _resolve_inputs(session, org, inputs)
     _refuse_other_audiences(session, org, chunks, audience)
     new_keys = [chunk.chunk_key for chunk, role in chunks.values() if role == InputRole.NEW]
+    if audience != ORG_AUDIENCE:  # a group's first night must not match the org's (same parent: none)
+        digest_extra = {**(digest_extra or {}), "audience": audience}
     digest = input_digest(new_keys, parent_id, digest_extra)
     return _Plan(org, parent_id, audience, status, chunks, digest)
 
