@@ -1,4 +1,8 @@
-"""Lineage commands: the checkpoint tree, one checkpoint, pin/unpin, promote, rollback, history."""
+"""Lineage commands: the checkpoint tree, one checkpoint, pin/unpin, promote, rollback, history.
+
+Each takes ``--audience`` (default ``org``) to act on a group's own lineage instead; pin, promote
+and rollback take the lineage from the checkpoint itself, ``--audience`` only double-checks it.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from orgmem.cli.common import (
     short_time,
 )
 from orgmem.db.models import Checkpoint, CheckpointInput, Org
+from orgmem.errors import ConflictError
 from orgmem.lineage import (
     ServingChange,
     event_dict,
@@ -34,9 +39,13 @@ from orgmem.lineage import (
     serving_history,
     unpin,
 )
+from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, validate_audience
 
 OrgArg = Annotated[str, typer.Argument(help="Org slug.")]
 CheckpointArg = Annotated[str, typer.Argument(help="Checkpoint id (ck_...).")]
+AudienceOption = Annotated[
+    str, typer.Option("--audience", help="'org' (default) or a group: that group's own lineage.")
+]
 
 checkpoint_app = typer.Typer(help="Inspect or promote one checkpoint.", no_args_is_help=True)
 
@@ -48,22 +57,25 @@ def key_metrics(metrics: dict[str, Any], limit: int = 3) -> str:
     return " ".join(f"{k}={v:.3g}" for k, v in numbers[:limit])
 
 
-def checkpoints(org: OrgArg, as_json: JsonFlag = False) -> None:
+def checkpoints(org: OrgArg, audience: AudienceOption = ORG_AUDIENCE, as_json: JsonFlag = False) -> None:
     """Show an org's checkpoint tree: id, parent, status, created, key metrics, what is served."""
     with db_session() as session:
         the_org = get_org(session, org)
-        nodes = list_tree(session, the_org)
+        nodes = list_tree(session, the_org, validate_audience(audience))
+        holder = head_holder(session, the_org, audience)
         data = {
             "org": org,
-            "head_checkpoint_id": the_org.head_checkpoint_id,
-            "pinned_checkpoint_id": the_org.pinned_checkpoint_id,
-            "served_checkpoint_id": the_org.served_checkpoint_id,
+            "audience": audience,
+            "head_checkpoint_id": holder.head_checkpoint_id if holder else None,
+            "pinned_checkpoint_id": holder.pinned_checkpoint_id if holder else None,
+            "served_checkpoint_id": holder.served_checkpoint_id if holder else None,
             "checkpoints": [node.as_dict() for node in nodes],
         }
 
     def text() -> str:
         if not data["checkpoints"]:
-            return f"org {org!r} has no checkpoints yet"
+            whose = "" if audience == ORG_AUDIENCE else f" for group {audience!r}"
+            return f"org {org!r} has no checkpoints{whose} yet"
         rows = []
         for node in data["checkpoints"]:
             marks = [m for m in ("served", "head", "pinned") if node[m]]
@@ -93,9 +105,11 @@ def _checkpoint_details(session: Session, ck: Checkpoint) -> dict[str, Any]:
         ).all()
     )
     children = list(session.scalars(select(Checkpoint.id).where(Checkpoint.parent_id == ck.id)))
+    holder = head_holder(session, org, ck.audience) or org
     return {
         "id": ck.id,
         "org": org.slug,
+        "audience": ck.audience,
         "parent_id": ck.parent_id,
         "status": ck.status,
         "created_at": ck.created_at.isoformat(),
@@ -111,10 +125,19 @@ def _checkpoint_details(session: Session, ck: Checkpoint) -> dict[str, Any]:
         "objects": [{"name": o.name, "key": o.key, "sha256": o.sha256, "size": o.size} for o in ck.objects],
         "children": children,
         "notes": ck.notes,
-        "head": org.head_checkpoint_id == ck.id,
-        "pinned": org.pinned_checkpoint_id == ck.id,
-        "served": org.served_checkpoint_id == ck.id,
+        "head": holder.head_checkpoint_id == ck.id,
+        "pinned": holder.pinned_checkpoint_id == ck.id,
+        "served": holder.served_checkpoint_id == ck.id,
     }
+
+
+def _expect_audience(session: Session, checkpoint_id: str, audience: str) -> None:
+    """``--audience`` given with a checkpoint: refuse a checkpoint of another lineage by name."""
+    ck = get_checkpoint(session, checkpoint_id)
+    if ck.audience != validate_audience(audience):
+        raise ConflictError(
+            f"checkpoint {checkpoint_id!r} belongs to audience {ck.audience!r}, not {audience!r}"
+        )
 
 
 @checkpoint_app.command("show")
@@ -130,6 +153,7 @@ def show(checkpoint_id: CheckpointArg, as_json: JsonFlag = False) -> None:
             for k in (
                 "id",
                 "org",
+                "audience",
                 "parent_id",
                 "status",
                 "created_at",
@@ -189,24 +213,34 @@ def pin_cmd(
     checkpoint_id: CheckpointArg,
     reason: ReasonOption = None,
     actor: ActorOption = None,
+    audience: AudienceOption = ORG_AUDIENCE,
     as_json: JsonFlag = False,
 ) -> None:
     """Serve this checkpoint until unpinned, whatever gets promoted meanwhile."""
+
+    def run(session: Session) -> ServingChange:
+        _expect_audience(session, checkpoint_id, audience)
+        return pin(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
+
     _apply(
         org,
-        lambda s: pin(s, org, checkpoint_id, actor=actor_or_default(actor), reason=reason),
+        run,
         as_json,
         lambda d: f"pinned {org} to {checkpoint_id}",
     )
 
 
 def unpin_cmd(
-    org: OrgArg, reason: ReasonOption = None, actor: ActorOption = None, as_json: JsonFlag = False
+    org: OrgArg,
+    reason: ReasonOption = None,
+    actor: ActorOption = None,
+    audience: AudienceOption = ORG_AUDIENCE,
+    as_json: JsonFlag = False,
 ) -> None:
     """Serve the head again."""
     _apply(
         org,
-        lambda s: unpin(s, org, actor=actor_or_default(actor), reason=reason),
+        lambda s: unpin(s, org, actor=actor_or_default(actor), reason=reason, audience=audience),
         as_json,
         lambda d: f"unpinned {org}",
     )
@@ -217,12 +251,18 @@ def rollback_cmd(
     checkpoint_id: CheckpointArg,
     reason: ReasonOption = None,
     actor: ActorOption = None,
+    audience: AudienceOption = ORG_AUDIENCE,
     as_json: JsonFlag = False,
 ) -> None:
     """Move the head back to an ancestor; data only the abandoned branch consumed becomes pending."""
+
+    def run(session: Session) -> ServingChange:
+        _expect_audience(session, checkpoint_id, audience)
+        return rollback(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
+
     _apply(
         org,
-        lambda s: rollback(s, org, checkpoint_id, actor=actor_or_default(actor), reason=reason),
+        run,
         as_json,
         lambda d: (
             f"rolled {org} back to {checkpoint_id} (abandoned {', '.join(d.get('abandoned', []))}; "
@@ -234,16 +274,18 @@ def rollback_cmd(
 def history(
     org: OrgArg,
     at: Annotated[str | None, typer.Option("--at", help="ISO time: show what was served then.")] = None,
+    audience: AudienceOption = ORG_AUDIENCE,
     as_json: JsonFlag = False,
 ) -> None:
     """What the org served over time: every pin, unpin, promotion, rollback — who, when, why."""
+    validate_audience(audience)
     with db_session() as session:
         the_org = get_org(session, org)
         if at is not None:
-            state = served_at(session, the_org, parse_time(at)).as_dict()
+            state = served_at(session, the_org, parse_time(at), audience).as_dict()
             emit({"org": org, **state}, as_json, lambda: _served_text(org, state))
             return
-        events = [event_dict(e) for e in serving_history(session, the_org)]
+        events = [event_dict(e) for e in serving_history(session, the_org, audience)]
     rows = [
         (
             short_time(parse_time(e["at"])),
