@@ -46,7 +46,7 @@ def orgs(request: Request, identity: ApiKeyIdentity = Depends(security.console_k
 def org_overview(org: str, request: Request,
                  identity: ApiKeyIdentity = Depends(security.console_org_admin)) -> Response:
     with get_state(request).session() as session:
-        data = views.overview(session, get_org(session, org))
+        data = views.overview(session, get_org(session, org), tuple(identity.groups))
     return render(request, "org.html", {"tab": "overview", **data})
 
 

@@ -19,6 +19,7 @@ from orgmem.db.models import Checkpoint, Chunk, Document, DocumentVersion, Org
 from orgmem.ingest import list_sources, source_stats
 from orgmem.jobs import job_dict, list_jobs
 from orgmem.lineage import event_dict, list_tree, serving_history
+from orgmem.lineage.audiences import ORG_AUDIENCE
 from orgmem.serving.admin_routes import org_dict
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR
 
@@ -57,20 +58,22 @@ class Pending:
     more: int = 0
 
 
-def pending(session: Session, org: Org) -> Pending:
-    """Chunks waiting for the next consolidation, and the documents they come from."""
-    is_pending = (Chunk.org_id == org.id) & (Chunk.status == ChunkStatus.PENDING.value)
-    chunks, tokens = session.execute(
-        select(func.count(Chunk.id), func.coalesce(func.sum(Chunk.n_tokens), 0)).where(is_pending)).one()
+def pending(session: Session, org: Org, audiences: tuple[str, ...] = (ORG_AUDIENCE,)) -> Pending:
+    """Chunks waiting for the next consolidation, and the documents they come from (of the
+    audiences the key reaches: the org's, and its groups')."""
+    visible = (Chunk.org_id == org.id) & (Chunk.status == ChunkStatus.PENDING.value) \
+        & Document.audience.in_(audiences)
     rows = session.execute(
-        select(Document.id, Document.external_id, func.count(Chunk.id), func.max(Chunk.created_at))
+        select(Document.id, Document.external_id, func.count(Chunk.id), func.max(Chunk.created_at),
+               func.coalesce(func.sum(Chunk.n_tokens), 0))
         .join(DocumentVersion, DocumentVersion.document_id == Document.id)
         .join(Chunk, Chunk.document_version_id == DocumentVersion.id)
-        .where(is_pending)
+        .where(visible)
         .group_by(Document.id, Document.external_id)
         .order_by(func.max(Chunk.created_at).desc(), Document.id.desc())
     ).all()
-    docs = [{"id": i, "external_id": ext, "chunks": n, "since": at} for i, ext, n, at in rows]
+    docs = [{"id": i, "external_id": ext, "chunks": n, "since": at} for i, ext, n, at, _ in rows]
+    chunks, tokens = sum(r[2] for r in rows), sum(r[4] for r in rows)
     more = max(0, len(docs) - PENDING_DOCUMENTS_SHOWN)
     return Pending(chunks, int(tokens), docs[:PENDING_DOCUMENTS_SHOWN], more)
 
@@ -79,9 +82,9 @@ def jobs(session: Session, org: Org, limit: int = 20) -> list[dict[str, Any]]:
     return [job_dict(session, job) for job in list_jobs(session, org, limit=limit)]
 
 
-def overview(session: Session, org: Org) -> dict[str, Any]:
-    return {"org": org_dict(org), "sources": sources(session, org), "pending": pending(session, org),
-            "jobs": jobs(session, org)}
+def overview(session: Session, org: Org, groups: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"org": org_dict(org), "sources": sources(session, org),
+            "pending": pending(session, org, (ORG_AUDIENCE, *groups)), "jobs": jobs(session, org)}
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
@@ -113,12 +116,17 @@ def _metric(ck: Checkpoint, key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _org_lineage(org: Org) -> tuple:
+    """The org-wide lineage's usable checkpoints (group lineages are their own; quarantined are out)."""
+    return (Checkpoint.org_id == org.id, Checkpoint.audience == ORG_AUDIENCE,
+            Checkpoint.status != CheckpointStatus.QUARANTINED.value)
+
+
 def charts(session: Session, org: Org) -> list[LineChart]:
-    """One chart per metric over the org's checkpoints (not quarantined), oldest first."""
+    """One chart per metric over the org lineage's checkpoints (not quarantined), oldest first."""
     rows = list(session.scalars(
         select(Checkpoint)
-        .where(Checkpoint.org_id == org.id, Checkpoint.status != CheckpointStatus.QUARANTINED.value)
-        .order_by(Checkpoint.created_at, Checkpoint.id)))
+        .where(*_org_lineage(org)).order_by(Checkpoint.created_at, Checkpoint.id)))
     return [line_chart(title, key, [(short(ck.id), _metric(ck, key)) for ck in rows], unit)
             for title, key, unit in CHART_METRICS]
 
@@ -128,8 +136,7 @@ def models(session: Session, org: Org) -> list[dict[str, str]]:
     out = [{"id": org.slug, "label": f"{org.slug} (served: {short(org.served_checkpoint_id)})"}]
     rows = session.scalars(
         select(Checkpoint)
-        .where(Checkpoint.org_id == org.id, Checkpoint.status != CheckpointStatus.QUARANTINED.value)
-        .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc()))
+        .where(*_org_lineage(org)).order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc()))
     out += [{"id": f"{org.slug}{CHECKPOINT_SEPARATOR}{ck.id}", "label": f"{ck.id} ({ck.status})"}
             for ck in rows]
     return out
