@@ -60,8 +60,12 @@ def server(console_env, tiny_base) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(server) -> Iterator:
+def browser_ok() -> None:
     _require_browser()
+
+
+@pytest.fixture
+def page(browser_ok, server) -> Iterator:  # browser_ok first: no server started for a skipped test
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
