@@ -46,6 +46,10 @@ CheckpointArg = Annotated[str, typer.Argument(help="Checkpoint id (ck_...).")]
 AudienceOption = Annotated[
     str, typer.Option("--audience", help="'org' (default) or a group: that group's own lineage.")
 ]
+ExpectAudienceOption = Annotated[
+    str | None,
+    typer.Option("--audience", help="Refuse unless the checkpoint is of this audience ('org' or a group)."),
+]
 
 checkpoint_app = typer.Typer(help="Inspect or promote one checkpoint.", no_args_is_help=True)
 
@@ -131,9 +135,11 @@ def _checkpoint_details(session: Session, ck: Checkpoint) -> dict[str, Any]:
     }
 
 
-def _expect_audience(session: Session, checkpoint_id: str, audience: str) -> None:
+def _expect_audience(session: Session, org: str, checkpoint_id: str, audience: str | None) -> None:
     """``--audience`` given with a checkpoint: refuse a checkpoint of another lineage by name."""
-    ck = get_checkpoint(session, checkpoint_id)
+    if audience is None:
+        return
+    ck = get_checkpoint(session, checkpoint_id, get_org(session, org))
     if ck.audience != validate_audience(audience):
         raise ConflictError(
             f"checkpoint {checkpoint_id!r} belongs to audience {ck.audience!r}, not {audience!r}"
@@ -213,13 +219,13 @@ def pin_cmd(
     checkpoint_id: CheckpointArg,
     reason: ReasonOption = None,
     actor: ActorOption = None,
-    audience: AudienceOption = ORG_AUDIENCE,
+    audience: ExpectAudienceOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Serve this checkpoint until unpinned, whatever gets promoted meanwhile."""
 
     def run(session: Session) -> ServingChange:
-        _expect_audience(session, checkpoint_id, audience)
+        _expect_audience(session, org, checkpoint_id, audience)
         return pin(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
 
     _apply(
@@ -251,13 +257,13 @@ def rollback_cmd(
     checkpoint_id: CheckpointArg,
     reason: ReasonOption = None,
     actor: ActorOption = None,
-    audience: AudienceOption = ORG_AUDIENCE,
+    audience: ExpectAudienceOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Move the head back to an ancestor; data only the abandoned branch consumed becomes pending."""
 
     def run(session: Session) -> ServingChange:
-        _expect_audience(session, checkpoint_id, audience)
+        _expect_audience(session, org, checkpoint_id, audience)
         return rollback(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
 
     _apply(
