@@ -37,6 +37,7 @@ from orgmem.db.types import new_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.jobs.lease import org_lease_holder
 from orgmem.lineage import ancestry, descendants, get_org, parent_map, quarantine, record_audit, rollback
+from orgmem.lineage.audiences import HeadHolder, head_holder
 from orgmem.lineage.chunks import sync_chunk_status
 from orgmem.pipeline.purge import forget_grace, purge_receipt
 from orgmem.store.base import ObjectStore
@@ -104,17 +105,20 @@ def _tainted(session: Session, org: Org, chunk_ids: list[int]) -> tuple[list[str
     return saw, tainted
 
 
-def _reset_head(session: Session, org: Org, actor: str, reason: str) -> None:
+def _reset_head(
+    session: Session, org: Org, holder: HeadHolder, audience: str, actor: str, reason: str
+) -> None:
     """Roll back to before the first checkpoint (lineage.rollback needs a target checkpoint)."""
-    previous = org.served_checkpoint_id
-    org.head_checkpoint_id = None
+    previous = holder.served_checkpoint_id
+    holder.head_checkpoint_id = None
     session.add(
         ServingEvent(
             org_id=org.id,
+            audience=audience,
             action=ServingAction.ROLLBACK.value,
             checkpoint_id=None,
             previous_checkpoint_id=previous,
-            served_checkpoint_id=org.served_checkpoint_id,
+            served_checkpoint_id=holder.served_checkpoint_id,
             actor=actor,
             reason=reason,
             created_at=utcnow(),
@@ -126,21 +130,28 @@ def _reset_head(session: Session, org: Org, actor: str, reason: str) -> None:
         actor=actor,
         action="serving.rollback",
         target=None,
-        data={"previous": previous, "served": org.served_checkpoint_id, "head": None},
+        data={"previous": previous, "served": holder.served_checkpoint_id, "head": None,
+              "audience": audience},  # fmt: skip
     )
-    sync_chunk_status(session, org)
+    sync_chunk_status(session, org, audience)
 
 
-def _move_head_before(session: Session, org: Org, tainted: set[str], actor: str, reason: str) -> None:
-    line = ancestry(parent_map(session, org), org.head_checkpoint_id)  # head first, root last
-    on_line = [ck for ck in line if ck in tainted]
-    if not on_line:
-        return
-    target = session.get(Checkpoint, on_line[-1]).parent_id
-    if target is None:
-        _reset_head(session, org, actor, reason)
-    else:
-        rollback(session, org, target, actor=actor, reason=reason)
+def _move_heads_before(session: Session, org: Org, tainted: set[str], actor: str, reason: str) -> None:
+    """For the org and every group whose head lineage holds a tainted checkpoint: roll back past it."""
+    audiences = sorted({session.get(Checkpoint, ck).audience for ck in tainted})
+    for audience in audiences:
+        holder = head_holder(session, org, audience, for_update=True)
+        if holder is None or holder.head_checkpoint_id is None:
+            continue
+        line = ancestry(parent_map(session, org), holder.head_checkpoint_id)  # head first, root last
+        on_line = [ck for ck in line if ck in tainted]
+        if not on_line:
+            continue
+        target = session.get(Checkpoint, on_line[-1]).parent_id
+        if target is None:
+            _reset_head(session, org, holder, audience, actor, reason)
+        else:
+            rollback(session, org, target, actor=actor, reason=reason)
 
 
 def forget_document(
@@ -175,7 +186,7 @@ def forget_document(
         org_slug, doc.id, doc.external_id, len(chunk_ids), saw, head_before=org.head_checkpoint_id
     )
     served_before = org.served_checkpoint_id
-    _move_head_before(session, org, tainted, actor, why)
+    _move_heads_before(session, org, tainted, actor, why)
     for ck_id in sorted(tainted):
         if session.get(Checkpoint, ck_id).status != CheckpointStatus.QUARANTINED.value:
             quarantine(session, org, ck_id, actor=actor, reason=why)
