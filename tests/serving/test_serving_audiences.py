@@ -187,7 +187,9 @@ def test_no_endpoint_reaches_a_group_memory_without_the_group(dep):
     tree = call(dep, "GET", "/api/orgs/acme/checkpoints", "acme-admin").json()
     assert legal_ck not in str(tree), "the org tree lists org checkpoints only"
     resp = call(dep, "POST", "/api/orgs/acme/consolidate", "acme-admin", json={"audience": "legal"})
-    assert resp.status_code == 403
+    assert resp.status_code == 403, "only a key carrying the group may train its memory"
+    resp = call(dep, "POST", "/api/orgs/acme/consolidate", "legal-admin", json={"audience": "Legal Team"})
+    assert resp.status_code == 400 and "invalid audience 'Legal Team'" in resp.json()["error"]["message"]
 
 
 def test_group_keys_see_their_group_and_hand_on_only_their_groups(dep):
