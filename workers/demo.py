@@ -213,6 +213,16 @@ def show_lineage(org: str, say: Say) -> None:
             say(f"  {ev.created_at:%H:%M:%S} {ev.action} {ev.checkpoint_id} by {ev.actor}")
 
 
+def show_accountability(org: str, at: datetime, say: Say) -> None:
+    """What an auditor asks, through the real CLI: what answered employees between nights, who did what."""
+    cli = str(Path(sys.executable).with_name("orgmem"))
+    for args in (["history", org, "--at", at.isoformat(timespec="seconds")], ["audit", org]):
+        say(f"$ orgmem {' '.join(args)}")
+        done = subprocess.run([cli, *args], capture_output=True, text=True, check=False)
+        for line in (done.stdout + done.stderr).rstrip().splitlines():
+            say(f"  {line}")
+
+
 def run_demo(say: Say, *, org: str | None = None, inline: bool = False, probes: bool = True) -> str:
     """Two nights of the loop on the sample org; returns the org slug."""
     from orgmem.db.migrate import upgrade
@@ -239,6 +249,7 @@ def run_demo(say: Say, *, org: str | None = None, inline: bool = False, probes: 
     night1_probes = load_probes(_sample_dir() / "probes.jsonl")
     all_probes = [*night1_probes, *(replace(probe_from_dict(p), night=2) for p in NIGHT2_PROBES)]
     worker = None
+    between_nights = datetime.now(UTC)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below: stop the worker
     try:
         if not inline:
@@ -261,10 +272,13 @@ def run_demo(say: Say, *, org: str | None = None, inline: bool = False, probes: 
                 say(f"  gate: {reason['message']}")
             if probes:
                 probe_recall(org, all_probes if n == 2 else night1_probes, say, f"after night {n}")
+            if n == 1:
+                between_nights = datetime.now(UTC)
     finally:
         if worker is not None:
             worker.stop()
     show_lineage(org, say)
+    show_accountability(org, between_nights, say)
     say(
         f"demo finished in {time.monotonic() - t0:.0f} s; see `orgmem checkpoints {org}`, `orgmem jobs {org}`"
     )

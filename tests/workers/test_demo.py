@@ -35,3 +35,10 @@ def test_demo_runs_two_nights_and_shows_the_lineage(db, monkeypatch):
         nodes = list_tree(s, get_org(s, org))
     assert len(nodes) == 2, "one checkpoint per night"
     assert all(f"{n.checkpoint.id} {n.checkpoint.status}" in text for n in nodes)
+    night1, night2 = sorted(nodes, key=lambda n: n.checkpoint.created_at)
+    history = text.split("$ orgmem history")[1].split("$ orgmem audit")[0]
+    assert f"served {night1.checkpoint.id}" in history or night1.checkpoint.id in history, history
+    assert night2.checkpoint.id not in history, "between the nights, night 2 did not exist yet"
+    audit = text.split("$ orgmem audit")[1]
+    for action in ("org.create", "source.add"):
+        assert action in audit, audit
