@@ -20,7 +20,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +34,7 @@ from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.engine.packing import compute_lower, pack, row_tensor
 from orgmem.engine.rehearsal import RehearsalItem, rehearsal_set, topk_kl
 from orgmem.engine.state import TrainState, dump_train_state, parse_train_state, rng_tuple
+from orgmem.engine.underlay import Underlay, underlay_reference
 from orgmem.errors import OrgmemError
 from orgmem.memory import MemoryHandle, attach, load_memory, save_memory
 
@@ -106,18 +107,25 @@ class Consolidator:
     """A memory being trained; ``run`` may be called for several nights in one process."""
 
     def __init__(self, base, parent: bytes | MemoryHandle | None = None,
-                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None) -> None:
+                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
+                 underlay: bytes | None = None) -> None:
         self.base = base
         self.config = config or ConsolidationConfig()
         self.owns_handle = not isinstance(parent, MemoryHandle)
-        if isinstance(parent, MemoryHandle):
-            self.handle = parent
-        elif isinstance(parent, bytes | bytearray):
-            self.handle = load_memory(base, bytes(parent), source="parent memory")
-        else:
-            self.handle = attach(base, self.config.memory)
+        self.handle: MemoryHandle | None = None
+        self.underlay: Underlay | None = None
         try:
+            if underlay is not None:  # frozen beneath the trained memory, as serving stacks them
+                self.underlay = Underlay(base, underlay, source="underlay memory").attach()
+            if isinstance(parent, MemoryHandle):
+                self.handle = parent
+            elif isinstance(parent, bytes | bytearray):
+                self.handle = load_memory(base, bytes(parent), source="parent memory")
+            else:
+                self.handle = attach(base, self.config.memory)
             self.first_layer = min(min(c.layers) for c in self.handle.components)
+            if self.underlay is not None:  # lower layers are computed once: they must be the base's
+                self.first_layer = min(self.first_layer, self.underlay.lowest_layer)
             self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
                                                self.config.grad_clip, self.config.warmup_updates)
             self.rng = random.Random(self.config.seed)
@@ -146,9 +154,11 @@ class Consolidator:
         return save_memory(self.handle)
 
     def close(self) -> None:
-        """Detach the memory if this consolidator attached it."""
-        if self.owns_handle:
+        """Detach the memory if this consolidator attached it, and the underlay."""
+        if self.owns_handle and self.handle is not None:
             self.handle.detach()
+        if self.underlay is not None:
+            self.underlay.detach()
 
     # -- one step ----------------------------------------------------------------------------------
     def _step(self, items: list[Item], rehearsal: list[RehearsalItem]) -> dict[str, float]:
@@ -195,9 +205,19 @@ class Consolidator:
             raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
                               "replay chunks gave no trainable text")
         compute_lower(self.base.model, [*new, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
-        rehearsal = rehearsal_set(self.base, self.first_layer, cfg.kl_topk, cfg.max_seq_len) \
-            if cfg.kl_weight > 0 and cfg.rehearsal_per_step > 0 else []
+        rehearsal = self._rehearsal() if cfg.kl_weight > 0 and cfg.rehearsal_per_step > 0 else []
         return new, replay, rehearsal
+
+    def _rehearsal(self) -> list[RehearsalItem]:
+        """Rehearsal items whose reference is the function beneath the trained memory: the bare base
+        (cached per base, so computed with every memory off), or the base with the underlay on."""
+        cfg = self.config
+        with self.handle.disabled(), (self.underlay.disabled() if self.underlay else nullcontext()):
+            items = rehearsal_set(self.base, self.first_layer, cfg.kl_topk, cfg.max_seq_len)
+        if self.underlay is None:
+            return items
+        with self.handle.disabled():
+            return underlay_reference(self.base, items, self.first_layer, cfg.kl_topk, cfg.max_seq_len)
 
     def run(self, new_chunks: Sequence[str], replay_chunks: Sequence[str] = (), *, progress: bool = True,
             log_extra: dict | None = None) -> dict:
@@ -250,14 +270,17 @@ class Consolidator:
 
 def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],
                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
-                progress: bool = True, log_extra: dict | None = None) -> ConsolidationResult:
+                progress: bool = True, log_extra: dict | None = None,
+                underlay: bytes | None = None) -> ConsolidationResult:
     """Write ``new_chunks`` (plus ``replay_chunks``) into the memory of ``parent`` (or a fresh one).
 
     ``parent``: saved memory bytes, an attached handle (trained in place), or None for a new memory
     of ``config.memory``. ``train_state``: the parent's train state bytes to continue exactly.
+    ``underlay``: saved memory bytes applied frozen beneath it (a group's memory trains on the
+    org's, as serving stacks them; see ``orgmem.engine.underlay``).
     """
     t0 = time.time()
-    job = Consolidator(base, parent, config, train_state=train_state)
+    job = Consolidator(base, parent, config, train_state=train_state, underlay=underlay)
     try:
         metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra)
         memory, state = job.memory_bytes(), job.train_state_bytes()
@@ -265,4 +288,6 @@ def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str]
         job.close()
     metrics["memory_bytes"] = len(memory)
     metrics["train_state_bytes"] = len(state)
+    if job.underlay is not None:
+        metrics["underlay_sha256"] = job.underlay.sha256
     return ConsolidationResult(memory, state, metrics, metrics["tokens"], time.time() - t0)
