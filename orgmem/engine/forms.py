@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from orgmem.engine.spans import org_name, span_questions
+
 MAX_UNIT_CHARS = 400
 MIN_UNIT_WORDS = 3
 MAX_TOPIC_WORDS = 6
@@ -56,6 +58,10 @@ _ASSIGN = re.compile(r"^\s*(?:export\s+)?(?:const\s+|let\s+|var\s+|final\s+)?(?P
 _DEF = re.compile(r"^\s*(?:async\s+)?(?:def|class|func|fn|function)\s+(?P<name>[A-Za-z_]\w*)")
 _COMMENT = re.compile(r"^\s*(?:#|//|--|\*|/\*+)\s?(?P<body>.*?)\s*(?:\*/)?$")
 _DOCSTRING = re.compile(r"^\s*(?:[rubf]?\"\"\"|''')(?P<body>.+?)(?:\"\"\"|''')?\s*$")
+_KEY_VALUE = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z_][\w.\-]*)\s*:(?:\s+(?P<value>\S.*?))?\s*$")
+_IF_EQUALS = re.compile(r"^\s+(?:el)?if \w+ == (?P<value>[\"'][^\"']{1,40}[\"']|[\w.\-]+)\s*:\s*$")
+_RETURN = re.compile(r"^\s+return (?P<value>[^\s(][^(]{0,40}?)\s*$")
+_HEADER = re.compile(r"^\[[\w\-]+:[^\]]*\]\s+(?P<title>\S.*)$")
 
 
 def _clean(text: str) -> str:
@@ -76,10 +82,38 @@ def _long_enough(text: str) -> bool:
     return len(text.split()) >= MIN_UNIT_WORDS or bool(re.search(r"\d|=", text))
 
 
-def _code_units(lines: list[str], context: str) -> list[Unit]:
-    """A comment block attaches to the next assignment / definition; docstrings describe their def."""
-    units, comments, current_def = [], [], ""
+def _is_key_value(lines: list[str]) -> bool:
+    """YAML-like: >= 60% of the non-comment lines are ``key: value`` or ``key:``."""
+    meaningful = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    return bool(meaningful) and sum(bool(_KEY_VALUE.match(ln)) for ln in meaningful) / len(meaningful) >= 0.6
+
+
+def _key_value_units(lines: list[str], context: str) -> list[Unit]:
+    """Each leaf value with its key path: "dispatch:\n  replicas: 14" → "dispatch replicas: 14"."""
+    units, path = [], []  # path: (indent, key)
     for line in lines:
+        if line.lstrip().startswith("#"):
+            context = context or _clean(line.lstrip("# "))
+            continue
+        m = _KEY_VALUE.match(line)
+        if not m:
+            continue
+        indent = len(m["indent"])
+        path = [(i, k) for i, k in path if i < indent]
+        if m["value"] is None:
+            path.append((indent, m["key"]))
+            continue
+        key = " ".join(k for _, k in path + [(indent, m["key"])]).replace("_", " ")
+        value = m["value"].strip().strip("\"'")
+        units.append(Unit(_clean(f"{key}: {value}"), context, key))
+    return units
+
+
+def _code_units(lines: list[str], context: str) -> list[Unit]:
+    """A comment block attaches to the next assignment / definition; docstrings describe their def;
+    ``if x == V: return N`` inside a def becomes "def(V) returns N"."""
+    units, comments, current_def, doc_of = [], [], "", {}
+    for n, line in enumerate(lines):
         if not line.strip():
             comments = []
             continue
@@ -87,7 +121,15 @@ def _code_units(lines: list[str], context: str) -> list[Unit]:
             current_def = m["name"]
         doc = _DOCSTRING.match(line)
         if doc and current_def:
+            doc_of[current_def] = _clean(doc["body"]).rstrip(".")
             units.append(Unit(_clean(doc["body"]), context, current_def))
+            continue
+        if (cond := _IF_EQUALS.match(line)) and current_def and n + 1 < len(lines) \
+                and (ret := _RETURN.match(lines[n + 1])):
+            what, value = doc_of.get(current_def, ""), cond["value"]
+            text = f"{current_def}({value}) returns {ret['value']}"
+            text += f": {what} for {value}." if what else "."
+            units.append(Unit(_clean(text), context, current_def))
             continue
         com = _COMMENT.match(line)
         if com:
@@ -160,7 +202,11 @@ def _module_docstring(lines: list[str]) -> str:
 def split_units(chunk: str, context: str = "") -> list[Unit]:
     """Self-contained statements of a chunk (code-aware), deduplicated, in order."""
     lines = chunk.splitlines()
-    if _is_code(lines):
+    if lines and _HEADER.match(lines[0]):  # the chunker's "[kind:source] title" line
+        lines = lines[1:]
+    if _is_key_value(lines):
+        units = _key_value_units(lines, context)
+    elif _is_code(lines):
         units = _code_units(lines, context or _module_docstring(lines))
     else:
         if not context:
@@ -233,6 +279,8 @@ def unit_topics(unit: Unit) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if unit.subject:
         found.append(("what", unit.subject))
+        if re.search(r"[_A-Z]", unit.subject) and re.fullmatch(r"[A-Za-z_][\w]*", unit.subject):
+            found.append(("what", "the " + unit.subject.replace("_", " ").lower()))  # DISPATCH_PORT
     if (m := _IS_SHAPE.match(text)) and len(m["x"].split()) <= MAX_TOPIC_WORDS:
         passive = m["y"].split()[0].lower().endswith(("ed", "en", "ing"))
         x = _lower_determiner(m["x"].strip())
@@ -282,12 +330,44 @@ def unit_questions(unit: Unit, per_unit: int = 2) -> list[str]:
     return questions
 
 
-def chat_forms(chunks: Iterable[str], per_unit: int = 2) -> list[ChatForm]:
+def org_question(unit: Unit, org: str) -> str | None:
+    """The unit's first topic asked about the org by name: "What is Skerrow Air's internal wiki?"."""
+    topics = unit_topics(unit)
+    if not org or not topics or org.lower() in topics[0][1].lower():
+        return None
+    asks = [(sh, t) for sh, t in topics[:3] if sh in ("is", "are", "what") and not t[:1].isupper()]
+    shape, topic = asks[0] if asks else topics[0]
+    if shape in ("is", "are", "what") and not topic[:1].isupper():
+        bare = re.sub(r"^(?:the|our|a|an) ", "", topic, flags=re.I)
+        return f"What {'is' if shape == 'what' else shape} {org}'s {bare}?"
+    return f"Tell me about {topic} at {org}."
+
+
+def unit_chat_questions(unit: Unit, per_unit: int = 3, org: str = "") -> list[str]:
+    """The user turns trained for a unit, best first: its topic, its salient span (spans.py), the
+    topic asked about the org, then further topics. A unit with no salient span and no subject
+    (no name, number or identifier: "is the fix deployed?") gets none: nothing to retrieve."""
+    identifier = bool(unit.subject) and bool(re.fullmatch(r"[A-Za-z_]\w*", unit.subject))
+    spans = [] if identifier else span_questions(unit.text, 1)  # code: the value follows "="
+    if not spans and not unit.subject:
+        return []
+    topics = unit_questions(unit, per_unit)
+    ordered = [*topics[:1], *spans, org_question(unit, org), *topics[1:]]
+    out: list[str] = []
+    for q in ordered:
+        if q and q not in out:
+            out.append(q)
+    return out[:per_unit]
+
+
+def chat_forms(chunks: Iterable[str], per_unit: int = 3) -> list[ChatForm]:
     """Question → statement pairs for every unit of every chunk."""
+    chunks = list(chunks)
+    org = org_name(chunks)
     forms = []
     for chunk in chunks:
         for unit in split_units(chunk):
-            forms.extend(ChatForm(q, unit.text) for q in unit_questions(unit, per_unit))
+            forms.extend(ChatForm(q, unit.text) for q in unit_chat_questions(unit, per_unit, org))
     return forms
 
 

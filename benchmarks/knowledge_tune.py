@@ -1,0 +1,80 @@
+"""Quick recipe check for knowledge tuning: night 1 of the benchmark corpus only, one seed.
+
+Why: the full two-night benchmark of four kinds takes close to an hour on this machine; a recipe
+change is first judged here (cloze / question recall on night-1 facts, generic drift, seconds),
+and only the survivors go to ``benchmarks/knowledge.py``. Appends one JSON line per run to
+``--log`` so the tuning table in ``docs/knowledge_tuning.md`` can be rebuilt from it.
+
+    python benchmarks/knowledge_tune.py --name default
+    python benchmarks/knowledge_tune.py --name lr2x --engine lr_scale=2 --memory '{"gate_bias": -2}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--name", required=True, help="label of the recipe in the log")
+    ap.add_argument("--kind", default="cms")
+    ap.add_argument("--memory", default="{}", help="JSON of memory config fields (over the kind's defaults)")
+    ap.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log", type=Path, default=ROOT / "results" / "knowledge_tune.jsonl")
+    a = ap.parse_args(argv)
+
+    import knowledge as kb
+    import torch
+
+    from orgmem.engine import ConsolidationConfig, consolidate
+
+    cfg = kb.BenchConfig(base="smollm2-135m-instruct", kinds=[a.kind], threads=a.threads)
+    engine = {k: _value(v) for k, _, v in (e.partition("=") for e in a.engine)}
+    bench = kb.start(cfg)
+    probes = [p for p in bench.probes if p.night == 1]
+    memory = {"kind": a.kind, **json.loads(a.memory)} if a.kind != "lora" else kb.memory_spec("lora", cfg)
+    config = ConsolidationConfig(memory=memory, seed=a.seed, num_threads=a.threads, **engine)
+    load = os.getloadavg()[0]
+    r1 = consolidate(bench.base, None, bench.nights.new1, [], config, progress=False)
+    t_eval = time.time()
+    rep = kb.evaluate_night(bench.base, r1.memory, probes, 1, bench.reference, a.name)
+    s = rep.summary()
+    misses = [p.key for p in rep.probes if not p.question_hit]
+    row = {"name": a.name, "kind": a.kind, "memory": json.loads(a.memory), "engine": engine, "seed": a.seed,
+           "cloze": round(s["cloze_recall"] * len(probes)),
+           "question": round(s["question_recall"] * len(probes)), "n": len(probes),
+           "ppl_ratio": round(s["ppl_ratio"], 4), "kl": round(s["kl"], 5),
+           "changed": s["replies_changed"], "leaks": s["leakage"], "answer_nll": round(s["answer_nll"], 3),
+           "seconds": round(r1.seconds, 1), "steps": r1.metrics["steps"], "tokens": r1.metrics["tokens"],
+           "tok_s": r1.metrics["tokens_per_s"], "load_start": round(load, 2),
+           "load_end": round(os.getloadavg()[0], 2), "eval_s": round(time.time() - t_eval, 1),
+           "loss_last": r1.metrics["loss_last"], "threads": torch.get_num_threads(), "q_misses": misses}
+    a.log.parent.mkdir(parents=True, exist_ok=True)
+    with a.log.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT.parent))
+    raise SystemExit(main())
