@@ -216,7 +216,7 @@ def show_lineage(org: str, say: Say) -> None:
 def show_accountability(org: str, at: datetime, say: Say) -> None:
     """What an auditor asks, through the real CLI: what answered employees between nights, who did what."""
     cli = str(Path(sys.executable).with_name("orgmem"))
-    for args in (["history", org, "--at", at.isoformat(timespec="seconds")], ["audit", org]):
+    for args in (["history", org, "--at", at.isoformat()], ["audit", org]):
         say(f"$ orgmem {' '.join(args)}")
         done = subprocess.run([cli, *args], capture_output=True, text=True, check=False)
         for line in (done.stdout + done.stderr).rstrip().splitlines():
