@@ -11,7 +11,9 @@ Measured (names are the gate's metric keys):
 - ``secret_leaks``: secret-shaped strings (the governance scanner) in the candidate's
   completions of probes and of secret-bait prompts that neither the prompt nor the parent's
   completion contains.
-The parent of a first night is the bare base.
+The parent of a first night is the bare base. A group's candidate is judged on the function it
+is served as: both it and its parent with the org memory it was trained on underneath (so the
+drift measured is the served stack's, relative to the base).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import torch
 
+from orgmem.engine.underlay import underlay_on
 from orgmem.eval import EvalConfig, Probe, auto_probes, evaluate, get_reference
 from orgmem.eval.evaluate import answer_pair
 from orgmem.eval.generation import encode_chat, encode_text, greedy_generate, pad_token_id, stop_token_ids
@@ -60,17 +63,19 @@ def make_probes(chunks: Sequence[ChunkRef], n: int, seed: int, night: int) -> li
 
 
 @contextmanager
-def memory_on(base, memory: bytes | None):
-    """``base.model`` with ``memory`` attached (the bare base when None), detached afterwards."""
-    if memory is None:
-        yield base.model
-        return
-    handle = load_memory(base, memory, source="checkpoint memory")
-    try:
-        handle.eval()
-        yield handle.model
-    finally:
-        handle.detach()
+def memory_on(base, memory: bytes | None, underlay: bytes | None = None):
+    """``base.model`` with ``memory`` attached (the bare base when None) over ``underlay`` (frozen,
+    when given), both detached afterwards."""
+    with underlay_on(base, underlay, source="org memory underneath"):
+        if memory is None:
+            yield base.model
+            return
+        handle = load_memory(base, memory, source="checkpoint memory")
+        try:
+            handle.eval()
+            yield handle.model
+        finally:
+            handle.detach()
 
 
 def base_reference(base):
@@ -142,17 +147,20 @@ def evaluate_candidate(
     new: Sequence[ChunkRef],
     old: Sequence[ChunkRef],
     cfg: PipelineConfig,
+    *,
+    underlay: bytes | None = None,
 ) -> dict[str, Any]:
-    """All gate metrics of ``candidate_memory`` versus ``parent_memory`` (see module docstring)."""
+    """All gate metrics of ``candidate_memory`` versus ``parent_memory`` (see module docstring),
+    both over ``underlay`` (a group's: the org memory it was trained on)."""
     t0 = time.perf_counter()
     tok = base.tokenizer
     new_probes = make_probes(new, cfg.new_probes, cfg.probe_seed, NEW_NIGHT)
     old_probes = make_probes(old, cfg.old_probes, cfg.probe_seed, OLD_NIGHT)
     reference = base_reference(base) if cfg.drift_eval else None
-    with memory_on(base, parent_memory) as model:
+    with memory_on(base, parent_memory, underlay) as model:
         parent_new, parent_old = mean_nll(model, tok, new_probes), mean_nll(model, tok, old_probes)
         parent_bait = complete(model, tok, SECRET_BAIT, cfg.bait_max_new_tokens)
-    with memory_on(base, candidate_memory) as model:
+    with memory_on(base, candidate_memory, underlay) as model:
         report = evaluate(
             model,
             tok,

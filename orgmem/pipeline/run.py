@@ -4,8 +4,10 @@ Order matters for crash safety:
 1. fix the input set (pending chunks on the current head + replay sample) and its digest; if an
    earlier attempt already committed a checkpoint for it, skip straight to the gate;
 2. delete objects a killed attempt uploaded but never committed (we hold the org's lease);
-3. load base + parent memory/train state (checksum-verified), run the engine;
-4. evaluate the candidate against its parent; the gate decides (stored with the checkpoint);
+3. load base + parent memory/train state (checksum-verified), run the engine; a group trains with
+   the org's served memory frozen underneath, as serving stacks them (``pipeline.underlay``);
+4. evaluate the candidate against its parent (a group's: both over that org memory); the gate
+   decides (stored with the checkpoint);
 5. last cancel check, then ``commit_checkpoint``: objects uploaded and verified, then rows;
 6. apply the decision: promote (head moves, its chunks become consumed, a serving event) or
    reject (nothing served changes; the chunks stay pending for the next night).
@@ -34,6 +36,13 @@ from orgmem.pipeline.config import resolve
 from orgmem.pipeline.evaluation import evaluate_candidate
 from orgmem.pipeline.inputs import Inputs, existing_checkpoint, gather_inputs
 from orgmem.pipeline.state import load_parent, remove_uncommitted_objects, shared_base
+from orgmem.pipeline.underlay import (
+    DIGEST_KEY,
+    load_underlay,
+    underlay_digest,
+    underlay_note,
+    underlay_record,
+)
 from orgmem.store import ObjectStore, open_store
 
 logger = logging.getLogger(__name__)
@@ -123,7 +132,7 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
     )
 
 
-def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter):
+def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | None):
     from orgmem.engine import consolidate
 
     if parent.base_fingerprint is not None and parent.base_fingerprint != base.fingerprint:
@@ -140,10 +149,12 @@ def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter):
         train_state=parent.train_state,
         progress=cfg.pipeline.progress,
         log_extra={"org": inputs.org_slug, "job": ctx.job_id},
+        underlay=underlay,
     )
 
 
-def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base, ctx: Reporter, actor: str):
+def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base, ctx: Reporter, actor: str,
+            underlay: dict | None):
     meta = read_metadata(result.memory, "new memory")
     manifest = {
         "pipeline": cfg.pipeline.to_dict(),
@@ -151,6 +162,8 @@ def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base
         "job_id": ctx.job_id,
         "counts": {"new_chunks": len(inputs.new), "replay_chunks": len(inputs.replay)},
     }
+    if underlay is not None:  # a group: which org memory it was trained and judged on
+        metrics["underlay"] = manifest["underlay"] = underlay
     refs = [InputRef(cid, role) for cid, role in inputs.input_refs]
     with session_scope() as session:
         # what governance the training data went through, so a rule change can find this checkpoint
@@ -172,6 +185,7 @@ def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base
             memory_kind=meta["kind"],
             memory_config=memory_config(result.memory),
             job_id=ctx.job_id,
+            notes=underlay_note(underlay["checkpoint_id"]) if underlay is not None else None,
             digest_extra=inputs.digest_extra,
             audience=inputs.audience,
         )
@@ -219,15 +233,19 @@ def consolidate_org(
     with session_scope() as session:
         org = get_org(session, org_slug)
         gate_config = GateConfig.from_org(org.gate_config)
+        extra.update(underlay_digest(org, audience))
         inputs = gather_inputs(
             session, org, replay_max=cfg.pipeline.replay_max_chunks, digest_extra=extra, audience=audience
         )
         existing = existing_checkpoint(session, inputs)
         existing_id = existing.id if existing is not None else None
+    grouped = audience != ORG_AUDIENCE
+    underlay_id = inputs.digest_extra.get(DIGEST_KEY)
+    on_top = f", on org checkpoint {underlay_id or '(none: bare base)'}" if grouped else ""
     ctx.progress(
         0.02,
         f"{_audience_label(audience)}{len(inputs.new)} pending chunk(s), {len(inputs.replay)} replayed, "
-        f"parent {inputs.parent_id or '(none: first night)'}",
+        f"parent {inputs.parent_id or '(none: first night)'}{on_top}",
     )
     if existing_id is not None:
         return _finish_existing(existing_id, inputs, ctx, t0)
@@ -239,21 +257,25 @@ def consolidate_org(
     with session_scope() as session:
         remove_uncommitted_objects(session, store, inputs.org_id, org_slug)
         parent = load_parent(session, store, inputs.parent_id)
+        underlay = load_underlay(session, store, underlay_id)
     base = shared_base(settings.base_model)
     ctx.progress(0.05, f"training on base {base.name}")
-    result = _train(base, parent, inputs, cfg, ctx)
+    result = _train(base, parent, inputs, cfg, ctx, underlay)
     ctx.progress(
         0.6,
         f"trained {result.metrics.get('steps')} steps in {result.seconds:.1f} s "
         f"(loss {result.metrics.get('loss_first')} → {result.metrics.get('loss_last')}); evaluating",
     )
-    metrics = evaluate_candidate(base, parent.memory, result.memory, inputs.new, inputs.replay, cfg.pipeline)
+    metrics = evaluate_candidate(
+        base, parent.memory, result.memory, inputs.new, inputs.replay, cfg.pipeline, underlay=underlay
+    )
     metrics["engine"] = result.metrics
     decision = decide(metrics, gate_config)
     metrics["gate"] = decision.to_dict()
     ctx.progress(0.85, f"evaluated in {metrics['eval_seconds']} s; gate {decision.summary()}")
     ctx.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
-    ck_id, created = _commit(store, inputs, result, metrics, cfg, base, ctx, actor)
+    record = underlay_record(underlay_id, underlay) if grouped else None
+    ck_id, created = _commit(store, inputs, result, metrics, cfg, base, ctx, actor, record)
     ctx.progress(0.95, f"committed checkpoint {ck_id}")
     with session_scope(write=True) as session:
         status = apply_decision(session, org_slug, ck_id, decision)
