@@ -2,7 +2,8 @@
 
 A task's only argument is the job id; everything else is in the job row. The outcome decides
 what the queue does: re-send later (transient error, or the org is busy), nothing (done, failed,
-cancelled, or a duplicate delivery), and after a sync, start the consolidation it was asked for.
+cancelled, or a duplicate delivery), and after a sync or a nightly consolidation, start the next
+job of the nightly chain (``workers.nightly``).
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import logging
 
 from celery import Task, shared_task
 
-from orgmem.db.enums import JobKind
 from orgmem.db.models import Org
 from orgmem.db.session import session_scope
 from orgmem.errors import OrgmemError
 from orgmem.jobs import Outcome, add_event, get_job, run_job, worker_name
 from workers.app import CONSOLIDATE_TASK, SYNC_TASK
+from workers.nightly import after_sync, next_group
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +35,28 @@ def _run(task: Task, job_id: str) -> dict:
 
 
 def follow_up(job_id: str, outcome: Outcome, *, inline: bool = False) -> None:
-    """After a finished sync that asked for it, start the org's consolidation (even if some sources
-    failed: what was synced is pending and worth consolidating)."""
+    """After a finished job, start what it chains to (``workers.nightly``): a sync that asked for it
+    starts the org's consolidation (even if some sources failed: what was synced is pending and
+    worth consolidating); a nightly consolidation starts the next group with pending chunks."""
     if outcome.status not in ("succeeded", "failed"):
         return
     with session_scope() as session:
         job = get_job(session, job_id)
-        wanted = job.kind == JobKind.SYNC.value and job.params.get("then_consolidate")
+        params = after_sync(job) or next_group(session, job)
         org = session.get(Org, job.org_id) if job.org_id is not None else None
         actor = job.params.get("actor", "scheduler")
-        slug = org.slug if org else None
-    if not wanted or slug is None:
+        slug, kind = (org.slug if org else None), job.kind
+    if params is None or slug is None:
         return
     from workers.enqueue import create_consolidation, run_inline, send
 
+    what = "consolidation" if "audience" not in params else f"group {params['audience']!r} consolidation"
     try:
-        next_id = create_consolidation(slug, actor=actor, params={"after_sync": job_id})
+        next_id = create_consolidation(slug, actor=actor, params=params)
     except OrgmemError as exc:
-        message, next_id = f"consolidation not started: {exc}", None
+        message, next_id = f"{what} not started: {exc}", None
     else:
-        message = f"consolidation job {next_id} queued after sync"
+        message = f"{what} job {next_id} queued after {kind}"
     with session_scope(write=True) as session:
         add_event(session, job_id, message, data={"next_job": next_id})
     if next_id is not None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orgmem.db.enums import ChunkStatus
 from orgmem.db.models import AudienceHead, Chunk, Document, DocumentVersion, Org
 from orgmem.errors import OrgmemError
 
@@ -101,3 +102,16 @@ def audiences_of_chunks(session: Session, chunk_ids: Iterable[int]) -> dict[int,
         .where(Chunk.id.in_(ids))
     )
     return {cid: audience for cid, audience in rows}
+
+
+def pending_groups(session: Session, org: Org) -> list[str]:
+    """Groups of ``org`` with pending chunks (what a nightly run consolidates after the org), by name."""
+    query = (
+        select(Document.audience)
+        .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+        .join(Chunk, Chunk.document_version_id == DocumentVersion.id)
+        .where(Chunk.org_id == org.id, Chunk.status == ChunkStatus.PENDING.value,
+               Document.audience != ORG_AUDIENCE)
+        .distinct()
+    )
+    return sorted(session.scalars(query))
