@@ -7,6 +7,8 @@ Public API (stable; used by workers, eval, benchmarks):
   metrics: dict, n_tokens: int, seconds: float)``. ``parent``: memory bytes, an attached
   ``MemoryHandle`` (trained in place) or None (fresh ``config.memory``). Deterministic under
   ``config.seed``; passing the parent's ``train_state`` continues exactly.
+  ``underlay=`` (memory bytes): a saved memory applied frozen beneath the trained one, as serving
+  stacks a group's memory on the org's (``orgmem.engine.underlay``).
 - ``ConsolidationConfig`` (``orgmem.engine.config``): memory spec, seed, epochs, token budget, forms,
   KL weight, rehearsal, lr scale... (JSON via ``to_dict``/``from_dict``).
 - ``Consolidator(base, parent, config, train_state=...)``: ``run(new, replay)`` per night in one
