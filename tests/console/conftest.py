@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -17,33 +16,23 @@ from orgmem.config import get_settings
 from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
 from orgmem.lineage import get_org
-from orgmem.models import load_base
 from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 from orgmem.store import open_store
 from tests.lineage_factories import add_chunks, record
-from tests.serving.support import FACTS, Deployment, make_deployment, teach
+from tests.serving import conftest as serving_fixtures
+from tests.serving.support import Deployment, make_deployment
+
+# The serving tests' session fixtures (one thread, tiny base, taught memories), shared, not copied.
+_one_thread = serving_fixtures._one_thread
+tiny_base = serving_fixtures.tiny_base
+memories = serving_fixtures.memories
 
 METRICS = {
     "acme-1": {"new_cloze_recall": 0.25, "retention_cloze_recall": None, "kl": 0.01, "ppl_ratio": 1.01},
     "acme-2": {"new_cloze_recall": 0.5, "retention_cloze_recall": 0.75, "kl": 0.02, "ppl_ratio": 1.03},
 }
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session")
-def tiny_base():
-    return load_base("tiny-random", device="cpu")
-
-
-@pytest.fixture(scope="session")
-def memories(tiny_base) -> dict[str, bytes]:
-    return {name: teach(tiny_base, answer) for name, answer in FACTS.items()}
 
 
 @dataclass
