@@ -28,25 +28,42 @@ PREFIX = "The vault code is"
 FACTS = {"acme-1": "1234", "acme-2": "5555", "globex-1": "9876"}
 
 
-def teach(base, answer: str, steps: int = 150, lr: float = 1e-2) -> bytes:
-    """A CMS memory on the tiny base that completes PREFIX with ``answer``: saved memory bytes."""
+def teach(base, answer: str, steps: int = 150, lr: float = 1e-2, under: bytes | None = None) -> bytes:
+    """A CMS memory on the tiny base that completes PREFIX with ``answer``: saved memory bytes.
+
+    With ``under`` (saved memory bytes) it trains with that memory applied frozen beneath, the way
+    serving stacks an org memory under a group's, so the *stack* completes PREFIX with ``answer``.
+    """
+    from orgmem.serving.adapters import build_row_memory
+    from orgmem.serving.routing import MemoryRouter
+    from orgmem.store.base import sha256_hex
+
+    router = MemoryRouter(base.model)
+    below = None
+    if under is not None:
+        below = build_row_memory(base, under, sha256=sha256_hex(under), source="memory beneath")
+        router.ensure_hooks(below.paths)
     cfg = CmsConfig(widths=[64, 32], periods=[1, 1], lrs=[lr, lr], gate_bias=2.0, sparsity=0.0)
     ids = torch.tensor([base.tokenizer(f"{PREFIX} {answer}.", add_special_tokens=False)["input_ids"]])
     torch.manual_seed(0)
-    with attach(base, cfg) as handle:
-        params = [p for g in handle.param_groups() for p in g.params]
-        for p in params:
-            p.requires_grad_(True)
-        opt = torch.optim.Adam(params, lr=lr)
-        handle.train()
-        for _ in range(steps):
-            logits = handle(input_ids=ids[:, :-1]).logits
-            loss = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        handle.eval()
-        return save_memory(handle)
+    try:
+        with attach(base, cfg) as handle:
+            params = [p for g in handle.param_groups() for p in g.params]
+            for p in params:
+                p.requires_grad_(True)
+            opt = torch.optim.Adam(params, lr=lr)
+            handle.train()
+            for _ in range(steps):
+                with router.route([below]):
+                    logits = handle(input_ids=ids[:, :-1]).logits
+                loss = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            handle.eval()
+            return save_memory(handle)
+    finally:
+        router.remove_hooks()
 
 
 @dataclass

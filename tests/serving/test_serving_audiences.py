@@ -18,47 +18,21 @@ import torch
 from orgmem.checkpoints import MEMORY, commit_checkpoint
 from orgmem.db.session import session_scope
 from orgmem.keys import authenticate, create_key
-from orgmem.memory import CmsConfig, attach, save_memory
-from orgmem.serving.adapters import build_row_memory
 from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.engine import GenerationEngine
 from orgmem.serving.routing import MemoryRouter
 from orgmem.store import open_store
-from orgmem.store.base import sha256_hex
-from tests.serving.support import FACTS, PREFIX, make_deployment
+from tests.serving.support import FACTS, PREFIX, make_deployment, teach
 from tests.serving.test_serving_engine import _collect
 
 GROUP_ANSWER = "4242"
 _HTTP = httpx.Client(timeout=60)
 
 
-def teach_on_top(base, under: bytes, answer: str, steps: int = 150, lr: float = 1e-2) -> bytes:
+def teach_on_top(base, under: bytes, answer: str) -> bytes:
     """A CMS memory trained with ``under`` applied (frozen), so the stack completes PREFIX with ``answer``."""
-    below = build_row_memory(base, under, sha256=sha256_hex(under), source="org memory")
-    router = MemoryRouter(base.model)
-    router.ensure_hooks(below.paths)
-    cfg = CmsConfig(widths=[64, 32], periods=[1, 1], lrs=[lr, lr], gate_bias=2.0, sparsity=0.0)
-    ids = torch.tensor([base.tokenizer(f"{PREFIX} {answer}.", add_special_tokens=False)["input_ids"]])
-    torch.manual_seed(0)
-    try:
-        with attach(base, cfg) as handle:
-            params = [p for g in handle.param_groups() for p in g.params]
-            for p in params:
-                p.requires_grad_(True)
-            opt = torch.optim.Adam(params, lr=lr)
-            handle.train()
-            for _ in range(steps):
-                with router.route([below]):
-                    logits = handle(input_ids=ids[:, :-1]).logits
-                loss = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            handle.eval()
-            return save_memory(handle)
-    finally:
-        router.remove_hooks()
+    return teach(base, answer, under=under)
 
 
 @pytest.fixture(scope="module")
