@@ -3,7 +3,10 @@
 Each org action is confirmed on its own page first (``pages.confirm``), carries the CSRF token,
 and calls the ``/api`` route function that does the same (pin, unpin, rollback, sync,
 consolidate, forget), with the key's identity as the recorded actor. The
-result comes back as a flash message on the page the action belongs to.
+result comes back as a flash message on the page the action belongs to (a forget's links to its
+receipt). Pin and rollback move the lineage of the checkpoint's own audience; unpin and the page
+returned to take the form's ``audience`` (the org's, or a group the key carries). The operator
+key reads only: every action refuses it (``security.console_org_admin``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from pydantic import ValidationError
@@ -27,10 +31,11 @@ from orgmem.console.views import short
 from orgmem.db.models import Org
 from orgmem.errors import OrgmemError
 from orgmem.keys import ApiKeyIdentity
+from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
 from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes
 from orgmem.serving.errors import ApiError, as_api_error
 from orgmem.serving.openai_schema import ChatCompletionBody
-from orgmem.serving.resolve import own_checkpoint
+from orgmem.serving.resolve import GROUP_SEPARATOR, own_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +65,28 @@ ACTIONS: dict[str, ActionSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What the confirmation page says an action will do, and which lineage it moves."""
+
+    summary: str
+    audience: str = ORG_AUDIENCE
+
+
+def _of(audience: str) -> str:
+    return "" if audience == ORG_AUDIENCE else f" (group {audience!r})"
+
+
 def describe(session: Session, org: Org, action: str, *, checkpoint: str | None = None,
-             document: str | None = None) -> str:
-    """One sentence saying what ``action`` will do; refuses a missing or foreign checkpoint/document."""
+             document: str | None = None, audience: str = ORG_AUDIENCE, groups: tuple[str, ...] = ()
+             ) -> Plan:
+    """What ``action`` will do; refuses a missing, foreign or hidden checkpoint or document. A
+    checkpoint's own audience decides the lineage (as in ``orgmem.lineage.serving``)."""
     spec = ACTIONS[action]
     if spec.needs_checkpoint:
         if not checkpoint:
             raise ApiError(400, f"{action} needs a checkpoint", param="checkpoint")
-        own_checkpoint(session, org, checkpoint)
+        audience = own_checkpoint(session, org, checkpoint, groups).audience
     if spec.needs_document:
         if not document:
             raise ApiError(400, "forget needs a document (its id, path / external id or URI)",
@@ -76,17 +95,20 @@ def describe(session: Session, org: Org, action: str, *, checkpoint: str | None 
 
         doc = find_document(session, org, document)
         document = f"{doc.external_id} (document {doc.id})"
-    return {
+    holder = head_holder(session, org, audience)
+    pinned = holder.pinned_checkpoint_id if holder is not None else None
+    summary = {
         "sync": f"Queue a sync of every enabled source of {org.slug}.",
         "consolidate": f"Queue a consolidation of {org.slug}'s pending data into a new checkpoint.",
-        "pin": f"Serve checkpoint {checkpoint} for {org.slug} until unpinned.",
-        "unpin": f"Stop serving the pinned checkpoint {short(org.pinned_checkpoint_id)}; "
+        "pin": f"Serve checkpoint {checkpoint} for {org.slug}{_of(audience)} until unpinned.",
+        "unpin": f"Stop serving the pinned checkpoint {short(pinned)} of {org.slug}{_of(audience)}; "
                  "serve the head again.",
-        "rollback": f"Move {org.slug}'s head back to {checkpoint}; data only its abandoned descendants "
-                    "consumed becomes pending again.",
+        "rollback": f"Move {org.slug}{_of(audience)}'s head back to {checkpoint}; data only its abandoned "
+                    "descendants consumed becomes pending again.",
         "forget": f"Forget {document}: roll back past every checkpoint trained on it, quarantine them, "
                   "never train on it again, and queue a consolidation of the rest.",
     }[action]
+    return Plan(summary, audience)
 
 
 # -- login / logout ------------------------------------------------------------------------------
@@ -98,8 +120,12 @@ async def login(request: Request) -> Response:
     if not key:
         return render(request, "login.html", {"error": "paste an admin API key of your org"}, status=401)
     identity = security.authenticate_key(request, key)  # 401 / 403 / 429 pages via ConsoleRoute
-    done = f"logged in to {identity.org_slug} with key {identity.prefix}… ({identity.name})"
-    response = redirect(request, f"{security.PATH}/orgs/{identity.org_slug}", ("ok", done))
+    if isinstance(identity, security.OperatorIdentity):
+        done, home = "logged in as the installation operator: every org, read-only", "/orgs"
+    else:
+        done = f"logged in to {identity.org_slug} with key {identity.prefix}… ({identity.name})"
+        home = f"/orgs/{identity.org_slug}"
+    response = redirect(request, f"{security.PATH}{home}", ("ok", done))
     security.set_key_cookie(request, response, key)
     return response
 
@@ -114,7 +140,10 @@ async def logout(request: Request) -> Response:
 
 # -- org actions ---------------------------------------------------------------------------------
 
-def _forget(common: dict[str, Any], document: str, reason: str | None) -> str:
+Flash = tuple[str, str] | tuple[str, str, str]  # (kind, text[, link to a console page])
+
+
+def _forget(common: dict[str, Any], document: str, reason: str | None) -> Flash:
     """``POST /api/orgs/{org}/forget``: forget, receipt, and queue the replay of the rest."""
     if not document:
         raise ApiError(400, "forget needs a document (its id, path / external id or URI)", param="document")
@@ -127,7 +156,7 @@ def _forget(common: dict[str, Any], document: str, reason: str | None) -> str:
         text += f"; replay queued as job {out['replay_job']}"
     elif out.get("replay_note"):
         text += f"; {out['replay_note']}"
-    return text
+    return "ok", text, f"{security.PATH}/orgs/{common['org']}/receipts/{quote(out['id'])}"
 
 
 def call_route(route: Callable[..., Any], **kwargs: Any) -> Any:
@@ -143,8 +172,8 @@ def call_route(route: Callable[..., Any], **kwargs: Any) -> Any:
 
 
 def _run(action: str, request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
-         form: dict[str, str]) -> str:
-    """Do ``action`` through the API's own route functions; returns the flash text."""
+         form: dict[str, str], audience: str) -> Flash:
+    """Do ``action`` through the API's own route functions; returns the flash message."""
     ck = form.get("checkpoint", "").strip()
     reason = form.get("reason", "").strip() or None
     if ACTIONS[action].reason_required and not reason:
@@ -153,24 +182,25 @@ def _run(action: str, request: Request, background: BackgroundTasks, identity: A
     common = {"org": org, "request": request, "identity": identity}
     if action == "sync":
         job = call_route(admin_jobs.sync, body=admin_jobs.SyncRequest(), **common)
-        return f"sync queued as job {job['job_id']}"
+        return "ok", f"sync queued as job {job['job_id']}"
     if action == "consolidate":
         job = call_route(admin_jobs.consolidate, body=admin_jobs.ConsolidateRequest(), **common)
-        return f"consolidation queued as job {job['job_id']}"
+        return "ok", f"consolidation queued as job {job['job_id']}"
     if action == "forget":
         return _forget(common, form.get("document", "").strip(), reason)
     common["background"] = background
     if action == "unpin":
-        out = call_route(admin_routes.unpin_org, body=admin_routes.Reason(reason=reason), **common)
-        return f"unpinned; serving {short(out['served_checkpoint_id'])}"
+        out = call_route(admin_routes.unpin_org, body=admin_routes.Reason(reason=reason), audience=audience,
+                         **common)
+        return "ok", f"unpinned{_of(audience)}; serving {short(out['served_checkpoint_id'])}"
     body = admin_routes.CheckpointAction(checkpoint_id=ck, reason=reason)
     if action == "pin":
         out = call_route(admin_routes.pin_checkpoint, body=body, **common)
-        return f"pinned {ck}; serving {short(out['served_checkpoint_id'])}"
+        return "ok", f"pinned {ck}; serving {short(out['served_checkpoint_id'])}"
     out = call_route(admin_routes.rollback_org, body=body, **common)
     pending = out.get("chunks_to_pending")
     back = f"; {pending} chunk(s) pending again" if pending else ""
-    return f"rolled back to {ck}; serving {short(out['served_checkpoint_id'])}{back}"
+    return "ok", f"rolled back to {ck}; serving {short(out['served_checkpoint_id'])}{back}"
 
 
 @router.post("/orgs/{org}/actions/{action}")
@@ -180,9 +210,12 @@ async def act(org: str, action: str, request: Request, background: BackgroundTas
     if action not in ACTIONS:
         raise ApiError(404, f"unknown console action {action!r}; one of {sorted(ACTIONS)}",
                        "not_found_error", "not_found")
+    audience = security.reachable_audience(identity, form.get("audience"))
     target = f"{security.PATH}/orgs/{org}{ACTIONS[action].page}"
+    if audience != ORG_AUDIENCE:
+        target += f"?audience={quote(audience, safe='')}"
     try:
-        flash = ("ok", _run(action, request, background, identity, org, form))
+        flash: Flash = _run(action, request, background, identity, org, form, audience)
     except OrgmemError as exc:  # refused (conflict, unknown checkpoint...): say why, change nothing
         flash = ("error", f"{ACTIONS[action].title} failed: {as_api_error(exc)}")
     logger.info("console action", extra={"org": org, "action": action, "actor": identity.actor,
@@ -194,8 +227,8 @@ async def act(org: str, action: str, request: Request, background: BackgroundTas
 
 def _chat_body(org: str, payload: dict[str, Any]) -> ChatCompletionBody:
     model = str(payload.get("model") or org)
-    if model != org and not model.startswith(f"{org}@"):
-        raise ApiError(400, f"model {model!r} is not {org!r} or {org}@CHECKPOINT", param="model")
+    if model != org and not model.startswith((f"{org}@", f"{org}{GROUP_SEPARATOR}")):
+        raise ApiError(400, f"model {model!r} is not {org!r}, {org}@CHECKPOINT or {org}#GROUP", param="model")
     try:
         max_tokens = int(payload.get("max_tokens") or 64)
     except (TypeError, ValueError):

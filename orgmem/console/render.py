@@ -61,11 +61,18 @@ templates.env.filters["when"] = when
 
 # -- flash messages (one message carried across a redirect) --------------------------------------
 
-def _encode_flash(kind: str, text: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"kind": kind, "text": text}).encode()).decode()
+def _encode_flash(kind: str, text: str, link: str | None = None) -> str:
+    data = {"kind": kind, "text": text, **({"link": link} if link else {})}
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
-def _decode_flash(value: str | None) -> dict[str, str] | None:
+def _own_page(link: object) -> str | None:
+    """A flash link only ever points at a console page (never another site, whatever the cookie says)."""
+    ours = isinstance(link, str) and link.startswith(f"{security.PATH}/")
+    return link if ours and "//" not in link and "\\" not in link else None
+
+
+def _decode_flash(value: str | None) -> dict[str, str | None] | None:
     if not value:
         return None
     try:
@@ -74,11 +81,12 @@ def _decode_flash(value: str | None) -> dict[str, str] | None:
         return None
     if not isinstance(data, dict) or data.get("kind") not in ("ok", "error"):
         return None
-    return {"kind": data["kind"], "text": str(data.get("text", ""))[:2000]}
+    return {"kind": data["kind"], "text": str(data.get("text", ""))[:2000],
+            "link": _own_page(data.get("link"))}
 
 
-def redirect(request: Request, url: str, flash: tuple[str, str] | None = None, **kw: Any) -> RedirectResponse:
-    """A 303 to ``url`` carrying a flash message ``(kind, text)`` for the next page."""
+def redirect(request: Request, url: str, flash: tuple[str, ...] | None = None, **kw: Any) -> RedirectResponse:
+    """A 303 to ``url`` carrying a flash message ``(kind, text[, link])`` for the next page."""
     response = RedirectResponse(url, status_code=303, **kw)
     if flash is not None:
         response.set_cookie(FLASH_COOKIE, _encode_flash(*flash), path=security.PATH, httponly=True,
@@ -98,8 +106,9 @@ def _secure(response: Response) -> Response:
 def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> Response:
     """The template ``name`` with the CSRF token, the pending flash message and the logged-in key."""
     flash = _decode_flash(request.cookies.get(FLASH_COOKIE))
+    identity = getattr(request.state, "identity", None)
     ctx = {"csrf_token": security.csrf_token(request), "csrf_field": security.CSRF_FIELD, "flash": flash,
-           "identity": getattr(request.state, "identity", None), **(context or {})}
+           "identity": identity, "read_only": bool(getattr(identity, "read_only", False)), **(context or {})}
     response = templates.TemplateResponse(request, name, ctx, status_code=status)
     security.remember_csrf(request, response)
     if FLASH_COOKIE in request.cookies:

@@ -6,20 +6,27 @@ The admin pastes an API key once; it lives in an HttpOnly, SameSite=Strict cooki
 nothing the key could not do over the API. Forms carry a CSRF token that must equal the one in
 a second cookie (double submit): another site can make the browser send the cookies, but it
 cannot read them to put the token in the form.
+
+The installation operator (``ORGMEM_SERVE_OPERATOR_KEY``) may log in too and sees every org, but
+only reads: on ``/api`` that key creates orgs and nothing else (no org admin route accepts it),
+so the console gives it no action either. It carries no group, so it sees only org lineages.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
+from orgmem.errors import NotFoundError
 from orgmem.keys import ApiKeyIdentity
-from orgmem.serving.auth import require_key, require_org_admin
+from orgmem.lineage.audiences import ORG_AUDIENCE
+from orgmem.serving.auth import get_state, require_key, require_org_admin
 from orgmem.serving.errors import ApiError, permission_denied
 
 PATH = "/console"
@@ -46,8 +53,38 @@ def _cookie_options(request: Request) -> dict[str, object]:
 
 # -- the key -------------------------------------------------------------------------------------
 
-def authenticate_key(request: Request, presented: str) -> ApiKeyIdentity:
-    """The identity of ``presented`` checked exactly as ``/api`` checks a bearer key; admin keys only."""
+@dataclass(frozen=True)
+class OperatorIdentity:
+    """The installation operator in the console: every org, read-only, no group."""
+
+    name: str = "operator"
+    role: str = "operator"
+    prefix: str = "operator"
+    org_slug: str | None = None
+    groups: tuple[str, ...] = ()
+    is_admin: bool = False
+    read_only: bool = True
+    actor: str = "console:operator"
+
+
+ConsoleUser = ApiKeyIdentity | OperatorIdentity
+
+READ_ONLY = ("the operator key only reads in the console (on /api it creates orgs and has no org admin "
+             "route); log in with an admin key of org {org!r} to change it")
+
+
+def _is_operator_key(request: Request, presented: str) -> bool:
+    configured = get_state(request).serve.operator_key
+    secret = configured.get_secret_value() if configured is not None else ""
+    return bool(secret) and hmac.compare_digest(presented.encode(), secret.encode())
+
+
+def authenticate_key(request: Request, presented: str) -> ConsoleUser:
+    """The operator, or the identity of ``presented`` checked exactly as ``/api`` checks a bearer
+    key; admin keys only."""
+    if _is_operator_key(request, presented):
+        request.state.identity = OperatorIdentity()
+        return request.state.identity
     identity = require_key(request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=presented))
     if not identity.is_admin:
         raise permission_denied(f"API key {identity.prefix}… is an employee key; the console needs an admin "
@@ -56,17 +93,29 @@ def authenticate_key(request: Request, presented: str) -> ApiKeyIdentity:
     return identity
 
 
-def console_key(request: Request) -> ApiKeyIdentity:
-    """Dependency: the logged-in admin key (re-checked on every request, so revocation is immediate)."""
+def console_key(request: Request) -> ConsoleUser:
+    """Dependency: the logged-in admin key or operator (re-checked on every request, so a revocation
+    or a changed operator key is effective at once)."""
     presented = request.cookies.get(KEY_COOKIE)
     if not presented:
         raise LoginRequired()
     return authenticate_key(request, presented)
 
 
-def console_org_admin(org: str, identity: ApiKeyIdentity = Depends(console_key)) -> ApiKeyIdentity:
-    """Dependency: an admin key of the path's org (403 for any other org, as on ``/api``)."""
-    return require_org_admin(org, identity)
+def console_org_reader(org: str, user: ConsoleUser = Depends(console_key)) -> ConsoleUser:
+    """Dependency: who may read the path's org pages: the operator (any org), or an admin key of
+    that org (403 for any other org, as on ``/api``)."""
+    if isinstance(user, OperatorIdentity):
+        return user
+    return require_org_admin(org, user)
+
+
+def console_org_admin(org: str, user: ConsoleUser = Depends(console_key)) -> ApiKeyIdentity:
+    """Dependency: an admin key of the path's org, for anything that changes it or uses its keys'
+    rights (chat); the operator is refused with why."""
+    if isinstance(user, OperatorIdentity):
+        raise permission_denied(READ_ONLY.format(org=org))
+    return require_org_admin(org, user)
 
 
 def set_key_cookie(request: Request, response: Response, key: str) -> None:
@@ -117,3 +166,14 @@ async def checked_form(request: Request) -> dict[str, str]:
     form = await read_form(request)
     check_csrf(request, form.get(CSRF_FIELD))
     return form
+
+
+# -- audiences -----------------------------------------------------------------------------------
+
+def reachable_audience(user: ConsoleUser, audience: str | None) -> str:
+    """The lineage a page or action is about: the org's (default), or a group the key carries. Any
+    other group is "not found", word for word as on ``/api`` (a key learns nothing about it)."""
+    audience = (audience or "").strip() or ORG_AUDIENCE
+    if audience != ORG_AUDIENCE and audience not in user.groups:
+        raise NotFoundError(f"org has no group {audience!r} this key may reach")
+    return audience

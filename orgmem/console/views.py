@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints import MEMORY
 from orgmem.console.charts import LineChart, line_chart
 from orgmem.db.enums import CheckpointStatus, ChunkStatus
-from orgmem.db.models import Checkpoint, Chunk, Document, DocumentVersion, Org
+from orgmem.db.models import Checkpoint, Chunk, Document, DocumentVersion, Org, Source
 from orgmem.ingest import list_sources, source_stats
 from orgmem.jobs import job_dict, list_jobs
 from orgmem.lineage import event_dict, list_tree, serving_history
-from orgmem.lineage.audiences import ORG_AUDIENCE
+from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, served_groups
 from orgmem.serving.admin_routes import org_dict
-from orgmem.serving.resolve import CHECKPOINT_SEPARATOR
+from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR
 
 #: (title, metrics key, unit) of the charts on the checkpoints page; "size" is the memory object.
 CHART_METRICS = (
@@ -36,6 +36,34 @@ PENDING_DOCUMENTS_SHOWN = 25
 
 def short(checkpoint_id: str | None) -> str:
     return checkpoint_id[:14] if checkpoint_id else "-"
+
+
+# -- orgs ----------------------------------------------------------------------------------------
+
+def org_summaries(session: Session, orgs: list[Org], audiences: tuple[str, ...] = (ORG_AUDIENCE,)
+                  ) -> list[dict[str, Any]]:
+    """The orgs page's rows: each org with its number of sources, pending chunks (of ``audiences``,
+    what the viewer reaches) and its newest job."""
+    ids = [org.id for org in orgs]
+    n_sources = dict(session.execute(
+        select(Source.org_id, func.count(Source.id)).where(Source.org_id.in_(ids)).group_by(Source.org_id)
+    ).all())
+    n_pending = dict(session.execute(
+        select(Chunk.org_id, func.count(Chunk.id))
+        .join(DocumentVersion, DocumentVersion.id == Chunk.document_version_id)
+        .join(Document, Document.id == DocumentVersion.document_id)
+        .where(Chunk.org_id.in_(ids), Chunk.status == ChunkStatus.PENDING.value,
+               Document.audience.in_(audiences))
+        .group_by(Chunk.org_id)
+    ).all())
+    rows = []
+    for org in orgs:
+        last = next(iter(list_jobs(session, org, limit=1)), None)
+        job = {"id": last.id, "kind": last.kind, "status": last.status, "created_at": last.created_at} \
+            if last is not None else None
+        rows.append({**org_dict(org), "sources": n_sources.get(org.id, 0),
+                     "pending": n_pending.get(org.id, 0), "last_job": job})
+    return rows
 
 
 # -- org overview --------------------------------------------------------------------------------
@@ -93,11 +121,34 @@ def _memory_size(ck: Checkpoint) -> int | None:
     return next((o.size for o in ck.objects if o.name == MEMORY), None)
 
 
-def tree(session: Session, org: Org) -> list[dict[str, Any]]:
-    """The lineage as nested nodes (roots first, children oldest first), each with its markers."""
+@dataclass
+class Lineage:
+    """Where one audience's lineage stands: its head, pin and served checkpoint."""
+
+    audience: str
+    head: str | None = None
+    pinned: str | None = None
+    served: str | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return self.audience != ORG_AUDIENCE
+
+
+def lineage(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> Lineage:
+    """``audience``'s head holder as plain values (a group nothing was served from yet has none)."""
+    holder = head_holder(session, org, audience)
+    if holder is None:
+        return Lineage(audience)
+    return Lineage(audience, holder.head_checkpoint_id, holder.pinned_checkpoint_id,
+                   holder.served_checkpoint_id)
+
+
+def tree(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> list[dict[str, Any]]:
+    """``audience``'s lineage as nested nodes (roots first, children oldest first), each with its markers."""
     roots: list[dict[str, Any]] = []
     by_id: dict[str, dict[str, Any]] = {}
-    for node in list_tree(session, org):  # depth-first: a parent always comes before its children
+    for node in list_tree(session, org, audience):  # depth-first: a parent always comes before its children
         ck = node.checkpoint
         item = {**node.as_dict(), "short": short(ck.id), "size": _memory_size(ck), "notes": ck.notes,
                 "quarantined": ck.status == CheckpointStatus.QUARANTINED.value, "children": [],
@@ -116,32 +167,41 @@ def _metric(ck: Checkpoint, key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _org_lineage(org: Org) -> tuple:
-    """The org-wide lineage's usable checkpoints (group lineages are their own; quarantined are out)."""
-    return (Checkpoint.org_id == org.id, Checkpoint.audience == ORG_AUDIENCE,
+def _usable(org: Org, audiences: tuple[str, ...]) -> tuple:
+    """Usable checkpoints of these lineages (each audience's lineage is its own; quarantined are out)."""
+    return (Checkpoint.org_id == org.id, Checkpoint.audience.in_(audiences),
             Checkpoint.status != CheckpointStatus.QUARANTINED.value)
 
 
-def charts(session: Session, org: Org) -> list[LineChart]:
-    """One chart per metric over the org lineage's checkpoints (not quarantined), oldest first."""
+def charts(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> list[LineChart]:
+    """One chart per metric over ``audience``'s checkpoints (not quarantined), oldest first."""
     rows = list(session.scalars(
         select(Checkpoint)
-        .where(*_org_lineage(org)).order_by(Checkpoint.created_at, Checkpoint.id)))
+        .where(*_usable(org, (audience,))).order_by(Checkpoint.created_at, Checkpoint.id)))
     return [line_chart(title, key, [(short(ck.id), _metric(ck, key)) for ck in rows], unit)
             for title, key, unit in CHART_METRICS]
 
 
-def models(session: Session, org: Org) -> list[dict[str, str]]:
-    """What the chat box can talk to: the org (its served checkpoint) and every usable checkpoint."""
+def _group_of(ck: Checkpoint) -> str:
+    return "" if ck.audience == ORG_AUDIENCE else f", group {ck.audience}"
+
+
+def models(session: Session, org: Org, groups: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """What the chat box can talk to: the org (its served checkpoint), each of the key's groups that
+    serves something (``ORG#GROUP``), and every usable checkpoint of those lineages."""
     out = [{"id": org.slug, "label": f"{org.slug} (served: {short(org.served_checkpoint_id)})"}]
+    out += [{"id": f"{org.slug}{GROUP_SEPARATOR}{group}",
+             "label": f"{org.slug}{GROUP_SEPARATOR}{group} (served: {short(ck)})"}
+            for group, ck in served_groups(session, org, groups)]
     rows = session.scalars(
         select(Checkpoint)
-        .where(*_org_lineage(org)).order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc()))
-    out += [{"id": f"{org.slug}{CHECKPOINT_SEPARATOR}{ck.id}", "label": f"{ck.id} ({ck.status})"}
-            for ck in rows]
+        .where(*_usable(org, (ORG_AUDIENCE, *groups)))
+        .order_by(Checkpoint.created_at.desc(), Checkpoint.id.desc()))
+    out += [{"id": f"{org.slug}{CHECKPOINT_SEPARATOR}{ck.id}",
+             "label": f"{ck.id} ({ck.status}{_group_of(ck)})"} for ck in rows]
     return out
 
 
-def history(session: Session, org: Org) -> list[dict[str, Any]]:
-    """Serving events, newest first."""
-    return [event_dict(e) for e in reversed(serving_history(session, org))]
+def history(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> list[dict[str, Any]]:
+    """``audience``'s serving events, newest first."""
+    return [event_dict(e) for e in reversed(serving_history(session, org, audience))]
