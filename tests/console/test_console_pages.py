@@ -9,31 +9,10 @@ import pytest
 
 from orgmem.console.charts import line_chart
 from orgmem.console.security import CSRF_COOKIE, KEY_COOKIE
-from orgmem.db.models import Checkpoint, Chunk, Job, Org
+from orgmem.db.models import Checkpoint, Chunk, Job
 from orgmem.db.session import session_scope
 from orgmem.keys import revoke_key
-from tests.console.conftest import csrf_of, login
-
-
-def org_row(dep, slug: str = "acme") -> dict:
-    with session_scope(dep.settings.database_url) as s:
-        org = s.query(Org).filter_by(slug=slug).one()
-        return {"head": org.head_checkpoint_id, "pinned": org.pinned_checkpoint_id,
-                "served": org.served_checkpoint_id}
-
-
-def act(client, action: str, **fields):
-    """Open the action's confirmation page, then submit its form (with the page's token)."""
-    query = {k: v for k, v in fields.items() if k in ("checkpoint", "document")}
-    page = client.get(f"/console/orgs/acme/confirm/{action}", params=query)
-    assert page.status_code == 200, page.text
-    form = {"csrf_token": csrf_of(page.text), **fields}
-    return client.post(f"/console/orgs/acme/actions/{action}", data=form)
-
-
-def flash_of(client, response) -> str:
-    assert response.status_code == 303, response.text
-    return html.unescape(client.get(response.headers["location"]).text)
+from tests.console.conftest import act, flash_of, login, org_row
 
 
 @pytest.fixture
