@@ -1,8 +1,8 @@
 """The console in a real headless Chromium (Debian's ``chromium``, driven by Playwright) against a
 real uvicorn server: log in, watch a job appear, pin, roll back with a reason, read the history,
-chat, forget, log out. Screenshots of each step are kept in ``$ORGMEM_ARTIFACTS_DIR`` (default
-``tests/artifacts/console``). Without chromium or Playwright the test is skipped with the reason,
-except under ``CI=true``, where that is a failure."""
+chat, forget, read the audit trail, log out. Screenshots of each step are kept in
+``$ORGMEM_ARTIFACTS_DIR`` (default ``tests/artifacts/console``). Without chromium or Playwright the
+test is skipped with the reason, except under ``CI=true``, where that is a failure."""
 
 from __future__ import annotations
 
@@ -158,10 +158,15 @@ def test_admin_logs_in_pins_rolls_back_chats_and_forgets(page, console_env):
     expect(page.locator("#flash")).to_contain_text(data.candidate)
     shot(page, "07-forgot")
 
+    page.click("nav.tabs >> text=Audit")
+    expect(page.locator('#audit tr[data-action="document.forget"]')).to_contain_text("secret.md")
+    expect(page.locator('#audit tr[data-action="serving.rollback"]')).to_be_visible()
+    shot(page, "08-audit")
+
     page.click("#logout")
     expect(page.locator("#api_key")).to_be_visible()
     assert page.console_errors == [], page.console_errors
     for name in ("01-login-refused", "02-overview", "03-pinned", "04-rolled-back", "05-history", "06-chat",
-                 "07-forgot"):
+                 "07-forgot", "08-audit"):
         png = ARTIFACTS / f"{name}.png"
         assert png.stat().st_mtime >= started - 1 and png.read_bytes()[:4] == b"\x89PNG", png
