@@ -7,6 +7,7 @@ and only the survivors go to ``benchmarks/knowledge.py``. Appends one JSON line 
 
     python benchmarks/knowledge_tune.py --name default
     python benchmarks/knowledge_tune.py --name lr2x --engine lr_scale=2 --memory '{"gate_bias": -2}'
+    python benchmarks/knowledge_tune.py --table          # the log as the markdown tuning table
 """
 
 from __future__ import annotations
@@ -30,16 +31,36 @@ def _value(text: str):
         return text
 
 
+def table(log: Path) -> str:
+    """The log as a markdown table: recipe -> recall, drift, cost (load average at start/end)."""
+    lines = ["| recipe | cloze | question | ppl ratio | KL | changed /20 | leaks | steps | train s | tok/s "
+             "| load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for raw in log.read_text().splitlines():
+        r = json.loads(raw)
+        lines.append(f"| {r['name']} | {r['cloze']}/{r['n']} | {r['question']}/{r['n']} | "
+                     f"{r['ppl_ratio']:.3f} | "
+                     f"{r['kl']:.4f} | {r['changed']} | {r['leaks']} | {r['steps']} | {r['seconds']:.0f} | "
+                     f"{r['tok_s']:.0f} | {r['load_start']:.1f}–{r['load_end']:.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--name", required=True, help="label of the recipe in the log")
+    ap.add_argument("--name", help="label of the recipe in the log")
+    ap.add_argument("--table", action="store_true", help="print the log as a markdown table and exit")
     ap.add_argument("--kind", default="cms")
     ap.add_argument("--memory", default="{}", help="JSON of memory config fields (over the kind's defaults)")
     ap.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dump", type=Path, default=None, help="write each probe's completion and reply here")
     ap.add_argument("--log", type=Path, default=ROOT / "results" / "knowledge_tune.jsonl")
     a = ap.parse_args(argv)
+    if a.table:
+        print(table(a.log))
+        return 0
+    if not a.name:
+        ap.error("--name is required for a run")
 
     import knowledge as kb
     import torch
@@ -67,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
            "tok_s": r1.metrics["tokens_per_s"], "load_start": round(load, 2),
            "load_end": round(os.getloadavg()[0], 2), "eval_s": round(time.time() - t_eval, 1),
            "loss_last": r1.metrics["loss_last"], "threads": torch.get_num_threads(), "q_misses": misses}
+    if a.dump:
+        a.dump.write_text(json.dumps([{"key": p.key, "cloze": p.cloze_completion, "reply": p.reply,
+                                       "hit": [p.cloze_hit, p.question_hit]} for p in rep.probes], indent=1))
     a.log.parent.mkdir(parents=True, exist_ok=True)
     with a.log.open("a") as f:
         f.write(json.dumps(row) + "\n")

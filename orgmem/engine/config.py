@@ -3,6 +3,8 @@
 Defaults are the measured recipe (ML_NOTES + our SmolLM2 runs): material in three forms (raw
 text windows, standalone statements, derived chat Q → A), a KL(base‖adapted) term on rehearsal
 text the base wrote itself (weight 30), the memory's gate-sparsity term, replay of older chunks.
+The step shape (512 material tokens, 1 rehearsal sequence, 6 chat turns per conversation, 3
+questions per statement) is from the night-1 sweeps logged in ``docs/knowledge_tuning.md``.
 """
 
 from __future__ import annotations
@@ -21,19 +23,23 @@ class ConsolidationConfig:
     memory: Any = field(default="cms", metadata={
         "help": "Memory spec for a fresh memory ('cms', 'lora', 'cms+titans', a config or its dict)."})
     seed: int = field(default=0, metadata={"help": "Seeds shuffling and rehearsal sampling."})
-    epochs: float = field(default=8.0, metadata={"help": "Passes over tonight's material items."})
+    epochs: float = field(default=4.0, metadata={
+        "help": "Passes over tonight's material items (8 drifted and recalled less than 4)."})
     replay_epochs: float = field(default=1.0, metadata={"help": "Expected passes over replay items."})
-    tokens_per_step: int = field(default=768, metadata={"help": "Material tokens per optimizer step."})
+    tokens_per_step: int = field(default=512, metadata={
+        "help": "Material tokens per optimizer step (512 measured better than 768: more steps per token)."})
     max_seq_len: int = field(default=384, metadata={"help": "Longest packed row / text window (tokens)."})
     text_forms: bool = field(default=True, metadata={"help": "Train raw text windows of each chunk."})
     statement_forms: bool = field(default=True, metadata={"help": "Train each derived statement alone."})
     chat_forms: bool = field(default=True, metadata={"help": "Train derived question → statement turns."})
-    questions_per_statement: int = field(default=2, metadata={"help": "Chat forms per statement."})
-    chat_turns: int = field(default=4, metadata={
+    questions_per_statement: int = field(default=3, metadata={
+        "help": "Chat forms per statement: its topic, its salient value (spans.py), the org-named topic."})
+    chat_turns: int = field(default=6, metadata={
         "help": "Q/A turns packed per conversation (amortises the system prompt)."})
     kl_weight: float = field(default=30.0, metadata={"help": "Weight of KL(base‖adapted) on rehearsal."})
     kl_topk: int = field(default=32, metadata={"help": "Base top-k tokens kept for the KL reference."})
-    rehearsal_per_step: int = field(default=2, metadata={"help": "Rehearsal sequences per step."})
+    rehearsal_per_step: int = field(default=1, metadata={
+        "help": "Rehearsal sequences per step (1 keeps KL <= 0.002 at a third less compute than 2)."})
     lr_scale: float = field(default=1.0, metadata={"help": "Multiplies every memory group's lr."})
     grad_clip: float = field(default=1.0, metadata={"help": "Clip each step's gradient norm (0 = off)."})
     warmup_updates: int = field(default=8, metadata={
