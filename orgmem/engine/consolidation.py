@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -37,6 +37,9 @@ from orgmem.engine.state import TrainState, dump_train_state, parse_train_state,
 from orgmem.engine.underlay import Underlay, underlay_reference
 from orgmem.errors import OrgmemError
 from orgmem.memory import MemoryHandle, attach, load_memory, save_memory
+
+StepCallback = Callable[[int, int, dict[str, float]], None]
+"""``on_step(steps_done, steps_total, this step's losses)``."""
 
 logger = logging.getLogger(__name__)
 
@@ -220,8 +223,10 @@ class Consolidator:
             return underlay_reference(self.base, items, self.first_layer, cfg.kl_topk, cfg.max_seq_len)
 
     def run(self, new_chunks: Sequence[str], replay_chunks: Sequence[str] = (), *, progress: bool = True,
-            log_extra: dict | None = None) -> dict:
-        """Train on one night's chunks; returns metrics. The memory stays attached."""
+            log_extra: dict | None = None, on_step: StepCallback | None = None) -> dict:
+        """Train on one night's chunks; returns metrics. The memory stays attached.
+
+        ``on_step(done, total, losses)`` is called after every optimizer step (job progress)."""
         cfg = self.config
         with torch_threads(cfg.num_threads if self.base.device.type == "cpu" else None):
             t0 = time.time()
@@ -235,6 +240,8 @@ class Consolidator:
                 chosen = self.rng.sample(rehearsal, min(cfg.rehearsal_per_step, len(rehearsal)))
                 history.append(self._step(items, chosen))
                 bar.set_postfix(loss=f"{history[-1]['ce']:.3f}", kl=f"{history[-1].get('kl', 0):.4f}")
+                if on_step is not None:
+                    on_step(len(history), len(steps), history[-1])
             self.optimizer.end_consolidation()
             self.handle.eval()
             self.consolidations += 1
@@ -271,7 +278,7 @@ class Consolidator:
 def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],
                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
                 progress: bool = True, log_extra: dict | None = None,
-                underlay: bytes | None = None) -> ConsolidationResult:
+                underlay: bytes | None = None, on_step: StepCallback | None = None) -> ConsolidationResult:
     """Write ``new_chunks`` (plus ``replay_chunks``) into the memory of ``parent`` (or a fresh one).
 
     ``parent``: saved memory bytes, an attached handle (trained in place), or None for a new memory
@@ -282,7 +289,7 @@ def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str]
     t0 = time.time()
     job = Consolidator(base, parent, config, train_state=train_state, underlay=underlay)
     try:
-        metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra)
+        metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra, on_step=on_step)
         memory, state = job.memory_bytes(), job.train_state_bytes()
     finally:
         job.close()

@@ -150,7 +150,25 @@ def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | N
         progress=cfg.pipeline.progress,
         log_extra={"org": inputs.org_slug, "job": ctx.job_id},
         underlay=underlay,
+        on_step=training_progress(ctx, start=0.05, end=0.6),
     )
+
+
+def training_progress(ctx: Reporter, *, start: float, end: float, every_s: float = 5.0):
+    """An engine ``on_step`` that reports job progress from ``start`` to ``end``, at most every
+    ``every_s`` seconds (a database write each), and always at the last step."""
+    last = [float("-inf")]  # the first step always reports
+
+    def on_step(done: int, total: int, losses: dict[str, float]) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < every_s:
+            return
+        last[0] = now
+        loss = losses.get("ce")
+        ctx.progress(start + (end - start) * done / max(total, 1),
+                     f"training step {done}/{total}" + (f" (loss {loss:.3f})" if loss is not None else ""))
+
+    return on_step
 
 
 def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base, ctx: Reporter, actor: str,

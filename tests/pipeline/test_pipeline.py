@@ -154,3 +154,42 @@ def test_bad_configuration_is_named_before_any_work(org):
     with pytest.raises(OrgmemError, match="'max_kl' must be a number"):
         consolidate_org(org, params=FAST_PARAMS)
     assert _state(org)[2] == []
+
+
+def test_training_reports_step_progress_to_the_job(org):
+    """Progress moves through training step by step (throttled), ending with the last step."""
+    add_chunks(org, NIGHT1)
+
+    class Recording(LogReporter):
+        def __init__(self, org_slug):
+            super().__init__(org_slug)
+            self.calls: list[tuple[float, str | None]] = []
+
+        def progress(self, fraction, message=None):
+            self.calls.append((fraction, message))
+
+    ctx = Recording(org)
+    consolidate_org(org, params=FAST_PARAMS, ctx=ctx)
+    steps = [(f, m) for f, m in ctx.calls if m and m.startswith("training step")]
+    assert steps, ctx.calls
+    last_fraction, last_message = steps[-1]
+    done, total = last_message.split()[2].split("/")
+    assert done == total and last_fraction == pytest.approx(0.6)
+    fractions = [f for f, _ in ctx.calls]
+    assert fractions == sorted(fractions), "progress never goes backwards"
+
+
+def test_training_progress_is_throttled():
+    from orgmem.pipeline.run import training_progress
+
+    calls = []
+
+    class Ctx:
+        def progress(self, fraction, message=None):
+            calls.append((fraction, message))
+
+    on_step = training_progress(Ctx(), start=0.1, end=0.5, every_s=3600)
+    for i in range(1, 101):
+        on_step(i, 100, {"ce": 1.5})
+    assert [c[0] for c in calls] == [pytest.approx(0.104), pytest.approx(0.5)]
+    assert calls[-1][1] == "training step 100/100 (loss 1.500)"
