@@ -11,6 +11,7 @@ fail to store a version (governance crash, DB error). The cursor must not advanc
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from orgmem.errors import OrgmemError
 
@@ -84,6 +85,26 @@ class SourceConfig(BaseModel):
     redact_pii: list[Literal["email", "phone"]] = []  # opt-in PII redaction for this source
     # a deleted item (removed file, deleted message) is also forgotten: rolled out of the weights
     forget_on_delete: bool = False
+    # restricted folders: glob over the item's id (a path for git/docs) -> the group that may see it;
+    # such items go to that group's memory, never to the org memory (first matching glob wins)
+    restricted: dict[str, str] = {}
+
+    @field_validator("restricted")
+    @classmethod
+    def _groups_only(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern, group in value.items():
+            if not pattern.strip() or not group.strip() or group == "org":
+                raise ValueError(f"restricted {pattern!r} -> {group!r}: give a path glob and a group name "
+                                 "other than 'org'")
+        return value
+
+
+def restricted_audience(config: dict, external_id: str) -> str | None:
+    """The group of the first ``restricted`` glob matching ``external_id`` (``*`` crosses folders)."""
+    for pattern, group in (config.get("restricted") or {}).items():
+        if fnmatch.fnmatchcase(external_id, pattern):
+            return group
+    return None
 
 
 class Connector:

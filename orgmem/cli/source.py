@@ -36,6 +36,17 @@ def build_config(raw_json: str | None, flags: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def parse_restrict(values: list[str]) -> dict[str, str]:
+    """``["hr/*=hr", ...]`` -> ``{"hr/*": "hr"}``, in the order given (the first match wins)."""
+    out: dict[str, str] = {}
+    for value in values:
+        pattern, sep, group = value.rpartition("=")
+        if not sep or not pattern or not group:
+            raise typer.BadParameter(f"--restrict {value!r}: expected GLOB=GROUP, e.g. 'hr/*=hr'")
+        out[pattern] = group
+    return out
+
+
 @app.command("add")
 def add(
     org: Annotated[str, typer.Argument(help="Org slug.")],
@@ -64,6 +75,10 @@ def add(
     forget_on_delete: Annotated[
         bool, Opt("--forget-on-delete", help="Forget items deleted at the source (out of the weights too).")
     ] = False,
+    restrict: Annotated[
+        list[str] | None,
+        Opt("--restrict", help="GLOB=GROUP: matching paths train GROUP's memory, not the org's (repeat it)."),
+    ] = None,
     config_json: Annotated[str | None, Opt("--config", help="Full config as JSON (flags override).")] = None,
     actor: ActorOption = None,
     as_json: JsonFlag = False,
@@ -87,6 +102,7 @@ def add(
             "max_file_bytes": max_file_bytes,
             "redact_pii": redact_pii or [],
             "forget_on_delete": forget_on_delete,
+            "restricted": parse_restrict(restrict) if restrict else None,
         },
     )
     with db_session(write=True) as session:

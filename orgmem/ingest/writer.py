@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import DocumentVersion as Incoming
+from connectors.base import restricted_audience
 from orgmem.chunking import Chunk, ChunkingConfig, chunk_document
 from orgmem.db import models as m
 from orgmem.db.enums import ChunkStatus
@@ -152,7 +153,8 @@ class SourceWriter:
     def _document(self, doc: Incoming) -> int:
         """Id of the document row for ``doc``, created or refreshed (Core statements: no ORM flush)."""
         known = self.known.get(doc.external_id)
-        audience = doc.audience or self.source.audience
+        audience = (doc.audience or restricted_audience(self.source.config or {}, doc.external_id)
+                    or self.source.audience)
         if known is None:
             stmt = insert(m.Document).values(
                 org_id=self.org.id, source_id=self.source.id, external_id=doc.external_id, uri=doc.uri,
