@@ -29,8 +29,10 @@ class CmsConfig(MemoryConfig):
         "help": "Update period of each level in optimizer steps (counted across nights); 0 = once at the "
                 "end of each consolidation. Measured: a once-per-night AdamW step is a blind sign-like "
                 "move of every weight that no later step corrects (SmolLM2: KL 0.01 -> 1.15)."})
-    lrs: list[float] = field(default_factory=lambda: [1e-2, 1e-3, 3e-4], metadata={
-        "help": "Learning rate of each level (slow levels gentler: their steps are not corrected)."})
+    lrs: list[float] = field(default_factory=lambda: [1e-2, 1e-4, 3e-5], metadata={
+        "help": "Learning rate of each level (slow levels gentler: their steps are not corrected; at "
+                "1e-3 / 3e-4 each of their boundaries spiked the rehearsal KL to 0.2-0.6 and night 2 "
+                "ended at KL 0.27, so they are now 1e-4 / 3e-5)."})
     gate: bool = field(default=True, metadata={
         "help": "Per-token gate sigma(w.x + b) on the block's output (opens on memory-relevant tokens)."})
     gate_bias: float = field(default=-1.0, metadata={"help": "Initial gate bias (sigma(-1) = 0.27)."})
