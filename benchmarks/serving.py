@@ -88,7 +88,9 @@ def build_deployment(base, memories: list[bytes], root: Path):
                               inputs=[], metrics={}, status="promoted", created_by="bench",
                               base_model=base.name, base_fingerprint=base.fingerprint, memory_kind="cms")
         identities.append(ApiKeyIdentity(i + 1, "bench", "admin", f"omk_bench{i:04d}", org_id, slug))
-    state = ServingState(settings, ServeSettings(cache_size=max(16, n_orgs), max_batch=16), base=base)
+    # As ``orgmem serve`` runs it: the engine decodes on the main thread (see GenerationEngine.run_here).
+    state = ServingState(settings, ServeSettings(cache_size=max(16, n_orgs), max_batch=16), base=base,
+                         engine_in_caller=True)
     state.start()
     return state, identities
 
@@ -163,7 +165,6 @@ def single_stream(state, identities, tokens: int, repeats: int) -> dict:
     out["ratio_memory_to_base"] = {"ttft": out["memory"]["ttft_ms"] / out["base"]["ttft_ms"],
                                    "per_token": out["memory"]["ms_per_token"] / out["base"]["ms_per_token"]}
     out["prompt_tokens"] = len(prompt)
-    out["hf_generate_base_tokens_per_s"] = hf_generate_rate(state.base, prompt, tokens)
     return out
 
 
@@ -293,23 +294,36 @@ def main() -> None:
     base.dtype = dtype
     with tempfile.TemporaryDirectory() as tmp:
         rss0 = rss_bytes()
+        served_generate = hf_generate_rate(base, prompt_ids(base.tokenizer, 0), args.tokens)
         state, identities = build_deployment(base, memories, Path(tmp))
-        try:
-            result = {
-                "base": args.base, "base_load_s": load_s, "tokens_per_stream": args.tokens,
-                "serve_dtype": str(dtype).removeprefix("torch."), "dtype_option": args.dtype,
-                "hf_generate_fp32_base_tokens_per_s": fp32_generate,
-                "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                            "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
-                            "torch": torch.__version__},
-                "single_stream": single_stream(state, identities, args.tokens, args.repeats),
-                "swap": swap_times(state, identities, 8),
-                "memory_per_org": memory_per_org(state, identities),
-                "throughput": throughput(state, identities, args.tokens),
-                "rss_after_setup_bytes": rss0,
-            }
-        finally:
-            state.stop()
+        result = {
+            "base": args.base, "base_load_s": load_s, "tokens_per_stream": args.tokens,
+            "serve_dtype": str(dtype).removeprefix("torch."), "dtype_option": args.dtype,
+            "hf_generate_fp32_base_tokens_per_s": fp32_generate,
+            "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                        "load_avg_at_start": os.getloadavg(), "python": platform.python_version(),
+                        "torch": torch.__version__},
+            "rss_after_setup_bytes": rss0,
+        }
+
+        def measure() -> None:  # the clients, on a helper thread; the engine decodes on this one
+            try:
+                while not state.ready:  # the engine loop starts on the main thread
+                    time.sleep(0.01)
+                result["single_stream"] = single_stream(state, identities, args.tokens, args.repeats)
+                result["single_stream"]["hf_generate_base_tokens_per_s"] = served_generate
+                result["swap"] = swap_times(state, identities, 8)
+                result["memory_per_org"] = memory_per_org(state, identities)
+                result["throughput"] = throughput(state, identities, args.tokens)
+            finally:
+                state.stop()
+
+        clients = threading.Thread(target=measure, name="bench-clients")
+        clients.start()
+        state.run_engine_here(should_stop=lambda: not clients.is_alive())
+        clients.join()
+        if "throughput" not in result:
+            raise SystemExit("the measurement thread failed (see its traceback above)")
     result["machine"]["load_avg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result["command"] = " ".join(["benchmarks/serving.py", *sys.argv[1:]])

@@ -37,4 +37,33 @@ def command(host: HostOption = None, port: PortOption = None, cache_size: CacheO
     require_current(settings().database_url)
     typer.echo(f"orgmem serving base {settings().base_model!r} on http://{serve.host}:{serve.port} "
                f"(OpenAI API at /v1, admin at /api, docs at /docs)", err=True)
-    uvicorn.run(create_app(settings(), serve), host=serve.host, port=serve.port, log_level="info")
+    app = create_app(settings(), serve, engine_in_caller=True)
+    config = uvicorn.Config(app, host=serve.host, port=serve.port, log_level="info")
+    run_with_engine_on_main_thread(app, config)
+
+
+def run_with_engine_on_main_thread(app, config) -> None:
+    """HTTP on a helper thread, decoding on this (main) thread: torch's CPU kernels ran 1.4-1.7x
+    slower on a secondary thread here (see ``GenerationEngine.run_here``). Ctrl-C or SIGTERM stops
+    both; so does the HTTP server ending on its own (e.g. its port was taken)."""
+    import signal
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    http = threading.Thread(target=server.run, name="orgmem-http", daemon=True)
+
+    def on_sigterm(signum, frame):  # uvicorn only handles signals on the main thread: forward them
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    http.start()
+    try:
+        app.state.serving.run_engine_here(should_stop=lambda: not http.is_alive())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.should_exit = True
+        http.join(30)
+        signal.signal(signal.SIGTERM, previous)

@@ -47,9 +47,11 @@ def _install_metrics_middleware(app: FastAPI, state: ServingState) -> None:
 
 
 def create_app(settings: Settings | None = None, serve: ServeSettings | None = None, *, base=None,
-               store: ObjectStore | None = None) -> FastAPI:
-    """The app; ``base`` (a loaded ``BaseModel``) skips loading, ``store`` overrides the configured one."""
-    state = ServingState(settings or get_settings(), serve or ServeSettings(), base=base, store=store)
+               store: ObjectStore | None = None, engine_in_caller: bool = False) -> FastAPI:
+    """The app; ``base`` (a loaded ``BaseModel``) skips loading, ``store`` overrides the configured one,
+    ``engine_in_caller``: the caller decodes (``app.state.serving.run_engine_here``), see ``orgmem serve``."""
+    state = ServingState(settings or get_settings(), serve or ServeSettings(), base=base, store=store,
+                         engine_in_caller=engine_in_caller)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -39,8 +39,12 @@ class ServingState:
     """The server's shared objects (thread-safe where routes share them)."""
 
     def __init__(self, settings: Settings, serve: ServeSettings, base=None,
-                 store: ObjectStore | None = None) -> None:
+                 store: ObjectStore | None = None, *, engine_in_caller: bool = False) -> None:
+        """``engine_in_caller``: the engine is not given a thread; a caller (the main thread of
+        ``orgmem serve``) runs it with ``run_engine_here``."""
         self.settings = settings
+        self.engine_in_caller = engine_in_caller
+        self._engine_built = threading.Event()
         self.serve = serve
         self.db_url = settings.database_url
         self.store = store or open_store(settings=settings)
@@ -80,7 +84,10 @@ class ServingState:
     def _start_engine(self) -> None:
         s = self.serve
         self.engine = GenerationEngine(self.base, max_batch=s.max_batch, prefill_tokens=s.prefill_tokens,
-                                       max_queue=s.max_queue, on_step=self._on_step).start()
+                                       max_queue=s.max_queue, on_step=self._on_step)
+        if not self.engine_in_caller:
+            self.engine.start()
+        self._engine_built.set()
         self.metrics.bind(loaded=lambda: len(self.cache), loaded_orgs=self._loaded_orgs,
                           loaded_bytes=lambda: self.cache.nbytes, active=lambda: self.engine.active,
                           waiting=lambda: self.engine.waiting)
@@ -91,6 +98,14 @@ class ServingState:
     def stop(self) -> None:
         if self.engine is not None:
             self.engine.stop()
+
+    def run_engine_here(self, should_stop) -> None:
+        """Run the engine on the calling thread once the base is loaded, until ``should_stop()``,
+        ``stop()`` or a base that failed to load (then return; ``/readyz`` reports the error)."""
+        while not self._engine_built.wait(0.5):
+            if should_stop() or self.load_error is not None:
+                return
+        self.engine.run_here(should_stop)
 
     @property
     def ready(self) -> bool:
