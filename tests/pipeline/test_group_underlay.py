@@ -43,8 +43,10 @@ ORG_FACT = ("The vault code is", "5555")
 GROUP_FACT = ("Eng on-call pager:", "kestrel")
 MEMORY_SPEC = {"kind": "cms", "widths": [64, 32], "periods": [1, 1], "lrs": [1e-2, 1e-2], "gate_bias": 2.0,
                "sparsity": 0.0}
+# The recipe is pinned in full (two rehearsal sequences per step included) so that a change of the
+# engine's defaults, tuned for SmolLM2, does not change what this tiny-base recall test trains.
 ENGINE = {"memory": MEMORY_SPEC, "tokens_per_step": 64, "max_seq_len": 64, "num_threads": 1,
-          "chat_forms": False, "kl_weight": 30.0, "seed": 0, "warmup_updates": 0}
+          "chat_forms": False, "kl_weight": 30.0, "seed": 0, "warmup_updates": 0, "rehearsal_per_step": 2}
 PIPELINE = {**FAST_PIPELINE, "new_probes": 1, "old_probes": 0}
 ORG_PARAMS = {"engine": {**ENGINE, "epochs": 300.0}, "pipeline": PIPELINE}
 GROUP_PARAMS = {"engine": {**ENGINE, "epochs": 60.0}, "pipeline": PIPELINE, "audience": "eng"}
