@@ -1,7 +1,8 @@
 """Several memories on one row: the org memory, then each group memory the key reaches.
 
-A group memory is trained on the base as its own layer set, so serving it "on top of" the org
-memory means applying both memories' row ops in turn on each hooked module (CMS blocks and LoRA
+A group memory is its own layer set, trained with the org memory frozen beneath it
+(``orgmem.engine.underlay``), so serving it "on top of" the org memory means applying both
+memories' row ops in turn on each hooked module, org first, as in training (CMS blocks and LoRA
 deltas are residual: each adds its own term). The stack is one ``RowMemory``, so the router and
 the engine need no change; stacks are kept by their members' content hashes, so every request
 with the same stack shares one object and the router batches their rows together.
