@@ -68,6 +68,7 @@ class BenchConfig:
     keep: Path | None = None
     render: Path | None = None
     engine: dict = field(default_factory=dict)
+    device: str = "cpu"
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -86,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
                     help="folder to keep each night's memory.safetensors in (for `orgmem eval --memory`)")
     ap.add_argument("--engine", action="append", default=[], metavar="KEY=VALUE",
                     help="override a ConsolidationConfig field for every kind (e.g. epochs=20); repeatable")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu | cuda: where to train and evaluate (fp32 either way, so runs compare)")
     ap.add_argument("--render", type=Path, default=None,
                     help="only rebuild the summary and table from this results JSON")
     a = ap.parse_args(argv)
@@ -96,7 +99,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     steps = a.steps if a.steps is not None else (3 if a.quick else None)
     return BenchConfig(base=a.base, kinds=kinds, seeds=[int(s) for s in a.seeds.split(",")], quick=a.quick,
                        steps=steps, threads=a.threads, out=a.out, corpus=a.corpus, lora_rank=a.lora_rank,
-                       keep=a.keep, render=a.render, engine=parse_overrides(a.engine, ap))
+                       keep=a.keep, render=a.render, engine=parse_overrides(a.engine, ap),
+                       device=a.device)
 
 
 def parse_overrides(items: list[str], ap: argparse.ArgumentParser) -> dict:
@@ -338,7 +342,7 @@ class Session:
             "n_new_night2": sum(p.night == 2 and not p.replaces for p in probes),
             "chunks": {"night1": len(nights.new1), "night2": len(nights.new2),
                        "replay2": len(nights.replay2)},
-            "machine": f"{platform.machine()} {os.cpu_count()} cpu, {cfg.threads} torch thread(s)",
+            "machine": machine(cfg),
             "commit": git_commit(), "wall_seconds": time.time() - self.t0, "skipped": self.skipped,
             "summary": aggregate(self.rows), "runs": self.rows,
         }
@@ -348,6 +352,14 @@ class Session:
         payload = self.payload()
         write_results(self.cfg, payload)
         return payload
+
+
+def machine(cfg: BenchConfig) -> str:
+    import torch
+
+    if cfg.device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name()} (fp32), {os.cpu_count()} cpu"
+    return f"{platform.machine()} {os.cpu_count()} cpu, {cfg.threads} torch thread(s)"
 
 
 def git_commit() -> str | None:
@@ -375,7 +387,7 @@ def start(cfg: BenchConfig) -> Session:
     problems = corpus.check()
     if problems:
         raise SystemExit("corpus and probes disagree:\n" + "\n".join(problems))
-    base = load_base(cfg.base, device="cpu")
+    base = load_base(cfg.base, device=cfg.device, dtype=torch.float32)
     reference = get_reference(base.model, base.tokenizer, base.fingerprint, progress=True)
     return Session(cfg, base, select_probes(corpus.probes, cfg.quick), corpus_chunks(corpus, base.tokenizer),
                    reference, t0)

@@ -41,6 +41,9 @@ class ConsolidationConfig:
     rehearsal_per_step: int = field(default=1, metadata={
         "help": "Rehearsal sequences per step (1 keeps KL <= 0.002 at a third less compute than 2)."})
     lr_scale: float = field(default=1.0, metadata={"help": "Multiplies every memory group's lr."})
+    lr_decay: float = field(default=1.0, metadata={
+        "help": "Cosine decay of every group's lr within a night, to this fraction at its last step "
+                "(1 = constant): late steps refine what early steps wrote instead of overwriting it."})
     grad_clip: float = field(default=1.0, metadata={"help": "Clip each step's gradient norm (0 = off)."})
     warmup_updates: int = field(default=8, metadata={
         "help": "Each group's lr ramps linearly over its first N updates (slow levels: over nights)."})
@@ -52,6 +55,8 @@ class ConsolidationConfig:
         if self.epochs <= 0 or self.tokens_per_step <= 0 or self.max_seq_len < 16:
             raise OrgmemError(f"consolidation config: epochs ({self.epochs}) and tokens_per_step "
                               f"({self.tokens_per_step}) must be > 0, max_seq_len >= 16 ({self.max_seq_len})")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise OrgmemError(f"consolidation config: lr_decay must be in [0, 1], got {self.lr_decay}")
         if not (self.text_forms or self.statement_forms or self.chat_forms):
             raise OrgmemError("consolidation config: enable at least one of text/statement/chat forms")
 

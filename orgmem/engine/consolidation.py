@@ -236,7 +236,8 @@ class Consolidator:
             self.handle.train()
             history: list[dict[str, float]] = []
             bar = tqdm(steps, desc="consolidate", unit="step", disable=not progress, leave=False)
-            for items in bar:
+            for i, items in enumerate(bar):
+                self.optimizer.lr_factor = night_lr_factor(i, len(steps), cfg.lr_decay)
                 chosen = self.rng.sample(rehearsal, min(cfg.rehearsal_per_step, len(rehearsal)))
                 history.append(self._step(items, chosen))
                 bar.set_postfix(loss=f"{history[-1]['ce']:.3f}", kl=f"{history[-1].get('kl', 0):.4f}")
@@ -273,6 +274,13 @@ class Consolidator:
         for key in {k for h in history for k in h if "." in k}:
             metrics[f"{key}_last"] = mean(key, tail)
         return metrics
+
+
+def night_lr_factor(step: int, total: int, final: float) -> float:
+    """Cosine from 1 at a night's first step to ``final`` at its last (1 = constant)."""
+    if final >= 1.0 or total <= 1:
+        return 1.0
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * step / (total - 1)))
 
 
 def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],

@@ -37,6 +37,7 @@ class PeriodicOptimizer:
         self.acc = [[torch.zeros_like(p) for p in g.params] for g in self.groups]
         self.counts = [0] * len(self.groups)
         self.global_step = 0
+        self.lr_factor = 1.0  # set per step by the consolidation's in-night schedule (not state)
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for g in self.groups for p in g.params]
@@ -68,7 +69,8 @@ class PeriodicOptimizer:
         for j, g in enumerate(self.groups):
             for acc, p in zip(self.acc[j], g.params, strict=True):
                 p.grad = acc / self.counts[j] if j in due else None
-            self.adam.param_groups[j]["lr"] = self.base_lrs[j] * self._warmup(self.updates[j])
+            lr = self.base_lrs[j] * self._warmup(self.updates[j]) * self.lr_factor
+            self.adam.param_groups[j]["lr"] = lr
         self.adam.step()
         for j in due:
             for acc in self.acc[j]:

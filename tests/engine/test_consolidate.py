@@ -183,3 +183,17 @@ def test_titans_alone_consolidates_by_forward_writes_and_detaches(base):
     changed = {k for k in written if not torch.equal(written[k], fresh[k])}
     assert changed and all(".weights." in k for k in changed)  # memory state written, meta frozen
     attach(base, "cms").detach()  # the base is not left with a handle attached
+
+
+def test_night_lr_decay_is_cosine_to_the_final_fraction_and_changes_the_result(base):
+    from orgmem.engine.consolidation import night_lr_factor
+
+    assert [night_lr_factor(i, 5, 1.0) for i in range(5)] == [1.0] * 5
+    factors = [night_lr_factor(i, 5, 0.1) for i in range(5)]
+    assert factors[0] == pytest.approx(1.0) and factors[-1] == pytest.approx(0.1)
+    assert factors[2] == pytest.approx(0.55) and factors == sorted(factors, reverse=True)
+    constant = consolidate(base, None, NIGHT1, [], _cfg(), progress=False)
+    decayed = consolidate(base, None, NIGHT1, [], _cfg(lr_decay=0.1), progress=False)
+    assert decayed.memory != constant.memory
+    with pytest.raises(OrgmemError, match="lr_decay"):
+        ConsolidationConfig(lr_decay=1.5)
