@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     device = a.device if a.device != "cuda" or torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
     threads = os.cpu_count() or 1
+    if os.environ.get("ORGMEM_NIGHTS_JSON"):  # chunked beforehand: the GPU image lacks the splitters
+        nights = json.loads(Path(os.environ["ORGMEM_NIGHTS_JSON"]).read_text())
+        kb.corpus_chunks = lambda corpus, tokenizer: kb.Nights(**nights)
     bench = kb.start(kb.BenchConfig(base=a.base, quick=a.quick, kinds=["cms"], threads=threads,
                                     device=device))
     env = {"torch": torch.__version__, "device": device, "fingerprint": bench.base.fingerprint,
