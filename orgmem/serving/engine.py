@@ -147,6 +147,7 @@ class GenerationEngine:
         self.prefill_tokens = prefill_tokens
         self.max_queue = max_queue
         self.on_step = on_step
+        self.threads = torch.get_num_threads()  # the decode loop's own count (see serving/threads.py)
         self.router = MemoryRouter(self.model)
         self.stop_ids = _stop_token_ids(base)
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
@@ -174,8 +175,10 @@ class GenerationEngine:
         """Decode on the calling thread until ``stop()`` or ``should_stop()`` (checked every step).
 
         Why: on CPU, torch's OpenMP kernels ran 1.4-1.7x slower on a secondary thread than on the
-        process's main thread here (bf16 decode step 50-70 ms vs 36-42 ms), so ``orgmem serve``
-        decodes on the main thread and runs the HTTP server on another.
+        process's main thread here (bf16 decode step 50-70 ms vs 36-42 ms): the main thread's
+        OpenMP pool from loading the base put the process over one OpenMP thread per CPU (see
+        ``orgmem.serving.threads``). So ``orgmem serve`` decodes on the main thread and runs the
+        HTTP server on another.
         """
         if self._thread is not None:
             raise OrgmemError("the generation engine is already running")
@@ -221,6 +224,7 @@ class GenerationEngine:
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self) -> None:
         self._exited.clear()
+        torch.set_num_threads(self.threads)  # not the 1 a memory-loading thread may have left as default
         try:
             with torch.inference_mode():
                 while self._running and not self._should_stop():

@@ -30,6 +30,7 @@ from orgmem.serving.metrics import ServingMetrics
 from orgmem.serving.ratelimit import RateLimiter
 from orgmem.serving.resolve import MemoryLayer, ResolvedModel, resolve_model
 from orgmem.serving.stack import StackCache
+from orgmem.serving.threads import single_threaded_torch
 from orgmem.store import ObjectStore, open_store
 
 logger = logging.getLogger(__name__)
@@ -160,10 +161,11 @@ class ServingState:
         whose = "" if layer.audience == "org" else f" (group {layer.audience!r})"
         source = f"checkpoint {layer.checkpoint_id!r} of org {org!r}{whose}"
 
-        def load() -> RowMemory:
+        def load() -> RowMemory:  # on an HTTP worker thread: one torch thread (see serving/threads.py)
             with self.session() as session:
                 data = load_checkpoint_objects(session, self.store, layer.checkpoint_id, [MEMORY])[MEMORY]
-            return build_row_memory(engine.base, data, sha256=layer.memory_sha256, source=source)
+            with single_threaded_torch():
+                return build_row_memory(engine.base, data, sha256=layer.memory_sha256, source=source)
 
         return self.cache.get(layer.memory_sha256, load, label=source)
 
