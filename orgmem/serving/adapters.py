@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
 from orgmem.memory import CmsMemory, MemoryConfig, get_kind, parse_spec, read_metadata
+from orgmem.serving.cms_rows import FusedCmsBlock
 
 RowOp = Callable[[Tensor, Tensor], Tensor]
 """``op(x, out) -> out'``: ``x`` the module's input rows, ``out`` its output rows."""
@@ -116,17 +117,10 @@ def _cms_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> AdapterRe
         memory.load_memory_state_dict(state)
     except RuntimeError as exc:
         raise IntegrityError(f"cms memory state does not fit its config: {exc}") from exc
-    _frozen(memory)
-    ops: dict[str, RowOp] = {}
-    for i in layers:
-        block = memory.blocks[str(i)]
-
-        def op(x: Tensor, out: Tensor, block: nn.Module = block) -> Tensor:
-            delta, _gate = block(x.float())
-            return out + delta.to(out.dtype)
-
-        ops[f"model.layers.{i}.mlp"] = op
-    return ops, [memory]
+    # Served through fused copies (fewer kernels per decoded token); the blocks themselves are dropped.
+    holder = nn.ModuleDict({str(i): FusedCmsBlock(memory.blocks[str(i)]) for i in layers})
+    ops: dict[str, RowOp] = {f"model.layers.{i}.mlp": holder[str(i)].add_delta for i in layers}
+    return ops, [_frozen(holder)]
 
 
 def _lora_adapter(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> AdapterResult:
