@@ -45,6 +45,10 @@ RECIPES: list[tuple[str, str, dict, dict]] = [
     ("early6-13", "cms", {"layers": list(range(6, 14))}, {}),
     ("all30-e8-cos", "cms", {"layers": ALL, "widths": [32, 8, 8]}, {"epochs": 8, "lr_decay": 0.1}),
     ("e16-cos-kl100", "cms", {}, {"epochs": 16, "lr_decay": 0.1, "kl_weight": 100}),
+    # Titans with the meta-trained initialisation (a write is one pass: epochs 1).
+    ("titans-meta", "titans", {"meta_init": "required"}, {"epochs": 1}),
+    ("cms+titans-meta", "cms+titans", {"components": [{"kind": "cms"},
+                                                      {"kind": "titans", "meta_init": "required"}]}, {}),
 ]
 
 
@@ -141,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for everything")
     ap.add_argument("--titans-seconds", type=float, default=110.0)
     ap.add_argument("--full", type=int, default=2, help="recipes measured over both nights at the end")
+    ap.add_argument("--full-names", default="", help="recipes measured over both nights (default: best)")
+    ap.add_argument("--titans-init", type=Path, default=None,
+                    help="a meta-trained Titans initialisation to install for the base")
     ap.add_argument("--gguf", type=Path, default=None)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--base", default="smollm2-135m-instruct", help="tiny-random for a local smoke run")
@@ -155,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.base == "smollm2-135m-instruct":
         ensure_base(a.gguf)
+    if a.titans_init is not None:
+        from orgmem.config import get_settings
+
+        target = Path(get_settings().models_dir) / a.base / "titans_meta" / "init.safetensors"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(a.titans_init, target)
     device = a.device if a.device != "cuda" or torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
     threads = os.cpu_count() or 1
@@ -169,19 +182,19 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / "env.json").write_text(json.dumps(env, indent=1))
     say(f"ready: {env}")
 
-    wanted = [r for r in RECIPES if not a.only or r[0] in a.only.split(",")]
+    wanted = [r for r in RECIPES if (r[1] == "cms" and not a.only) or r[0] in a.only.split(",")]
     rows: list[dict] = []
     worst = {"tune": 30.0, "full": 90.0}
     titans_done = False
     for i, (name, kind, memory, engine) in enumerate(wanted):
-        if i == 1 and not titans_done and left(a.budget) > a.titans_seconds + 60:
+        if i == 1 and not titans_done and a.titans_seconds > 0 and left(a.budget) > a.titans_seconds + 60:
             titans_done = True
             try:
                 say("titans meta-training")
                 summary = titans_phase(bench.base, a.out, a.titans_seconds)
                 say(f"titans: {summary['steps']} steps in {summary['seconds']} s; "
                     f"before {summary['before']}; after {summary['after']}")
-                wanted.insert(len(wanted), ("titans-meta", "titans", {}, {}))
+                wanted += [r for r in RECIPES if r[1] != "cms" and r not in wanted]
             except Exception:  # noqa: BLE001 - report it; the sweep goes on
                 say("titans phase failed:\n" + traceback.format_exc())
                 kb.release_base(bench.base)
@@ -204,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
             f"ppl {row['ppl_ratio']} kl {row['kl']} changed {row['changed']} leaks {row['leaks']} "
             f"({row['wall_s']} s)")
 
-    best = sorted((r for r in rows if r["kind"] == "cms"), key=score, reverse=True)[: a.full]
+    if a.full_names:
+        named = {r[0]: r for r in RECIPES}
+        best = [dict(zip(("name", "kind", "memory", "engine"), named[n], strict=True))
+                for n in a.full_names.split(",")]
+    else:
+        best = sorted((r for r in rows if r["kind"] == "cms"), key=score, reverse=True)[: a.full]
     for row in best:
         if left(a.budget) < worst["full"]:
             say(f"no time for the full run of {row['name']}")
