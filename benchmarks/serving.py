@@ -12,10 +12,12 @@ What is measured (the serving engine itself, without HTTP, so the numbers are th
                   completion tokens/s over the whole run including prefill.
 Writes benchmarks/results/serving.json and serving.md (the table docs/benchmarks.md quotes).
 
-    HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/serving.py --threads 1 [--tokens 64]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serving.py --tokens 64 --repeats 3 --threads 2
 
-(``--threads 1`` on a shared machine: two OpenMP threads competing with other processes for two
-cores ran 4-7x slower than one here.)
+Run it on a quiet machine (load < 1.5): two OpenMP threads competing with another busy process
+for two cores ran 4-5x slower here. As ``orgmem serve`` does, the engine decodes on the main
+thread and the clients (which load memories) run on a helper thread with one torch thread
+(``orgmem.serving.threads``).
 """
 
 from __future__ import annotations
