@@ -43,8 +43,9 @@ def command(host: HostOption = None, port: PortOption = None, cache_size: CacheO
 
 
 def run_with_engine_on_main_thread(app, config) -> None:
-    """HTTP on a helper thread, decoding on this (main) thread: torch's CPU kernels ran 1.4-1.7x
-    slower on a secondary thread here (see ``GenerationEngine.run_here``). Ctrl-C or SIGTERM stops
+    """HTTP on a helper thread, decoding on this (main) thread: decode steps measured 1.4-1.7x slower
+    on a secondary thread, most likely because a second OpenMP pool was alive (memories now build
+    single-threaded, ``orgmem.serving.threads``; see ``GenerationEngine.run_here``). Ctrl-C or SIGTERM stops
     both; so does the HTTP server ending on its own (e.g. its port was taken)."""
     import signal
     import threading
