@@ -35,6 +35,8 @@ class Unit:
     text: str
     context: str = ""
     subject: str = ""  # set when the source shape names it (assignment, definition, "X: Y")
+    value: str = ""  # an assignment's value, without its inline comment
+    gloss: str = ""  # what the code's comment says the value is ("Kubernetes cluster that runs ...")
 
 
 @dataclass(frozen=True)
@@ -140,11 +142,23 @@ def _code_units(lines: list[str], context: str) -> list[Unit]:
         if assign and not _DEF.match(line) and not line.startswith((" ", "\t")):
             statement = f"{assign['name']} = {assign['value'].strip()}"
             text = f"{' '.join(comments).rstrip('.')}: {statement}." if comments else f"{statement}."
-            units.append(Unit(_clean(text), context, assign["name"]))
+            value, inline = _split_inline_comment(assign["value"].strip())
+            gloss = _clean(inline or " ".join(comments)).rstrip(".")
+            units.append(Unit(_clean(text), context, assign["name"], value, gloss))
         elif comments and _DEF.match(line):
             units.append(Unit(_clean(" ".join(comments)), context, _DEF.match(line)["name"]))
         comments = []
     return units
+
+
+_INLINE_COMMENT = re.compile(r"^(?P<value>.*?)\s+(?:#|//)\s*(?P<comment>.*)$")
+
+
+def _split_inline_comment(value: str) -> tuple[str, str]:
+    """``8843  # dispatch API`` → ("8843", "dispatch API"); quotes around a string value dropped."""
+    m = _INLINE_COMMENT.match(value)
+    value, comment = (m["value"], m["comment"]) if m else (value, "")
+    return value.strip().rstrip(";,").strip("\"'"), comment.strip()
 
 
 _PRONOUN = re.compile(r"^(It|They|He|She)\s+(?=[a-z])")
@@ -360,14 +374,49 @@ def unit_chat_questions(unit: Unit, per_unit: int = 3, org: str = "") -> list[st
     return out[:per_unit]
 
 
+def value_answer(unit: Unit) -> str:
+    """An assignment said the way a person answers, value first: "The dispatch port (DISPATCH_PORT)
+    is 8843. Dispatch API; ...". Why: trained on the raw line ("Network: DISPATCH_PORT = 8843 # ..."),
+    a reply must first reproduce the code's prefix before the value; the question is then answered
+    late or not at all. Other units answer with their statement."""
+    if not unit.value or not unit.subject:
+        return unit.text
+    human = re.sub(r"[_.]+", " ", unit.subject).strip()
+    human = human.lower() if human.isupper() or "_" in unit.subject else human
+    answer = f"The {human} ({unit.subject}) is {unit.value}."
+    if unit.gloss:
+        answer += f" {unit.gloss[:1].upper()}{unit.gloss[1:]}."
+    return answer
+
+
+_NOT_NOUN_START = _SUBORDINATORS | _BREAK | {
+    "below", "above", "under", "over", "how", "what", "why", "who", "set", "used", "see", "todo", "note",
+    "only", "must", "never", "always", "do", "don't", "keep", "change", "read", "bump", "in", "per"}
+
+
+def gloss_question(unit: Unit) -> str | None:
+    """A question in the words of the value's comment: "What is the Kubernetes cluster that runs the
+    production fleet services?" (people ask with the comment's words, not the identifier's)."""
+    clause = re.split(r"[;:(]|\s[-–]\s", unit.gloss)[0].strip().rstrip(".")
+    words = clause.lower().split()
+    if not unit.value or not 2 <= len(words) <= 10 or "," in clause or words[0] in _NOT_NOUN_START \
+            or "this" in words or "these" in words:
+        return None  # "Below this a drone flies home", "How often ...": not a noun phrase
+    clause = re.sub(r"^(?:the|a|an|our)\s+", "", clause, flags=re.I)
+    return f"What is the {clause[:1].lower() + clause[1:] if not clause[:2].isupper() else clause}?"
+
+
 def chat_forms(chunks: Iterable[str], per_unit: int = 3) -> list[ChatForm]:
-    """Question → statement pairs for every unit of every chunk."""
+    """Question → answer pairs for every unit of every chunk (``value_answer``)."""
     chunks = list(chunks)
     org = org_name(chunks)
     forms = []
     for chunk in chunks:
         for unit in split_units(chunk):
-            forms.extend(ChatForm(q, unit.text) for q in unit_chat_questions(unit, per_unit, org))
+            questions = unit_chat_questions(unit, per_unit, org)
+            if (extra := gloss_question(unit)) and extra not in questions:
+                questions = [*questions[: max(per_unit - 1, 1)], extra]
+            forms.extend(ChatForm(q, value_answer(unit)) for q in questions)
     return forms
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from orgmem.engine.forms import Unit, chat_forms, leading_noun_phrase, split_units, unit_questions
+from orgmem.engine.forms import (
+    Unit,
+    chat_forms,
+    gloss_question,
+    leading_noun_phrase,
+    split_units,
+    unit_questions,
+    value_answer,
+)
 
 CODE = '''"""Ledgerfox invoicing settings."""
 
@@ -91,9 +99,29 @@ def test_is_shape_and_noun_phrase():
     assert leading_noun_phrase("Routes older than 45 minutes are stale.") == "Routes older"
 
 
-def test_forms_are_deterministic_and_answers_are_the_statements():
+def test_forms_are_deterministic_and_answers_are_the_statements_or_their_values():
     a, b = chat_forms([CODE, RUNBOOK, NEWS, CHAT]), chat_forms([CODE, RUNBOOK, NEWS, CHAT])
     assert a == b and len(a) >= 12
-    statements = {u.text for c in (CODE, RUNBOOK, NEWS, CHAT) for u in split_units(c)}
-    assert all(f.answer in statements for f in a)
+    units = [u for c in (CODE, RUNBOOK, NEWS, CHAT) for u in split_units(c)]
+    assert all(f.answer in {value_answer(u) for u in units} for f in a)
+    assert any(f.answer == "The payment terms days (PAYMENT_TERMS_DAYS) is 21. Payment terms in days for all "
+               "Baltic customers." for f in a)
     assert split_units("") == [] and split_units("ok\n\nyes") == []
+
+
+def test_assignments_answer_value_first_and_are_asked_in_their_comment_words():
+    code = ('# Kubernetes cluster that runs the production fleet services\n'
+            'FLEET_CLUSTER = "cobalt-9"\n'
+            'DISPATCH_PORT = 8843  # dispatch API; the hub tablets talk to it over the site VPN\n'
+            'RETURN_BATTERY_PERCENT = 27  # below this a drone abandons the job and flies home\n')
+    units = {u.subject: u for u in split_units(code)}
+    port = units["DISPATCH_PORT"]
+    assert (port.value, port.gloss) == ("8843", "dispatch API; the hub tablets talk to it over the site VPN")
+    assert port.text.startswith("DISPATCH_PORT = 8843")  # the statement form keeps the source line
+    assert value_answer(port).startswith("The dispatch port (DISPATCH_PORT) is 8843. Dispatch API;")
+    assert value_answer(units["FLEET_CLUSTER"]).startswith("The fleet cluster (FLEET_CLUSTER) is cobalt-9.")
+    asked = gloss_question(units["FLEET_CLUSTER"])
+    assert asked == "What is the kubernetes cluster that runs the production fleet services?"
+    assert gloss_question(units["RETURN_BATTERY_PERCENT"]) is None  # not a noun phrase
+    prose = split_units("Heron listens on port 7415 and keeps its cache in Redis database 3.")[0]
+    assert value_answer(prose) == prose.text and gloss_question(prose) is None
