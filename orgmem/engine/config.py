@@ -34,6 +34,10 @@ class ConsolidationConfig:
     chat_forms: bool = field(default=True, metadata={"help": "Train derived question → statement turns."})
     questions_per_statement: int = field(default=3, metadata={
         "help": "Chat forms per statement: its topic, its salient value (spans.py), the org-named topic."})
+    written_questions: bool = field(default=False, metadata={
+        "help": "Also train a question the base model writes for each statement (asked.py). Off: on "
+                "the knowledge benchmark it changed which facts were answered, not how many (row L), "
+                "and its generation costs about as much as the night's training on a CPU."})
     chat_turns: int = field(default=6, metadata={
         "help": "Q/A turns packed per conversation (amortises the system prompt)."})
     kl_weight: float = field(default=30.0, metadata={"help": "Weight of KL(base‖adapted) on rehearsal."})

@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from orgmem.engine.asked import written_questions
 from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.forms import answers
 from orgmem.engine.items import Item, build_items
 from orgmem.engine.layers import final_hidden, lm_logits, run_layers
 from orgmem.engine.optim import PeriodicOptimizer
@@ -202,14 +204,23 @@ class Consolidator:
     # -- a night -----------------------------------------------------------------------------------
     def _prepare(self, new_chunks: Sequence[str], replay_chunks: Sequence[str]):
         cfg = self.config
-        new = build_items(self.base.tokenizer, new_chunks, cfg, self.rng)
-        replay = build_items(self.base.tokenizer, replay_chunks, cfg, self.rng)
+        asked = self._written_questions([*new_chunks, *replay_chunks])
+        new = build_items(self.base.tokenizer, new_chunks, cfg, self.rng, asked)
+        replay = build_items(self.base.tokenizer, replay_chunks, cfg, self.rng, asked)
         if not new and not replay:
             raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
                               "replay chunks gave no trainable text")
         compute_lower(self.base.model, [*new, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
         rehearsal = self._rehearsal() if cfg.kl_weight > 0 and cfg.rehearsal_per_step > 0 else []
         return new, replay, rehearsal
+
+    def _written_questions(self, chunks: Sequence[str]) -> dict[str, str]:
+        """The base model's own question per chat answer (``asked.py``), every memory switched off."""
+        cfg = self.config
+        if not (cfg.chat_forms and cfg.written_questions):
+            return {}
+        with self.handle.disabled(), (self.underlay.disabled() if self.underlay else nullcontext()):
+            return written_questions(self.base, answers(chunks))
 
     def _rehearsal(self) -> list[RehearsalItem]:
         """Rehearsal items whose reference is the function beneath the trained memory: the bare base

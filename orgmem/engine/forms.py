@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from orgmem.engine.spans import org_name, span_questions
@@ -406,18 +406,28 @@ def gloss_question(unit: Unit) -> str | None:
     return f"What is the {clause[:1].lower() + clause[1:] if not clause[:2].isupper() else clause}?"
 
 
-def chat_forms(chunks: Iterable[str], per_unit: int = 3) -> list[ChatForm]:
-    """Question → answer pairs for every unit of every chunk (``value_answer``)."""
+def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str] | None = None
+               ) -> list[ChatForm]:
+    """Question → answer pairs for every unit of every chunk (``value_answer``); ``asked`` adds
+    the question the base model wrote for an answer (``asked.py``)."""
     chunks = list(chunks)
     org = org_name(chunks)
     forms = []
     for chunk in chunks:
         for unit in split_units(chunk):
+            answer = value_answer(unit)
             questions = unit_chat_questions(unit, per_unit, org)
             if (extra := gloss_question(unit)) and extra not in questions:
                 questions = [*questions[: max(per_unit - 1, 1)], extra]
-            forms.extend(ChatForm(q, value_answer(unit)) for q in questions)
+            if asked and (written := asked.get(answer)) and written not in questions:
+                questions.append(written)
+            forms.extend(ChatForm(q, answer) for q in questions)
     return forms
+
+
+def answers(chunks: Iterable[str]) -> list[str]:
+    """The chat answer of every unit (what the base model is asked to write questions for)."""
+    return [value_answer(u) for chunk in chunks for u in split_units(chunk)]
 
 
 def statements(chunks: Iterable[str]) -> list[str]:

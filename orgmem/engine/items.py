@@ -11,7 +11,7 @@ Target ``t`` means "token t is predicted from tokens < t"; the loss reads logits
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -92,9 +92,9 @@ def conversation_item(tokenizer, turns: Sequence[ChatForm], max_len: int) -> Ite
 
 
 def chat_items(tokenizer, chunks: Sequence[str], max_len: int, turns: int, per_statement: int,
-               rng: random.Random) -> list[Item]:
+               rng: random.Random, asked: Mapping[str, str] | None = None) -> list[Item]:
     """Derived Q/A forms, shuffled then grouped ``turns`` per conversation."""
-    forms = chat_forms(chunks, per_statement)
+    forms = chat_forms(chunks, per_statement, asked)
     rng.shuffle(forms)
     items = []
     for start in range(0, len(forms), max(1, turns)):
@@ -104,8 +104,10 @@ def chat_items(tokenizer, chunks: Sequence[str], max_len: int, turns: int, per_s
     return items
 
 
-def build_items(tokenizer, chunks: Sequence[str], config, rng: random.Random) -> list[Item]:
-    """All enabled forms of ``chunks`` (the order is deterministic given ``rng``)."""
+def build_items(tokenizer, chunks: Sequence[str], config, rng: random.Random,
+                asked: Mapping[str, str] | None = None) -> list[Item]:
+    """All enabled forms of ``chunks`` (the order is deterministic given ``rng``); ``asked``: the
+    base model's questions per chat answer (``asked.py``)."""
     items: list[Item] = []
     if config.text_forms:
         items += text_items(tokenizer, chunks, config.max_seq_len)
@@ -113,5 +115,5 @@ def build_items(tokenizer, chunks: Sequence[str], config, rng: random.Random) ->
         items += statement_items(tokenizer, chunks, config.max_seq_len)
     if config.chat_forms:
         items += chat_items(tokenizer, chunks, config.max_seq_len, config.chat_turns,
-                            config.questions_per_statement, rng)
+                            config.questions_per_statement, rng, asked)
     return items
