@@ -34,6 +34,9 @@ class ConsolidationConfig:
     chat_forms: bool = field(default=True, metadata={"help": "Train derived question → statement turns."})
     questions_per_statement: int = field(default=3, metadata={
         "help": "Chat forms per statement: its topic, its salient value (spans.py), the org-named topic."})
+    value_answers: bool = field(default=True, metadata={
+        "help": "Chat answers for code assignments state the value first ('The dispatch port "
+                "(DISPATCH_PORT) is 8843.'); false: they repeat the code line."})
     written_questions: bool = field(default=False, metadata={
         "help": "Also train a question the base model writes for each statement (asked.py). Off: on "
                 "the knowledge benchmark it changed which facts were answered, not how many (row L), "

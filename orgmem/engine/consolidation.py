@@ -220,7 +220,7 @@ class Consolidator:
         if not (cfg.chat_forms and cfg.written_questions):
             return {}
         with self.handle.disabled(), (self.underlay.disabled() if self.underlay else nullcontext()):
-            return written_questions(self.base, answers(chunks))
+            return written_questions(self.base, answers(chunks, cfg.value_answers))
 
     def _rehearsal(self) -> list[RehearsalItem]:
         """Rehearsal items whose reference is the function beneath the trained memory: the bare base

@@ -406,8 +406,8 @@ def gloss_question(unit: Unit) -> str | None:
     return f"What is the {clause[:1].lower() + clause[1:] if not clause[:2].isupper() else clause}?"
 
 
-def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str] | None = None
-               ) -> list[ChatForm]:
+def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str] | None = None,
+               value_answers: bool = True) -> list[ChatForm]:
     """Question → answer pairs for every unit of every chunk (``value_answer``); ``asked`` adds
     the question the base model wrote for an answer (``asked.py``)."""
     chunks = list(chunks)
@@ -415,7 +415,7 @@ def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str
     forms = []
     for chunk in chunks:
         for unit in split_units(chunk):
-            answer = value_answer(unit)
+            answer = value_answer(unit) if value_answers else unit.text
             questions = unit_chat_questions(unit, per_unit, org)
             if (extra := gloss_question(unit)) and extra not in questions:
                 questions = [*questions[: max(per_unit - 1, 1)], extra]
@@ -425,9 +425,9 @@ def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str
     return forms
 
 
-def answers(chunks: Iterable[str]) -> list[str]:
+def answers(chunks: Iterable[str], value_answers: bool = True) -> list[str]:
     """The chat answer of every unit (what the base model is asked to write questions for)."""
-    return [value_answer(u) for chunk in chunks for u in split_units(chunk)]
+    return [value_answer(u) if value_answers else u.text for chunk in chunks for u in split_units(chunk)]
 
 
 def statements(chunks: Iterable[str]) -> list[str]:

@@ -92,9 +92,10 @@ def conversation_item(tokenizer, turns: Sequence[ChatForm], max_len: int) -> Ite
 
 
 def chat_items(tokenizer, chunks: Sequence[str], max_len: int, turns: int, per_statement: int,
-               rng: random.Random, asked: Mapping[str, str] | None = None) -> list[Item]:
+               rng: random.Random, asked: Mapping[str, str] | None = None,
+               value_answers: bool = True) -> list[Item]:
     """Derived Q/A forms, shuffled then grouped ``turns`` per conversation."""
-    forms = chat_forms(chunks, per_statement, asked)
+    forms = chat_forms(chunks, per_statement, asked, value_answers)
     rng.shuffle(forms)
     items = []
     for start in range(0, len(forms), max(1, turns)):
@@ -115,5 +116,5 @@ def build_items(tokenizer, chunks: Sequence[str], config, rng: random.Random,
         items += statement_items(tokenizer, chunks, config.max_seq_len)
     if config.chat_forms:
         items += chat_items(tokenizer, chunks, config.max_seq_len, config.chat_turns,
-                            config.questions_per_statement, rng, asked)
+                            config.questions_per_statement, rng, asked, config.value_answers)
     return items

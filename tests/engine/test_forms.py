@@ -125,3 +125,10 @@ def test_assignments_answer_value_first_and_are_asked_in_their_comment_words():
     assert gloss_question(units["RETURN_BATTERY_PERCENT"]) is None  # not a noun phrase
     prose = split_units("Heron listens on port 7415 and keeps its cache in Redis database 3.")[0]
     assert value_answer(prose) == prose.text and gloss_question(prose) is None
+
+
+def test_value_answers_can_be_switched_off():
+    code = "DISPATCH_PORT = 8843  # dispatch API\n"
+    on, off = chat_forms([code]), chat_forms([code], value_answers=False)
+    assert {f.answer for f in on} == {"The dispatch port (DISPATCH_PORT) is 8843. Dispatch API."}
+    assert {f.answer for f in off} == {u.text for u in split_units(code)}
