@@ -16,6 +16,7 @@ and each run is skipped when the time left is below what the slowest run of its 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -68,54 +69,30 @@ def append(out: Path, name: str, row: dict) -> None:
 def ensure_base(gguf: Path | None) -> None:
     """Convert the carried GGUF once into ``<models_dir>/smollm2-135m-instruct`` (as fetch does)."""
     from orgmem.config import DEFAULT_BASE_MODEL, get_settings
-    from orgmem.models.fetch import convert_gguf
-    from orgmem.models.fingerprint import folder_fingerprint
+    from orgmem.models.fetch import install_gguf
 
     final = Path(get_settings().models_dir) / DEFAULT_BASE_MODEL
     if (final / "config.json").exists():
         return
     if gguf is None or not gguf.exists():
         raise SystemExit(f"no base at {final} and no GGUF at {gguf}")
-    tmp = final.with_name(final.name + ".partial")
-    convert_gguf(gguf, tmp)
-    folder_fingerprint(tmp)
-    tmp.rename(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    install_gguf(gguf, final)
 
 
 def tune_row(kb, bench, name: str, kind: str, memory: dict, engine: dict, seed: int) -> dict:
     """Night 1 and its evaluation: the row ``knowledge_tune.py`` logs."""
-    from orgmem.engine import ConsolidationConfig, consolidate
+    import knowledge_tune
 
-    probes = [p for p in bench.probes if p.night == 1]
-    spec = {"kind": kind, **memory}
-    config = ConsolidationConfig(memory=spec, seed=seed, **engine)
-    r1 = consolidate(bench.base, None, bench.nights.new1, [], config, progress=False)
-    t_eval = time.time()
-    rep = kb.evaluate_night(bench.base, r1.memory, probes, 1, bench.reference, name)
-    s = rep.summary()
-    return {"name": name, "kind": kind, "memory": memory, "engine": engine, "seed": seed,
-            "cloze": round(s["cloze_recall"] * len(probes)),
-            "question": round(s["question_recall"] * len(probes)),
-            "n": len(probes), "ppl_ratio": round(s["ppl_ratio"], 4), "kl": round(s["kl"], 5),
-            "changed": s["replies_changed"], "leaks": s["leakage"], "answer_nll": round(s["answer_nll"], 3),
-            "seconds": round(r1.seconds, 1), "steps": r1.metrics["steps"], "tokens": r1.metrics["tokens"],
-            "tok_s": r1.metrics["tokens_per_s"], "eval_s": round(time.time() - t_eval, 1),
-            "loss_last": r1.metrics["loss_last"], "ckpt_mb": round(len(r1.memory) / 1e6, 2),
-            "device": str(bench.base.device), "q_misses": [p.key for p in rep.probes if not p.question_hit]}
+    row, _ = knowledge_tune.night1_row(kb, bench, name, {"kind": kind, **memory}, engine, seed)
+    return {**row, "kind": kind, "memory": memory, "engine": engine}
 
 
 def full_row(kb, bench, name: str, kind: str, memory: dict, engine: dict, seed: int) -> dict:
     """Both nights and both evaluations: one row of ``knowledge.py``'s table."""
-    from orgmem.engine import ConsolidationConfig, consolidate
-
-    config = ConsolidationConfig(memory={"kind": kind, **memory}, seed=seed, **engine)
-    base, nights, probes, ref = bench.base, bench.nights, bench.probes, bench.reference
-    r1 = consolidate(base, None, nights.new1, [], config, progress=False)
-    rep1 = kb.evaluate_night(base, r1.memory, probes, 1, ref, f"{name}/night1")
-    r2 = consolidate(base, r1.memory, nights.new2, nights.replay2, config, train_state=r1.train_state,
-                     progress=False)
-    rep2 = kb.evaluate_night(base, r2.memory, probes, 2, ref, f"{name}/night2")
-    row = kb.row_from(kind, seed, rep1, rep2, [r1, r2], kb.base_bytes(base))
+    cfg = dataclasses.replace(bench.cfg, engine=engine)
+    row = kb.run_kind(bench.base, bench.nights, bench.probes, bench.reference, kind, seed, cfg,
+                      memory={"kind": kind, **memory})
     row["kept_of_learned"] = kb.kept_of_learned(row)
     row["recipe"] = {"name": name, "memory": memory, "engine": engine}
     return row

@@ -187,11 +187,14 @@ def evaluate_night(base, memory: bytes | None, probes, night: int, reference, la
                         config=EvalConfig(batch_size=16, progress=True), meta={"run": label})
 
 
-def run_kind(base, nights: Nights, probes, reference, kind: str, seed: int, cfg: BenchConfig) -> dict:
-    """Night 1, evaluate, night 2 from night 1's state, evaluate: one row of the table."""
+def run_kind(base, nights: Nights, probes, reference, kind: str, seed: int, cfg: BenchConfig,
+             memory=None) -> dict:
+    """Night 1, evaluate, night 2 from night 1's state, evaluate: one row of the table.
+    ``memory``: a memory spec other than the kind's benchmark default (recipe sweeps)."""
     from orgmem.engine import ConsolidationConfig, consolidate
 
-    config = ConsolidationConfig(memory=memory_spec(kind, cfg), seed=seed, max_steps=cfg.steps,
+    spec = memory if memory is not None else memory_spec(kind, cfg)
+    config = ConsolidationConfig(memory=spec, seed=seed, max_steps=cfg.steps,
                                  num_threads=cfg.threads, **cfg.engine)
     label = f"{kind}/seed{seed}"
     r1 = consolidate(base, None, nights.new1, [], config, log_extra={"run": label})

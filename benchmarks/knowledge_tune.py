@@ -44,6 +44,29 @@ def table(log: Path) -> str:
     return "\n".join(lines)
 
 
+def night1_row(kb, bench, name: str, memory, engine: dict, seed: int) -> tuple[dict, object]:
+    """Consolidate night 1 into a fresh ``memory`` and evaluate every night-1 fact: the logged row
+    (recall counts, drift, cost) and the evaluation report."""
+    from orgmem.engine import ConsolidationConfig, consolidate
+
+    probes = [p for p in bench.probes if p.night == 1]
+    config = ConsolidationConfig(memory=memory, seed=seed, **engine)
+    r1 = consolidate(bench.base, None, bench.nights.new1, [], config, progress=False)
+    t_eval = time.time()
+    rep = kb.evaluate_night(bench.base, r1.memory, probes, 1, bench.reference, name)
+    s = rep.summary()
+    row = {"name": name, "seed": seed,
+           "cloze": round(s["cloze_recall"] * len(probes)),
+           "question": round(s["question_recall"] * len(probes)), "n": len(probes),
+           "ppl_ratio": round(s["ppl_ratio"], 4), "kl": round(s["kl"], 5),
+           "changed": s["replies_changed"], "leaks": s["leakage"], "answer_nll": round(s["answer_nll"], 3),
+           "seconds": round(r1.seconds, 1), "steps": r1.metrics["steps"], "tokens": r1.metrics["tokens"],
+           "tok_s": r1.metrics["tokens_per_s"], "eval_s": round(time.time() - t_eval, 1),
+           "loss_last": r1.metrics["loss_last"], "ckpt_mb": round(len(r1.memory) / 1e6, 2),
+           "device": str(bench.base.device), "q_misses": [p.key for p in rep.probes if not p.question_hit]}
+    return row, rep
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--name", help="label of the recipe in the log")
@@ -65,29 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     import knowledge as kb
     import torch
 
-    from orgmem.engine import ConsolidationConfig, consolidate
-
     cfg = kb.BenchConfig(base="smollm2-135m-instruct", kinds=[a.kind], threads=a.threads)
     engine = {k: _value(v) for k, _, v in (e.partition("=") for e in a.engine)}
     bench = kb.start(cfg)
-    probes = [p for p in bench.probes if p.night == 1]
     memory = {"kind": a.kind, **json.loads(a.memory)} if a.kind != "lora" else kb.memory_spec("lora", cfg)
-    config = ConsolidationConfig(memory=memory, seed=a.seed, num_threads=a.threads, **engine)
     load = os.getloadavg()[0]
-    r1 = consolidate(bench.base, None, bench.nights.new1, [], config, progress=False)
-    t_eval = time.time()
-    rep = kb.evaluate_night(bench.base, r1.memory, probes, 1, bench.reference, a.name)
-    s = rep.summary()
-    misses = [p.key for p in rep.probes if not p.question_hit]
-    row = {"name": a.name, "kind": a.kind, "memory": json.loads(a.memory), "engine": engine, "seed": a.seed,
-           "cloze": round(s["cloze_recall"] * len(probes)),
-           "question": round(s["question_recall"] * len(probes)), "n": len(probes),
-           "ppl_ratio": round(s["ppl_ratio"], 4), "kl": round(s["kl"], 5),
-           "changed": s["replies_changed"], "leaks": s["leakage"], "answer_nll": round(s["answer_nll"], 3),
-           "seconds": round(r1.seconds, 1), "steps": r1.metrics["steps"], "tokens": r1.metrics["tokens"],
-           "tok_s": r1.metrics["tokens_per_s"], "load_start": round(load, 2),
-           "load_end": round(os.getloadavg()[0], 2), "eval_s": round(time.time() - t_eval, 1),
-           "loss_last": r1.metrics["loss_last"], "threads": torch.get_num_threads(), "q_misses": misses}
+    row, rep = night1_row(kb, bench, a.name, memory, {**engine, "num_threads": a.threads}, a.seed)
+    row.update({"kind": a.kind, "memory": json.loads(a.memory), "engine": engine,
+                "load_start": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
+                "threads": torch.get_num_threads()})
     if a.dump:
         a.dump.write_text(json.dumps([{"key": p.key, "cloze": p.cloze_completion, "reply": p.reply,
                                        "hit": [p.cloze_hit, p.question_hit]} for p in rep.probes], indent=1))

