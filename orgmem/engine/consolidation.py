@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 
 from orgmem.engine.asked import written_questions
 from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.curriculum import Curriculum, CurriculumConfig, night_facts
 from orgmem.engine.forms import answers
-from orgmem.engine.items import Item, build_items
+from orgmem.engine.items import Item, build_items, statement_items, text_items
 from orgmem.engine.layers import final_hidden, lm_logits, run_layers
 from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.engine.packing import compute_lower, pack, row_tensor
@@ -66,6 +67,24 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _per_item_means(per_token: torch.Tensor, counts: Sequence[int]) -> list[float]:
+    """Mean of each item's slice of the flat per-token losses (items in ``_gather`` order)."""
+    return [float(part.mean()) if len(part) else 0.0 for part in per_token.split(list(counts))]
+
+
+def _repeat(items: Sequence[Item], epochs: float, rng: random.Random) -> list[Item]:
+    """``epochs`` shuffled passes over ``items`` (a fractional last pass takes a prefix)."""
+    out: list[Item] = []
+    whole = int(epochs)
+    for _ in range(whole):
+        pass_ = list(items)
+        rng.shuffle(pass_)
+        out += pass_
+    rest = list(items)
+    rng.shuffle(rest)
+    return out + rest[: round((epochs - whole) * len(rest))]
 
 
 def plan_steps(new: Sequence[Item], replay: Sequence[Item], config: ConsolidationConfig,
@@ -166,7 +185,9 @@ class Consolidator:
             self.underlay.detach()
 
     # -- one step ----------------------------------------------------------------------------------
-    def _step(self, items: list[Item], rehearsal: list[RehearsalItem]) -> dict[str, float]:
+    def _step(self, items: list[Item], rehearsal: list[RehearsalItem]
+              ) -> tuple[dict[str, float], list[float]]:
+        """One optimizer step; returns its losses and each material item's mean target loss."""
         model, device, cfg = self.base.model, self.base.device, self.config
         everything = [*items, *rehearsal]
         packed = pack(everything, cfg.max_seq_len)
@@ -182,7 +203,9 @@ class Consolidator:
         n_mat = len(items)
         rows, cols, labels = _gather(items, packed.where[:n_mat])
         logits = lm_logits(model, h[rows, cols]).float()
-        ce = F.cross_entropy(logits, torch.tensor(labels, device=device))
+        per_token = F.cross_entropy(logits, torch.tensor(labels, dtype=torch.long, device=device),
+                                    reduction="none")
+        ce = per_token.mean()
         loss, out = ce, {"ce": ce.item()}
         if rehearsal and cfg.kl_weight > 0:
             r_rows, r_cols, _ = _gather(rehearsal, packed.where[n_mat:])
@@ -192,14 +215,20 @@ class Consolidator:
                          torch.cat([r.ref_rest for r in rehearsal]).to(device))
             loss = loss + cfg.kl_weight * kl
             out["kl"] = kl.item()
-        for name, value in self.handle.aux_losses(packed.real.to(device)).items():
+        for name, value in self.handle.aux_losses(self._sparsity_mask(packed, n_mat).to(device)).items():
             loss = loss + value
             out[name] = value.item()
         if loss.requires_grad:  # False when the memory learns only by its forward-pass writes
             loss.backward()
         out["grad_norm"] = self.optimizer.accumulate()
         out["tokens"] = int(packed.real.sum())
-        return out
+        return out, _per_item_means(per_token.detach(), [it.n_targets for it in items])
+
+    def _sparsity_mask(self, packed, n_material: int) -> torch.Tensor:
+        """Tokens the gate-sparsity term averages over: every real token, or rehearsal tokens only."""
+        if self.config.sparsity_scope == "all":
+            return packed.real
+        return packed.segments >= n_material
 
     # -- a night -----------------------------------------------------------------------------------
     def _prepare(self, new_chunks: Sequence[str], replay_chunks: Sequence[str]):
@@ -247,28 +276,83 @@ class Consolidator:
         cfg = self.config
         with torch_threads(cfg.num_threads if self.base.device.type == "cpu" else None):
             t0 = time.time()
-            new, replay, rehearsal = self._prepare(new_chunks, replay_chunks)
-            steps = plan_steps(new, replay, cfg, self.rng)
-            t_prep = time.time() - t0
             self.handle.train()
-            history: list[dict[str, float]] = []
-            bar = tqdm(steps, desc="consolidate", unit="step", disable=not progress, leave=False)
-            for i, items in enumerate(bar):
-                self.optimizer.lr_factor = night_lr_factor(i, len(steps), cfg.lr_decay)
-                chosen = self.rng.sample(rehearsal, min(cfg.rehearsal_per_step, len(rehearsal)))
-                history.append(self._step(items, chosen))
-                bar.set_postfix(loss=f"{history[-1]['ce']:.3f}", kl=f"{history[-1].get('kl', 0):.4f}")
-                if on_step is not None:
-                    on_step(len(history), len(steps), history[-1])
+            if cfg.curriculum and cfg.chat_forms:
+                history, new, replay, extra, t_prep = self._run_curriculum(
+                    new_chunks, replay_chunks, progress, on_step, t0)
+            else:
+                history, new, replay, extra, t_prep = self._run_fixed(
+                    new_chunks, replay_chunks, progress, on_step, t0)
             self.optimizer.end_consolidation()
             self.handle.eval()
             self.consolidations += 1
             seconds = time.time() - t0
-        metrics = self._metrics(history, new, replay, t_prep, seconds)
-        logger.info("consolidation finished", extra={**(log_extra or {}), "steps": len(steps),
+        metrics = {**self._metrics(history, new, replay, t_prep, seconds), **extra}
+        logger.info("consolidation finished", extra={**(log_extra or {}), "steps": len(history),
                                                      "seconds": round(seconds, 1),
-                                                     "loss_last": metrics.get("loss_last")})
+                                                     "loss_last": metrics.get("loss_last"),
+                                                     **{k: v for k, v in extra.items() if k != "curriculum"}})
         return metrics
+
+    def _run_fixed(self, new_chunks, replay_chunks, progress, on_step, t0):
+        """``epochs`` shuffled passes over fixed forms (the recipe before the curriculum)."""
+        cfg = self.config
+        new, replay, rehearsal = self._prepare(new_chunks, replay_chunks)
+        steps = plan_steps(new, replay, cfg, self.rng)
+        t_prep = time.time() - t0
+        history: list[dict[str, float]] = []
+        bar = tqdm(steps, desc="consolidate", unit="step", disable=not progress, leave=False)
+        for i, items in enumerate(bar):
+            self.optimizer.lr_factor = night_lr_factor(i, len(steps), cfg.lr_decay)
+            chosen = self.rng.sample(rehearsal, min(cfg.rehearsal_per_step, len(rehearsal)))
+            history.append(self._step(items, chosen)[0])
+            bar.set_postfix(loss=f"{history[-1]['ce']:.3f}", kl=f"{history[-1].get('kl', 0):.4f}")
+            if on_step is not None:
+                on_step(len(history), len(steps), history[-1])
+        return history, new, replay, {}, t_prep
+
+    def _run_curriculum(self, new_chunks, replay_chunks, progress, on_step, t0):
+        """Facts drilled until stored (``curriculum.py``); documents and replay ride along."""
+        cfg = self.config
+        tok = self.base.tokenizer
+        docs = [*(text_items(tok, new_chunks, cfg.max_seq_len) if cfg.text_forms else []),
+                *(statement_items(tok, new_chunks, cfg.max_seq_len) if cfg.statement_forms else [])]
+        replay = build_items(tok, replay_chunks, cfg, self.rng, {})
+        facts = night_facts(new_chunks)
+        if not docs and not replay and not facts:
+            raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
+                              "replay chunks gave no trainable text")
+        compute_lower(self.base.model, [*docs, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
+        documents = _repeat(docs, cfg.doc_epochs, self.rng) + _repeat(replay, cfg.replay_epochs, self.rng)
+        rehearsal = self._rehearsal() if cfg.kl_weight > 0 and cfg.rehearsal_per_step > 0 else []
+        plan = Curriculum(tok, facts, documents, CurriculumConfig(
+            cfg.fact_share, cfg.stored_loss, cfg.stored_hits, cfg.max_exposures, cfg.min_exposures,
+            cfg.review_rate), cfg.tokens_per_step, cfg.max_seq_len, self.rng)
+        cap = min(plan.max_steps(), cfg.max_steps or plan.max_steps())
+        t_prep = time.time() - t0
+        history: list[dict[str, float]] = []
+        bar = tqdm(total=cap, desc="consolidate", unit="step", disable=not progress, leave=False)
+        while not plan.done and len(history) < cap:
+            drawn = plan.next_step()
+            items = [item for item, _ in drawn]
+            if not items:  # every drawn pair was too long for max_seq_len: nothing to learn this step
+                continue
+            compute_lower(self.base.model, items, self.first_layer, cfg.max_seq_len, self.base.device)
+            self.optimizer.lr_factor = night_lr_factor(len(history), cap, cfg.lr_decay)
+            chosen = self.rng.sample(rehearsal, min(cfg.rehearsal_per_step, len(rehearsal)))
+            out, losses = self._step(items, chosen)
+            plan.observe(drawn, losses)
+            history.append(out)
+            bar.update(1)
+            bar.set_postfix(loss=f"{out['ce']:.3f}", kl=f"{out.get('kl', 0):.4f}",
+                            stored=f"{plan.summary()['facts_stored']}/{len(facts)}")
+            if on_step is not None:
+                on_step(len(history), len(history) if plan.done else max(len(history) + 1, cap), out)
+        bar.close()
+        summary = plan.summary()
+        new = [*docs, *(it for st in plan.states for it in st.items.values())]
+        return history, new, replay, {"curriculum": summary, "facts": summary["facts"],
+                                      "facts_stored": summary["facts_stored"]}, t_prep
 
     def _metrics(self, history, new, replay, t_prep, seconds) -> dict:
         def mean(key: str, part: list[dict]) -> float | None:
@@ -282,7 +366,7 @@ class Consolidator:
             "steps": len(history), "loss_first": mean("ce", head), "loss_last": mean("ce", tail),
             "kl_last": mean("kl", tail), "tokens": tokens, "tokens_per_s": round(tokens / train_s, 1),
             "seconds": round(seconds, 2), "seconds_prepare": round(t_prep, 2),
-            "items": {k: sum(1 for it in new if it.kind == k) for k in ("text", "statement", "chat")},
+            "items": {k: sum(1 for it in new if it.kind == k) for k in ("text", "statement", "chat", "fact")},
             "replay_items": len(replay), "trainable_params": self.handle.num_trainable(),
             "global_step": self.optimizer.global_step, "consolidations": self.consolidations,
             "loss_curve": [round(h["ce"], 3) for h in history],
