@@ -67,3 +67,13 @@ def test_issue14_redaction_records_kind_and_line_not_value():
     [r] = out.redactions
     assert (r.rule, r.line) == ("password", INTRO.count("\n") + 1)
     assert text[r.start : r.end] == PASSWORD and PASSWORD not in repr(r)
+
+
+def test_rule_set_identity_names_the_new_rules():
+    from orgmem.governance import RULESET
+    from orgmem.governance.record import rule_names
+
+    assert "+orgmem-cloud-2+orgmem-assign-1+orgmem-cred-1" in RULESET
+    names = rule_names()
+    assert "KeywordDetector" in names and "orgmem:assignment:password" in names
+    assert "orgmem:credential:aws-secret-beside-key-id" in names and "orgmem:gitlab-token" in names
