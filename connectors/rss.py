@@ -8,6 +8,7 @@ when every item was stored; otherwise the next sync downloads the feed again and
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,11 @@ from connectors.base import (
     text_hash,
 )
 from connectors.extract import html_to_text
+from connectors.text import valid_unicode
 
+_SURROGATE_REF = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9]\d\d|56\d{3}|57[0-2]\d\d|573[0-3]\d|5734[0-3]));"
+)
 MAX_SEEN = 5000  # ids remembered for dedup; feeds rarely carry more than a few hundred items
 
 
@@ -51,6 +56,22 @@ def _stamp(parsed: Any) -> datetime | None:
 def _entry_text(entry: Any) -> str:
     body = (entry.get("content") or [{}])[0].get("value") or entry.get("summary") or ""
     return html_to_text(body) if "<" in body else body.strip()
+
+
+def parse_feed(content: bytes, url: str) -> Any:
+    """The parsed feed; a body that is no RSS/Atom feed is a SourceError naming ``url``.
+
+    Character references to UTF-16 surrogates (``&#xD800;``) crash feedparser with a UnicodeEncodeError:
+    they become U+FFFD first, and any other parser failure is reported as the feed's error."""
+    content = _SURROGATE_REF.sub(b"&#xFFFD;", content)
+    try:
+        feed = feedparser.parse(content)
+    except Exception as exc:  # a hostile body must not crash the sync
+        raise SourceError(f"{url} could not be parsed as a feed ({type(exc).__name__}: {exc})") from None
+    if not feed.get("version") and not feed.entries:
+        reason = feed.get("bozo_exception") or "no RSS or Atom elements"
+        raise SourceError(f"{url} is not an RSS/Atom feed ({reason})")
+    return feed
 
 
 def _download(client: httpx.Client, url: str, headers: dict[str, str]) -> httpx.Response:
@@ -93,10 +114,7 @@ class RssConnector(Connector):
             if resp.status_code == 304:
                 self._next = self._prev
                 return
-            feed = feedparser.parse(resp.content)
-            if not feed.get("version") and not feed.entries:
-                reason = feed.get("bozo_exception") or "no RSS or Atom elements"
-                raise SourceError(f"{config.url} is not an RSS/Atom feed ({reason})")
+            feed = parse_feed(resp.content, config.url)
             seen: dict[str, str] = dict(self._prev.get("seen", {}))
             yield from self._entries(client, feed.entries, config, seen)
         self._next = {
@@ -110,8 +128,8 @@ class RssConnector(Connector):
     ) -> Iterator[FetchItem]:
         links_done: set[str] = set()
         for entry in entries:
-            link = entry.get("link") or ""
-            item_id = entry.get("id") or link
+            link = valid_unicode(str(entry.get("link") or ""))
+            item_id = valid_unicode(str(entry.get("id") or link))
             if not item_id or item_id in links_done or (link and link in links_done):
                 continue
             links_done.update({item_id, link} - {""})
@@ -128,7 +146,8 @@ class RssConnector(Connector):
                         item=link, error=f"linked page of feed item {title!r}: {exc}", external_id=item_id
                     )
                     continue
-            text = f"{title}\n\n{body}".strip()
+            title = valid_unicode(str(title))
+            text = valid_unicode(f"{title}\n\n{body}".strip())
             digest = text_hash(text)
             if seen.get(item_id) == digest:
                 continue

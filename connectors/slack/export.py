@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import DocumentFailure, FetchItem, SourceError
-from connectors.slack.render import Channel, apply_events, render, user_names
+from connectors.slack.render import Channel, apply_events, normalize_message, render, user_names
+from connectors.text import valid_unicode
 
 
 def _load(zf: zipfile.ZipFile, member: str, label: str) -> Any:
@@ -22,6 +23,21 @@ def _load(zf: zipfile.ZipFile, member: str, label: str) -> Any:
         return json.loads(zf.read(member))
     except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile, KeyError) as exc:
         raise SourceError(f"slack export {label}: {member} is unreadable ({exc})") from None
+
+
+def _records(zf: zipfile.ZipFile, member: str, label: str) -> list[dict[str, Any]]:
+    """A users/channels/groups listing: a JSON list of objects with a string ``id``; else SourceError."""
+    data = _load(zf, member, label)
+    if not isinstance(data, list):
+        raise SourceError(f"slack export {label}: {member} is not a JSON list")
+    records = [r for r in data if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"]]
+    return [{k: valid_unicode(v) if isinstance(v, str) else v for k, v in r.items()} for r in records]
+
+
+def _channels(records: list[dict[str, Any]], *, private: bool = False) -> list[Channel]:
+    """Channels with a usable name (their folder in the zip); nameless entries are left out."""
+    named = [r for r in records if isinstance(r.get("name"), str) and r["name"].strip()]
+    return [Channel(r["id"], r["name"], private=private) for r in named]
 
 
 def _prefix(zf: zipfile.ZipFile, label: str) -> str:
@@ -48,12 +64,10 @@ def read_export(path: Path, *, include_private: bool, only: list[str], uri_base:
         raise SourceError(f"slack export {label} is not a valid zip file ({exc})") from None
     with zf:
         prefix = _prefix(zf, label)
-        names = user_names(_load(zf, f"{prefix}users.json", label))
-        channels = [Channel(c["id"], c["name"]) for c in _load(zf, f"{prefix}channels.json", label)]
+        names = user_names(_records(zf, f"{prefix}users.json", label))
+        channels = _channels(_records(zf, f"{prefix}channels.json", label))
         if include_private and f"{prefix}groups.json" in zf.namelist():
-            channels += [
-                Channel(c["id"], c["name"], private=True) for c in _load(zf, f"{prefix}groups.json", label)
-            ]
+            channels += _channels(_records(zf, f"{prefix}groups.json", label), private=True)
         by_id = {c.id: c.name for c in channels}
         members = zf.namelist()
         for channel in sorted(channels, key=lambda c: c.name):
@@ -67,8 +81,8 @@ def read_export(path: Path, *, include_private: bool, only: list[str], uri_base:
                     day = json.loads(zf.read(member))
                     if not isinstance(day, list):
                         raise ValueError("expected a JSON list of messages")
-                    messages += [m for m in day if isinstance(m, dict) and "ts" in m]
-                except (ValueError, zipfile.BadZipFile) as exc:
+                    messages += [m for m in map(normalize_message, day) if m is not None]
+                except (ValueError, zipfile.BadZipFile, NotImplementedError) as exc:
                     failure = DocumentFailure(
                         item=f"{label}:{member}",
                         error=f"#{channel.name}: {member} is unreadable ({exc}); channel skipped",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import DocumentVersion, text_hash
+from connectors.text import valid_unicode
 
 # Subtypes that carry no knowledge: membership changes, channel housekeeping, bots, integrations.
 NOISE_SUBTYPES = frozenset(
@@ -66,25 +67,65 @@ class Channel:
     private: bool = False
 
 
+_STRING_FIELDS = ("type", "subtype", "user", "username", "text", "thread_ts", "deleted_ts", "bot_id")
+
+
+def _timestamp(value: Any) -> str | None:
+    """A Slack ``ts`` ("1709280000.000100") as a string, or None when it is no finite epoch time."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        seconds = float(value)
+        datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return str(value) if seconds >= 0 else None
+
+
+def normalize_message(raw: Any) -> dict[str, Any] | None:
+    """A message fit for rendering, or None: a usable ``ts``; string fields are strings (else dropped)
+    with lone surrogates replaced; an edit's inner message normalised the same way. Exports and API
+    pages are untrusted input, and one odd message must not fail a channel."""
+    if not isinstance(raw, dict):
+        return None
+    ts = _timestamp(raw.get("ts"))
+    if ts is None:
+        return None
+    skip = (*_STRING_FIELDS, "ts", "message", "reply_count")
+    msg = {k: v for k, v in raw.items() if k not in skip}
+    msg["ts"] = ts
+    for key in _STRING_FIELDS:
+        value = raw.get(key)
+        if isinstance(value, str):
+            msg[key] = valid_unicode(value)
+    if "thread_ts" in msg and _timestamp(msg["thread_ts"]) is None:
+        del msg["thread_ts"]
+    if isinstance(raw.get("reply_count"), int) and not isinstance(raw.get("reply_count"), bool):
+        msg["reply_count"] = raw["reply_count"]
+    inner = normalize_message(raw.get("message"))
+    if inner is not None:
+        msg["message"] = inner
+    return msg
+
+
 def user_names(users: Iterable[dict[str, Any]]) -> dict[str, str]:
     """id → the name people see (display name, else real name, else handle)."""
     names = {}
     for user in users:
-        profile = user.get("profile") or {}
-        names[user["id"]] = (
-            profile.get("display_name")
-            or user.get("real_name")
-            or profile.get("real_name")
-            or user.get("name")
-            or user["id"]
-        )
+        profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+        candidates = (
+            profile.get("display_name"), user.get("real_name"), profile.get("real_name"), user.get("name")
+        )  # fmt: skip
+        name = next((c for c in candidates if isinstance(c, str) and c), user["id"])
+        names[user["id"]] = valid_unicode(name)
     return names
 
 
 def apply_events(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages in time order with edits applied and deletions removed; noise dropped."""
     by_ts: dict[str, dict[str, Any]] = {}
-    for msg in sorted(messages, key=lambda m: float(m.get("ts", 0))):
+    usable = [m for m in map(normalize_message, messages) if m is not None]
+    for msg in sorted(usable, key=lambda m: float(m["ts"])):
         subtype = msg.get("subtype")
         if subtype == "message_changed" and isinstance(msg.get("message"), dict):
             edited = msg["message"]

@@ -1,8 +1,9 @@
 """What governance a checkpoint's training data went through, recorded in its manifest and metrics.
 
 A checkpoint records the scanner and its version, the rule set (name, and a version that is a
-hash of every rule's name, so adding or dropping a detector changes it even when the package
-version does not), and how many redactions of each rule its input document versions carry.
+hash of the rule-set name and every rule's name, so adding or dropping a detector, or bumping
+one of orgmem's rule versions in ``secrets.RULESET``, changes it even when the package version
+does not), and how many redactions of each rule its input document versions carry.
 When the rules change, ``affected_checkpoints`` lists the checkpoints built under other rules.
 """
 
@@ -31,7 +32,7 @@ def rule_names() -> list[str]:
 @lru_cache(maxsize=1)
 def ruleset_version() -> str:
     """A short hash of the rule names (and the scanner version): equal versions ran the same rules."""
-    text = "\n".join([f"{SCANNER}=={DETECT_SECRETS_VERSION}", *rule_names()])
+    text = "\n".join([f"{SCANNER}=={DETECT_SECRETS_VERSION}", RULESET, *rule_names()])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

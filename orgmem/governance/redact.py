@@ -1,12 +1,15 @@
 """Apply governance to one document: replace secrets (and opted-in PII) by typed placeholders.
 
-The result carries redaction records — rule, start and end in the ORIGINAL text, placeholder —
-and never the secret itself. A document that is nothing but a secret (key file, .pem, a text
-mostly made of redacted spans) is marked to be skipped: a placeholder soup teaches nothing.
+The result carries redaction records — rule, start, end and line in the ORIGINAL text, placeholder —
+and never the secret itself. Only the value is replaced: the line and the rest of the document stay.
+A document is skipped only when it is nothing but secrets: a key file by name (id_rsa, .pem), or a
+text with no letter or digit left outside its placeholders (a pasted private key). One secret line,
+however long, never drops the ordinary text around it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -27,7 +30,8 @@ SECRET_FILE_NAMES = frozenset(
     }
 )
 SECRET_FILE_SUFFIXES = frozenset({".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk", ".der", ".p8"})
-SECRET_ONLY_FRACTION = 0.8  # redacted share of non-blank characters above which a document is only a secret
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9:-]+\]")
+_ORDINARY = re.compile(r"[^\W_]")  # a letter or digit: something left to learn
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,13 @@ class GovernancePolicy:
 
 @dataclass(frozen=True)
 class Redaction:
+    """Where a secret was (offsets and 1-based line in the original text) and what replaced it."""
+
     rule: str
     start: int
     end: int
     placeholder: str
+    line: int = 0
 
 
 @dataclass
@@ -53,6 +60,10 @@ class GovernedText:
     redactions: list[Redaction] = field(default_factory=list)
     skip_reason: str | None = None
     ruleset: str = RULESET
+
+    def findings(self) -> list[dict[str, int | str]]:
+        """Kind and line of each redaction, for the version's metadata: never the value."""
+        return [{"rule": r.rule, "line": r.line} for r in self.redactions]
 
 
 def placeholder(rule: str) -> str:
@@ -87,13 +98,15 @@ def govern(text: str, *, path: str = "", policy: GovernancePolicy | None = None)
     if not spans:
         return GovernedText(text=text)
     pieces, redactions, cursor = [], [], 0
+    line, line_cursor = 1, 0
     for span in spans:
         mark = placeholder(span.rule)
         pieces += [text[cursor : span.start], mark]
-        redactions.append(Redaction(span.rule, span.start, span.end, mark))
+        line += text.count("\n", line_cursor, span.start)
+        line_cursor = span.start
+        redactions.append(Redaction(span.rule, span.start, span.end, mark, line))
         cursor = span.end
     pieces.append(text[cursor:])
-    redacted_chars = sum(len("".join(text[s.start : s.end].split())) for s in secrets)
-    visible = len("".join(text.split())) or 1
-    skip = "secret-only" if redacted_chars / visible > SECRET_ONLY_FRACTION else None
-    return GovernedText(text="".join(pieces), redactions=redactions, skip_reason=skip)
+    out = "".join(pieces)
+    skip = None if _ORDINARY.search(_PLACEHOLDER.sub("", out)) else "secret-only"
+    return GovernedText(text=out, redactions=redactions, skip_reason=skip)

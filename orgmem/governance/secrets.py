@@ -1,4 +1,6 @@
-"""Find secrets in text with detect-secrets' maintained plugins plus a few cloud-key patterns.
+"""Find secrets in text: detect-secrets' maintained plugins, token shapes it lacks, keyword assignments in
+every syntax (``assignments``) and contextual credentials (``credentials``: URL passwords, auth headers,
+the AWS secret beside its key id).
 
 We call the plugins' ``analyze_string`` directly instead of going through detect-secrets' global
 settings and scan functions: that keeps the scan thread-safe and free of its network
@@ -27,8 +29,15 @@ from detect_secrets.plugins.keyword import (
 from detect_secrets.plugins.private_key import PrivateKeyDetector
 from detect_secrets.util.filetype import determine_file_type
 
-CLOUD_RULES_VERSION = "orgmem-cloud-1"
-RULESET = f"detect-secrets=={DETECT_SECRETS_VERSION}+{CLOUD_RULES_VERSION}"
+from orgmem.governance import assignments, credentials
+from orgmem.governance.values import is_reference
+
+CLOUD_RULES_VERSION = "orgmem-cloud-2"
+# Bump a part when its rules change: the rule-set version recorded on checkpoints changes with it.
+RULESET = (
+    f"detect-secrets=={DETECT_SECRETS_VERSION}+{CLOUD_RULES_VERSION}"
+    f"+{assignments.ASSIGNMENT_RULES_VERSION}+{credentials.CREDENTIAL_RULES_VERSION}"
+)
 
 # Detectors left out: public IPs are not secrets; entropy/keyword/private-key are handled specially below.
 _EXCLUDED = {"IPPublicDetector"}
@@ -43,11 +52,27 @@ CLOUD_PATTERNS: dict[str, re.Pattern[str]] = {
     "azure-account-key": re.compile(r"(?i)(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/=]{20,})"),
     "huggingface-token": re.compile(r"\bhf_[A-Za-z0-9]{34}\b"),
     "anthropic-key": re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    "openai-key": re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}"),
-    "github-token": re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
-    "slack-token": re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]+|\bxoxe\.xox[bp]-\d-[A-Za-z0-9]+"),
-    "stripe-key": re.compile(r"\b(?:sk|rk)_test_[0-9a-zA-Z]{24,}"),
+    "slack-token": re.compile(
+        r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]+|\bxoxe\.xox[bp]-\d-[A-Za-z0-9]+|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    ),
+    "stripe-key": re.compile(r"\b(?:sk|rk)_(?:test|live)_[0-9a-zA-Z]{24,}|\bwhsec_[0-9a-zA-Z]{32,}"),
     "digitalocean-token": re.compile(r"\bdo[opr]_v1_[a-f0-9]{64}\b"),
+    "gitlab-token": re.compile(
+        r"\bgl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|agent|oas)-[0-9A-Za-z_\-]{20,}|\bGR1348941[0-9A-Za-z_\-]{20,}"
+    ),
+    "github-token": re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}|\bgh[pousr]_[A-Za-z0-9]{30,}"),
+    "openai-key": re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}|\bsk-[A-Za-z0-9]{40,}\b"),
+    "npm-token": re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
+    "shopify-token": re.compile(r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b"),
+    "databricks-token": re.compile(r"\bdapi[a-f0-9]{32}(?:-\d)?\b"),
+    "vault-token": re.compile(r"\bhv[sbr]\.[A-Za-z0-9_\-]{24,}"),
+    "age-secret-key": re.compile(r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b"),
+    "linear-key": re.compile(r"\blin_api_[A-Za-z0-9]{40}\b"),
+    "grafana-token": re.compile(r"\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b|\bglc_[A-Za-z0-9+/]{32,}={0,2}"),
+    "notion-token": re.compile(r"\bntn_[0-9]{11}[A-Za-z0-9]{35}\b"),
+    "postman-key": re.compile(r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b"),
+    "doppler-token": re.compile(r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"),
+    "sentry-token": re.compile(r"\bsntry[su]_[A-Za-z0-9_=+/]{40,}"),
 }
 PRIVATE_KEY_BLOCK = re.compile(
     r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
@@ -99,7 +124,8 @@ def plugin_names() -> list[str]:
     """Names of every rule in the rule set (recorded with redactions so audits know what ran)."""
     token_shaped, keyword, entropy = _plugins()
     detectors = [type(p).__name__ for p in [*token_shaped, keyword, *entropy]] + ["PrivateKeyDetector"]
-    return sorted(detectors) + [f"orgmem:{name}" for name in sorted(CLOUD_PATTERNS)]
+    ours = [f"orgmem:{name}" for name in sorted(CLOUD_PATTERNS)]
+    return sorted(detectors) + ours + assignments.rule_names() + credentials.rule_names()
 
 
 def _all_occurrences(text: str, value: str, rule: str) -> Iterator[Finding]:
@@ -172,6 +198,8 @@ def _token_findings(text: str) -> Iterator[Finding]:
             for match in pattern.finditer(line):
                 start, end = _token_span(line, match)
                 value = line[start:end]
+                if secret_type == "Basic Auth Credentials" and is_reference(value):
+                    continue  # scheme://user:${DB_PASS}@host, user:PASSWORD@host: a placeholder
                 if value and not heuristic.is_sequential_string(value):
                     yield Finding(rule_name(secret_type, value), offset + start, offset + end)
         for rule, pattern in CLOUD_PATTERNS.items():
@@ -195,6 +223,27 @@ def _keyword_regex(path: str) -> dict[re.Pattern[str], int]:
     )
 
 
+def _first_token(value: str, line: str) -> str:
+    """detect-secrets' config rules take the rest of the line as the value (``PW=x mysql -u root``):
+    keep the first token unless the value was quoted whole, so the command after it stays."""
+    if not any(c.isspace() for c in value) or any(f"{q}{value}{q}" in line for q in "\"'`"):
+        return value
+    return value.split()[0]
+
+
+def _named_look_alike(value: str, line: str) -> bool:
+    """A keyword hit our assignment policy keeps: a reference (``vault:...``, ``${X}``) or the value of
+    a key that is not secret-named (``api_key_header``, ``secret_name``)."""
+    at = line.find(value)
+    return is_reference(value) or (at >= 0 and assignments.key_before_names_no_secret(line, at))
+
+
+def _assignment_findings(text: str, path: str) -> Iterator[Finding]:
+    for offset, line in _lines(text):
+        for kind, start, end in assignments.assignment_findings(line, path):
+            yield Finding(kind, offset + start, offset + end)
+
+
 def _line_findings(text: str, path: str) -> Iterator[Finding]:
     """Keyword (password = "...") and high-entropy string hits, restricted to the line they are on."""
     _, keyword, entropy = _plugins()
@@ -202,7 +251,8 @@ def _line_findings(text: str, path: str) -> Iterator[Finding]:
     for offset, line in _lines(text):
         if _KEYWORD_HINT.search(line) and not heuristic.is_indirect_reference(line):
             for value in keyword.analyze_string(line, denylist_regex_to_group=keyword_regex):
-                if value and not _is_placeholder(value, line, keyword):
+                value = _first_token(value, line)
+                if value and not _is_placeholder(value, line, keyword) and not _named_look_alike(value, line):
                     yield from (
                         Finding("secret-keyword", offset + f.start, offset + f.end)
                         for f in _all_occurrences(line, value, "")
@@ -223,4 +273,11 @@ def _line_findings(text: str, path: str) -> Iterator[Finding]:
 
 def find_secrets(text: str, path: str = "") -> list[Finding]:
     """Every secret span in ``text`` (possibly overlapping); ``path`` tunes keyword rules by file type."""
-    return [*_token_findings(text), *_line_findings(text, path)]
+    contextual = (Finding(kind, start, end) for kind, start, end in credentials.credential_findings(text))
+    # order matters on ties: merge() keeps the first of equal spans, so specific detectors name the kind
+    return [
+        *_token_findings(text),
+        *contextual,
+        *_assignment_findings(text, path),
+        *_line_findings(text, path),
+    ]

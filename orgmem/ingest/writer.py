@@ -121,7 +121,8 @@ class SourceWriter:
         meta = {
             "title": doc.title, "author": doc.author, "uri": doc.uri, "created_at": _iso(doc.created_at),
             "updated_at": _iso(doc.updated_at), "source": dict(doc.metadata),
-            "governance": {"ruleset": governed.ruleset, "redactions": len(governed.redactions)},
+            "governance": {"ruleset": governed.ruleset, "redactions": len(governed.redactions),
+                           "findings": governed.findings()},
         }  # fmt: skip
         version_id = self.session.execute(
             insert(m.DocumentVersion)
