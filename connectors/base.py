@@ -17,11 +17,14 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from orgmem.errors import OrgmemError
+
+if TYPE_CHECKING:
+    from connectors.policy import SourcePolicy
 
 
 class SourceConfigError(OrgmemError):
@@ -121,6 +124,18 @@ class Connector:
     def __init__(self) -> None:
         self.skipped: Counter[str] = Counter()
         self.live_ids: set[str] | None = None
+        self.org: str | None = None  # the org whose source this is (its roots when '{org}' is used)
+        self.policy: SourcePolicy | None = None  # None: the operator's policy for ``org``
+
+    @property
+    def confinement(self) -> SourcePolicy:
+        """What this source may reach: the given policy, else the operator's (CLI, workers)."""
+        from connectors.policy import SourcePolicy
+
+        return self.policy or SourcePolicy.for_org(self.org, operator=True)
+
+    def check(self, config: SourceConfig) -> None:
+        """Add-time check (and ``source test``): raise the SourceError a sync would raise, read nothing."""
 
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
         raise NotImplementedError

@@ -13,6 +13,7 @@ import os
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from pydantic import field_validator
@@ -27,6 +28,7 @@ from connectors.base import (
     register,
     text_hash,
 )
+from connectors.confine import confine_path, inside, read_no_follow
 from connectors.extract import html_title, html_to_text, pdf_to_text
 from connectors.filters import VENDORED_DIRS
 
@@ -76,8 +78,25 @@ class DocsConnector(Connector):
         self._files: dict[str, list[Any]] = {}
         self._done = False
 
+    def _root(self, config: DocsConfig) -> Path:
+        """The folder, resolved and confined; the same error at add time and at every sync."""
+        root = confine_path(config.path, self.confinement, what="docs folder")
+        if not root.is_dir():
+            raise SourceError(f"docs folder {config.path} does not exist or is not a folder")
+        return root
+
+    def check(self, config: SourceConfig) -> None:
+        assert isinstance(config, DocsConfig)
+        root = self._root(config)
+        if not os.access(root, os.R_OK | os.X_OK):
+            raise SourceError(f"docs folder {config.path} is not readable by orgmem")
+
     def _walk(self, root: Path, config: DocsConfig) -> Iterator[tuple[str, Path, os.stat_result]]:
-        """(relative id, path, stat) of candidate files in a stable order; skips counted by reason."""
+        """(relative id, path, stat) of candidate files in a stable order; skips counted by reason.
+
+        Folder links are not followed (os.walk); a file link is read only when it resolves inside
+        the folder, so a link planted later cannot lead out of it.
+        """
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in VENDORED_DIRS)
             for name in sorted(filenames):
@@ -86,7 +105,15 @@ class DocsConnector(Connector):
                 if name.startswith(".") or path.suffix.lower() not in config.extensions:
                     self.skipped["unsupported-type"] += 1
                     continue
+                target = inside(path, root, self.confinement)
+                if target is None:
+                    self.skipped["symlink-outside"] += 1
+                    continue
+                path = target
                 stat = path.stat()
+                if not S_ISREG(stat.st_mode):  # a FIFO or device would block or stream forever
+                    self.skipped["not-a-file"] += 1
+                    continue
                 if stat.st_size > config.max_file_bytes:
                     self.skipped["too-large"] += 1
                     continue
@@ -94,9 +121,7 @@ class DocsConnector(Connector):
 
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
         assert isinstance(config, DocsConfig)
-        root = Path(config.path).expanduser()
-        if not root.is_dir():
-            raise SourceError(f"docs folder {root} does not exist or is not a folder")
+        root = self._root(config)
         self._prev = dict((cursor or {}).get("files", {}))
         for rel, path, stat in self._walk(root, config):
             yield from self._one(rel, path, stat)
@@ -110,7 +135,7 @@ class DocsConnector(Connector):
             self._files[rel] = prev
             return
         try:
-            data = path.read_bytes()
+            data = read_no_follow(path)
         except OSError as exc:
             yield DocumentFailure(item=str(path), error=f"cannot read {path}: {exc}", external_id=rel)
             return

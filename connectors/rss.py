@@ -28,6 +28,8 @@ from connectors.base import (
     text_hash,
 )
 from connectors.extract import html_to_text
+from connectors.netguard import guarded_client, guarded_get
+from connectors.policy import SourcePolicy
 from connectors.text import valid_unicode
 
 _SURROGATE_REF = re.compile(
@@ -74,15 +76,19 @@ def parse_feed(content: bytes, url: str) -> Any:
     return feed
 
 
-def _download(client: httpx.Client, url: str, headers: dict[str, str]) -> httpx.Response:
-    """GET ``url``; transport problems and error statuses raise SourceError naming the URL."""
-    try:
-        resp = client.get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        raise SourceError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from None
+def _download(
+    client: httpx.Client, url: str, headers: dict[str, str], policy: SourcePolicy, what: str = "feed URL"
+) -> httpx.Response:
+    """GET ``url`` through the guard; refused addresses, transport problems and error statuses raise
+    SourceError naming the URL."""
+    resp = guarded_get(client, url, policy, what=what, headers=headers)
     if resp.status_code >= 400:
         raise SourceError(f"fetching {url} returned HTTP {resp.status_code} {resp.reason_phrase}")
     return resp
+
+
+def _client(config: RssConfig, policy: SourcePolicy) -> httpx.Client:
+    return guarded_client(policy, timeout=config.timeout_s, headers={"User-Agent": "orgmem-rss/0.1"})
 
 
 @register
@@ -96,6 +102,13 @@ class RssConnector(Connector):
         self._next: dict[str, Any] | None = None
         self._failed = False
 
+    def check(self, config: SourceConfig) -> None:
+        """The feed answers and parses as a feed (linked pages are checked as items are read)."""
+        assert isinstance(config, RssConfig)
+        policy = self.confinement
+        with _client(config, policy) as client:
+            parse_feed(_download(client, config.url, {}, policy).content, config.url)
+
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
         assert isinstance(config, RssConfig)
         self._prev = dict(cursor or {})
@@ -107,10 +120,9 @@ class RssConnector(Connector):
             )
             if v
         }
-        with httpx.Client(
-            timeout=config.timeout_s, follow_redirects=True, headers={"User-Agent": "orgmem-rss/0.1"}
-        ) as client:
-            resp = _download(client, config.url, headers)
+        policy = self.confinement
+        with _client(config, policy) as client:
+            resp = _download(client, config.url, headers, policy)
             if resp.status_code == 304:
                 self._next = self._prev
                 return
@@ -139,7 +151,8 @@ class RssConnector(Connector):
             body = _entry_text(entry)
             if config.fetch_linked and link:
                 try:
-                    body = html_to_text(_download(client, link, {}).text, main_only=True) or body
+                    page = _download(client, link, {}, self.confinement, what="linked page")
+                    body = html_to_text(page.text, main_only=True) or body
                 except SourceError as exc:
                     self._failed = True
                     yield DocumentFailure(

@@ -6,12 +6,15 @@ same variable names work on a laptop, in CI and in ``infra/``.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 TINY_BASE_MODEL = "tiny-random"
@@ -41,6 +44,37 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = False
+    source_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders local sources may live under (comma-separated or JSON list); '{org}' in an "
+        "entry is the org's slug. Empty: the API accepts no local paths, the CLI any path.",
+    )
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs that source URLs may reach although internal (loopback, private, link-local), "
+        "e.g. '10.1.0.0/16'; comma-separated or JSON list.",
+    )
+
+    @field_validator("source_roots", "allowed_networks", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """``a,b`` or ``["a", "b"]`` from the environment; lists pass through."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"ORGMEM_ALLOWED_NETWORKS entry {entry!r} is not a network: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

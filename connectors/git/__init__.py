@@ -20,11 +20,14 @@ from connectors.base import (
     DocumentVersion,
     FetchItem,
     SourceConfig,
+    SourceError,
     register,
     text_hash,
 )
+from connectors.confine import confine_path
 from connectors.filters import DEFAULT_MAX_FILE_BYTES, decode_text, path_skip_reason
-from connectors.git.repo import Change, GitRepo, open_repo
+from connectors.git.repo import Change, GitRepo, open_repo, remote_has
+from connectors.netguard import check_git_url
 from orgmem.config import get_settings
 
 _SYMLINK, _SUBMODULE = "120000", "160000"
@@ -58,10 +61,41 @@ class GitConnector(Connector):
         self._prev: dict[str, Any] = {}
         self._failed: set[str] = set()
 
+    def _open(self, config: GitConfig) -> GitRepo:
+        """The repository, confined: a local path under the roots (its git dir and alternates too),
+        or a clone URL whose host is allowed."""
+        policy = self.confinement
+        if config.url:
+            check_git_url(config.url, policy)
+            return open_repo(None, config.url, get_settings().home / "cache" / "git")
+        assert config.path
+        local = confine_path(config.path, policy, what="git repository path")
+        repo = open_repo(str(local), None, get_settings().home / "cache" / "git")
+        # a '.git' file or an alternates list can point at another repository's objects
+        for flag in ("--absolute-git-dir", "--git-common-dir"):
+            git_dir = local / repo.run("rev-parse", flag).strip()
+            confine_path(str(git_dir), policy, what=f"git directory of {config.path}")
+        alternates = local / repo.run("rev-parse", "--git-path", "objects/info/alternates").strip()
+        if alternates.is_file():
+            for line in alternates.read_text(errors="replace").splitlines():
+                if line.strip() and not line.startswith("#"):
+                    target = (alternates.parent.parent / line.strip()) if not line.startswith("/") else line
+                    confine_path(str(target), policy, what=f"git alternate object store of {config.path}")
+        return repo
+
+    def check(self, config: SourceConfig) -> None:
+        assert isinstance(config, GitConfig)
+        if config.url:
+            check_git_url(config.url, self.confinement)
+            if not remote_has(config.url, config.branch, get_settings().home / "cache" / "git"):
+                raise SourceError(f"ref {config.branch!r} not found in git repository {config.url}")
+            return
+        self._open(config).resolve(config.branch)
+
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
         assert isinstance(config, GitConfig)
         self._prev = dict(cursor or {})
-        repo = open_repo(config.path, config.url, get_settings().home / "cache" / "git")
+        repo = self._open(config)
         head = repo.resolve(config.branch)
         self._head = head
         old, retry = self._prev.get("commit"), list(self._prev.get("retry", []))

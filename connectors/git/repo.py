@@ -17,7 +17,12 @@ from pathlib import Path
 
 from connectors.base import SourceError
 
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+# GIT_ALLOW_PROTOCOL: no file://, ext:: or other transports, whatever a URL or a remote says
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C",
+            "GIT_ALLOW_PROTOCOL": "https:http:ssh:git"}
+# a redirect could lead a checked clone URL to an internal address: never follow one
+_NETWORK = ("-c", "http.followRedirects=false")
+REMOTE_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class GitRepo:
         self.path = path
         self.label = label  # what error messages name: the clone URL or the local path
 
-    def run(self, *args: str, input_text: str | None = None) -> str:
+    def run(self, *args: str, input_text: str | None = None, timeout: float | None = None) -> str:
         """Run git in this repository; a failure raises SourceError naming the repo and command."""
         try:
             proc = subprocess.run(
@@ -59,11 +64,14 @@ class GitRepo:
                 text=True,
                 env={**os.environ, **_GIT_ENV},
                 check=False,
+                timeout=timeout,
             )
         except FileNotFoundError:
             raise SourceError(
                 "the `git` executable is not installed; it is needed to read git sources"
             ) from None
+        except subprocess.TimeoutExpired:
+            raise SourceError(f"git {args[0]} for repository {self.label} took over {timeout} s") from None
         if proc.returncode != 0:
             raise SourceError(f"git {args[0]} failed for repository {self.label}: {proc.stderr.strip()}")
         return proc.stdout
@@ -187,9 +195,10 @@ def open_repo(path: str | None, url: str | None, cache_dir: Path) -> GitRepo:
     repo = GitRepo(clone, url)
     if not clone.exists():
         clone.parent.mkdir(parents=True, exist_ok=True)
-        GitRepo(clone.parent, url).run("clone", "--bare", "--quiet", url, str(clone))
+        GitRepo(clone.parent, url).run(*_NETWORK, "clone", "--bare", "--quiet", url, str(clone))
     else:
         repo.run(
+            *_NETWORK,
             "fetch",
             "--quiet",
             "--prune",
@@ -199,3 +208,15 @@ def open_repo(path: str | None, url: str | None, cache_dir: Path) -> GitRepo:
             "+refs/tags/*:refs/tags/*",
         )
     return repo
+
+
+def remote_has(url: str, ref: str, cwd: Path) -> bool:
+    """Whether the remote answers and, unless ``ref`` is HEAD, has that branch or tag (``ls-remote``)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    probe = GitRepo(cwd, url)
+    if ref == "HEAD":
+        probe.run(*_NETWORK, "ls-remote", "--quiet", url, "HEAD", timeout=REMOTE_TIMEOUT_S)
+        return True
+    out = probe.run(*_NETWORK, "ls-remote", "--quiet", url, ref, f"refs/heads/{ref}", f"refs/tags/{ref}",
+                    timeout=REMOTE_TIMEOUT_S)
+    return bool(out.strip())

@@ -18,8 +18,10 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler
 
 from connectors.base import Connector, DocumentFailure, FetchItem, SourceConfig, SourceError, register
+from connectors.confine import confine_path
+from connectors.netguard import check_url
 from connectors.slack.api import ApiReader, RetryAfterHandler
-from connectors.slack.export import read_export
+from connectors.slack.export import check_export, read_export
 
 
 class SlackConfig(SourceConfig):
@@ -48,6 +50,11 @@ class SlackConfig(SourceConfig):
         return self
 
 
+def org_token_env(org: str) -> str:
+    """The variable an org admin may name for its Slack token: SLACK_TOKEN_<SLUG> (``-`` as ``_``)."""
+    return "SLACK_TOKEN_" + org.upper().replace("-", "_")
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -68,6 +75,31 @@ class SlackConnector(Connector):
         self._failed = False
         self._reader: ApiReader | None = None
 
+    def _zip(self, config: SlackConfig) -> Path:
+        path = confine_path(config.zip or "", self.confinement, what="slack export")
+        if not path.is_file():
+            raise SourceError(f"slack export {config.zip} does not exist")
+        return path
+
+    def _check_api(self, config: SlackConfig) -> None:
+        """The Web API endpoint must be an allowed address (slack_sdk does its own requests)."""
+        check_url(config.base_url, self.confinement, what="slack base_url")
+
+    def check(self, config: SourceConfig) -> None:
+        assert isinstance(config, SlackConfig)
+        if config.zip:
+            check_export(self._zip(config))
+            return
+        policy = self.confinement
+        if not policy.operator:  # the token is sent to base_url: an admin names only its org's variable
+            own = org_token_env(policy.org or "")
+            if config.token_env != own and not (config.token_env or "").startswith(own + "__"):
+                raise SourceError(
+                    f"slack token_env {config.token_env!r} is refused: sources added through the API read "
+                    f"the token from {own} (or {own}__<NAME>), which the operator sets on the server"
+                )
+        self._check_api(config)
+
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
         assert isinstance(config, SlackConfig)
         self._prev = dict(cursor or {})
@@ -77,9 +109,7 @@ class SlackConnector(Connector):
             yield item
 
     def _export(self, config: SlackConfig) -> Iterator[FetchItem]:
-        path = Path(config.zip or "").expanduser()
-        if not path.is_file():
-            raise SourceError(f"slack export {path} does not exist")
+        path = self._zip(config)
         digest = _file_sha256(path)
         if self._prev.get("zip_sha256") == digest:
             self._next = self._prev
@@ -98,6 +128,7 @@ class SlackConnector(Connector):
             raise SourceError(
                 f"slack source: environment variable {config.token_env} holding the bot token is not set"
             )
+        self._check_api(config)
         client = WebClient(
             token=token,
             base_url=config.base_url,

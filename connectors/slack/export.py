@@ -53,6 +53,25 @@ def _prefix(zf: zipfile.ZipFile, label: str) -> str:
     return prefix
 
 
+def check_export(path: Path) -> None:
+    """Raise the SourceError ``read_export`` would for a missing, corrupt or non-Slack zip."""
+    label = str(path)
+    if not path.is_file():
+        raise SourceError(f"slack export {label} does not exist")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SourceError(f"slack export {label} is not a valid zip file ({exc})") from None
+    with zf:
+        prefix = _prefix(zf, label)
+        for name in ("users.json", "channels.json"):
+            if not isinstance(_load(zf, f"{prefix}{name}", label), list):
+                raise SourceError(f"slack export {label}: {prefix}{name} is unreadable (not a JSON list)")
+        bad = zf.testzip()
+        if bad:
+            raise SourceError(f"slack export {label} is not a valid zip file (bad CRC in {bad})")
+
+
 def read_export(path: Path, *, include_private: bool, only: list[str], uri_base: str) -> Iterator[FetchItem]:
     """Every document of the export; ``only`` limits to those channel names when non-empty."""
     label = str(path)

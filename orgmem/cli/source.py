@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -34,6 +35,11 @@ def build_config(raw_json: str | None, flags: dict[str, Any]) -> dict[str, Any]:
             raise typer.BadParameter("--config must be a JSON object")
     config.update({k: v for k, v in flags.items() if v not in (None, [], False)})
     return config
+
+
+def absolute(value: str | None) -> str | None:
+    """A ``--path``/``--zip`` as the absolute path the worker will read (sources name absolute paths)."""
+    return str(Path(value).expanduser().absolute()) if value else None
 
 
 def parse_restrict(values: list[str]) -> dict[str, str]:
@@ -83,17 +89,18 @@ def add(
     actor: ActorOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Register a source; its config is validated now (errors name the field)."""
+    """Register a source; its config is validated and the source checked now (path under the source roots,
+    repository and branch, zip layout, feed answers), with the error a sync would give."""
     from orgmem.ingest import add_source
     from orgmem.lineage import get_org
 
     config = build_config(
         config_json,
         {
-            "path": path,
+            "path": absolute(path),
             "url": url,
             "branch": branch,
-            "zip": zip_path,
+            "zip": absolute(zip_path),
             "channels": channel or [],
             "token_env": token_env,
             "base_url": base_url,
@@ -123,6 +130,22 @@ def add(
             "config": source.config,
         }
     emit(data, as_json, f"added {kind} source {data['name']!r} to org {org!r}")
+
+
+@app.command("test")
+def test(
+    org: Annotated[str, typer.Argument(help="Org slug.")],
+    name: Annotated[str, typer.Argument(help="Source name.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a registered source as the sync will read it (path, repository, zip, feed); exit 0 when ok."""
+    from orgmem.ingest import check_registered
+    from orgmem.lineage import get_org
+
+    with db_session() as session:
+        source = check_registered(session, get_org(session, org), name)
+        data = {"org": org, "name": source.name, "kind": source.kind, "ok": True}
+    emit(data, as_json, f"{data['kind']} source {name!r} of org {org!r}: ok")
 
 
 @app.command("list")

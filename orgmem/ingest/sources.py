@@ -4,18 +4,53 @@ so a source with a typo never gets stored and fails at 2 a.m. instead."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import parse_config
+from connectors.base import SourceConfigError, SourceError, get_connector, parse_config
+from connectors.policy import SourcePolicy
+from orgmem.config import Settings
 from orgmem.db import models as m
 from orgmem.db.enums import ChunkStatus
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.lineage.audit import record_audit
 
 logger = logging.getLogger(__name__)
+
+#: Source names appear in URLs, file names and the console: a slug, like org slugs (``_`` allowed too).
+SOURCE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def validate_source_name(name: str) -> str:
+    if not isinstance(name, str) or not SOURCE_NAME_RE.match(name):
+        raise SourceConfigError(
+            f"invalid source name {name!r}: a source name is 1-63 characters of a-z, 0-9, '-' and '_', "
+            "starting with a letter or digit (e.g. 'handbook', 'backend-code')"
+        )
+    return name
+
+
+def check_source(
+    org: m.Org, kind: str, name: str, config: dict[str, Any], *, admin: bool, settings: Settings | None = None
+) -> None:
+    """What a sync would refuse, refused now: confinement, then the path, repository, zip or feed.
+
+    ``admin``: the caller is an org admin (the API), always confined to the org's roots; otherwise
+    the operator (CLI, in-process callers). The error names the source.
+    """
+    parsed = parse_config(kind, config)
+    connector = get_connector(kind)
+    connector.org = org.slug
+    connector.policy = SourcePolicy.for_org(org.slug, operator=not admin, settings=settings)
+    try:
+        connector.check(parsed)
+    except SourceError as exc:
+        err = type(exc)(f"{kind} source {name!r} of org {org.slug!r}: {exc}")
+        err.exit_code = exc.exit_code
+        raise err from None
 
 
 def add_source(
@@ -27,13 +62,23 @@ def add_source(
     *,
     audience: str = "org",
     actor: str = "system",
+    admin: bool = False,
+    check: bool = True,
+    settings: Settings | None = None,
 ) -> m.Source:
-    """A new source; the config is validated (errors name the field) and stored normalised."""
-    if not name or len(name) > 100:
-        raise ConflictError(f"source name {name!r} must be 1-100 characters")
+    """A new source; the config is validated (errors name the field) and stored normalised.
+
+    With ``check`` (the default) the connector also proves the source can sync (see ``check_source``);
+    ``admin=True`` for sources added by an org admin through the API.
+    """
+    validate_source_name(name)
     parsed = parse_config(kind, config)
     if session.scalar(select(m.Source.id).where(m.Source.org_id == org.id, m.Source.name == name)):
         raise ConflictError(f"org {org.slug!r} already has a source named {name!r}")
+    if check:
+        check_source(org, kind, name, config, admin=admin, settings=settings)
+    elif admin:
+        raise ValueError("sources added by an org admin are always checked")
     source = m.Source(
         org_id=org.id,
         name=name,
@@ -54,6 +99,15 @@ def add_source(
         data={"kind": kind, "audience": audience},
     )
     logger.info("source added", extra={"org": org.slug, "source": name, "kind": kind})
+    return source
+
+
+def check_registered(
+    session: Session, org: m.Org, name: str, *, admin: bool = False, settings: Settings | None = None
+) -> m.Source:
+    """Run the add-time check on a registered source (``orgmem source test``); raises what a sync would."""
+    source = get_source(session, org, name)
+    check_source(org, source.kind, source.name, source.config, admin=admin, settings=settings)
     return source
 
 

@@ -103,6 +103,7 @@ class _Run:
         """Fetch, store, and only then move the cursor."""
         config = parse_config(self.source.kind, self.source.config)
         connector = get_connector(self.source.kind)
+        connector.org = self.org.slug  # the operator's confinement for this org, checked again now
         self.writer = SourceWriter(
             self.session,
             self.org,

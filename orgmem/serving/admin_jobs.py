@@ -77,8 +77,25 @@ def sources_add(org: str, body: SourceCreate, request: Request,
     ingest = _module("orgmem.ingest")
     with get_state(request).session(write=True) as session:
         source = ingest.add_source(session, get_org(session, org), body.kind, body.name, body.config,
-                                   audience=body.audience, actor=identity.actor)
+                                   audience=body.audience, actor=identity.actor, admin=True,
+                                   settings=get_state(request).settings)
         return source_dict(source)
+
+
+@router.post("/sources/{name}/test", summary="Check that a source can sync (path, repository, zip, feed)")
+def sources_test(org: str, name: str, request: Request,
+                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+    """The add-time check again, as the sync sees it (the operator's confinement, which the source met
+    when it was added); ``ok: false`` carries the error the next sync would record."""
+    ingest = _module("orgmem.ingest")
+    with get_state(request).session() as session:
+        org_row = get_org(session, org)
+        ingest.get_source(session, org_row, name)  # unknown: 404
+        try:
+            ingest.check_registered(session, org_row, name, settings=get_state(request).settings)
+        except OrgmemError as exc:
+            return {"source": name, "ok": False, "error": str(exc)}
+    return {"source": name, "ok": True, "error": None}
 
 
 @router.delete("/sources/{name}", summary="Remove a source (or disable it if checkpoints used it)")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+from http.server import SimpleHTTPRequestHandler
+
 import pytest
 
 from connectors.base import DocumentVersion, SourceConfigError, SourceError, get_connector, parse_config
-from tests.connectors.source_builders import APP_V1, commit_all, git, make_git_repo
+from orgmem.config import get_settings
+from tests.connectors.source_builders import APP_V1, commit_all, git, make_git_repo, serve
 
 
 def fetch(config: dict, cursor: dict | None = None, unstored: tuple[str, ...] = ()):
@@ -77,15 +81,30 @@ def test_lost_commit_falls_back_to_full_listing(repo):
     assert connector.live_ids is not None and "src/app.py" in by_id(items)
 
 
-def test_clone_url_and_branch(repo, tmp_path):
+def test_clone_url_and_branch(repo, tmp_path, monkeypatch):
+    # clone URLs are network URLs (a local repository is a 'path'): serve this one over git's dumb
+    # HTTP protocol on 127.0.0.1, which the operator allows here explicitly
+    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
+    get_settings.cache_clear()
     git(repo, "checkout", "-q", "-b", "feature")
     (repo / "feature.md").write_text("# Feature\n\nOnly on the feature branch.\n")
     commit_all(repo, "feature")
-    url = repo.as_uri()
-    _, items, _ = fetch({"url": url, "branch": "main"})
-    assert "feature.md" not in by_id(items)
-    _, items, _ = fetch({"url": url, "branch": "feature"})  # second call fetches into the cached clone
-    assert "feature.md" in by_id(items)
+    git(repo, "update-server-info")
+    handler = functools.partial(QuietFiles, directory=str(repo / ".git"))
+    with serve(handler) as base:
+        url = base + "/"
+        get_connector("git").check(parse_config("git", {"url": url, "branch": "feature"}))
+        _, items, _ = fetch({"url": url, "branch": "main"})
+        assert "feature.md" not in by_id(items)
+        _, items, _ = fetch({"url": url, "branch": "feature"})  # second call fetches into the cached clone
+        assert "feature.md" in by_id(items)
+        with pytest.raises(SourceError, match="ref 'nope' not found"):
+            get_connector("git").check(parse_config("git", {"url": url, "branch": "nope"}))
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
 
 
 def test_bad_inputs_name_the_problem(repo, tmp_path):

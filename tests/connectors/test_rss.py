@@ -14,6 +14,15 @@ ITEMS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch):
+    """The fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
+    from orgmem.config import get_settings
+
+    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
+    get_settings.cache_clear()
+
+
 def fetch(config, cursor=None, unstored=()):
     connector = get_connector("rss")
     items = list(connector.fetch(parse_config("rss", config), cursor))

@@ -10,6 +10,15 @@ from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_c
 from tests.connectors.source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
 
+@pytest.fixture(autouse=True)
+def _loopback_allowed(monkeypatch):
+    """The fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
+    from orgmem.config import get_settings
+
+    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
+    get_settings.cache_clear()
+
+
 def fetch(config, cursor=None, unstored=()):
     connector = get_connector("slack")
     items = list(connector.fetch(parse_config("slack", config), cursor))

@@ -81,6 +81,8 @@ def real_services(monkeypatch) -> Iterator[dict[str, str]]:
         "ORGMEM_RECOVER_INTERVAL_SECONDS": "1",
         "ORGMEM_RETRY_BACKOFF_SECONDS": "1",
         "OMP_NUM_THREADS": "1",
+        # the test's feed server listens on 127.0.0.1, an internal address: allowed explicitly
+        "ORGMEM_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -31,3 +31,12 @@ def count_tokens():
     from orgmem.models.tiny import build_tiny_tokenizer
 
     return token_counter(build_tiny_tokenizer())
+
+
+@pytest.fixture()
+def loopback_allowed(monkeypatch):
+    """Fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
+    from orgmem.config import get_settings
+
+    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
+    get_settings.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from typer.testing import CliRunner
 
@@ -71,7 +72,11 @@ def test_bad_input_messages_and_exit_codes(db_url, tmp_path):
     assert "field 'zip'" in bad.stderr
     assert "not valid JSON" in cli("source", "add", "acme", "docs", "--config", "{nope", code=2).stderr
     assert "unknown source kind 'ftp'" in cli("source", "add", "acme", "ftp", code=6).stderr
-    cli("source", "add", "acme", "git", "--path", str(tmp_path / "gone"))
+    # a source that cannot sync is refused at add time (issue 14, finding 5) ...
+    gone = cli("source", "add", "acme", "git", "--path", str(tmp_path / "gone"), code=7)
+    assert "git source 'git' of org 'acme'" in gone.stderr and "does not exist" in gone.stderr
+    repo = make_git_repo(tmp_path)
+    cli("source", "add", "acme", "git", "--path", str(repo))
     assert (
         "already has a source named 'git'"
         in cli("source", "add", "acme", "git", "--path", "x", code=3).stderr
@@ -83,5 +88,6 @@ def test_bad_input_messages_and_exit_codes(db_url, tmp_path):
     shown = cli("job", "show", queued["job"], "--json")
     assert shown["kind"] == "sync" and shown["status"] == "queued"
 
+    shutil.rmtree(repo)  # ... and one that stops being readable later fails at sync
     failed = cli("sync", "acme", "--inline", "--no-progress", "--json", code=1)
     assert "does not exist" in failed["sources"][0]["error"]

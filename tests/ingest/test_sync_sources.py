@@ -55,7 +55,7 @@ def test_slack_export_no_secret_stored_and_resync_is_free(session, org, tmp_path
     assert report.new_versions == 1 and report.unchanged == 4  # only that day's document changed
 
 
-def test_rss_404_records_error_without_moving_cursor(session, org, count_tokens):
+def test_rss_404_records_error_without_moving_cursor(session, org, count_tokens, loopback_allowed):
     state = ServerState(etag='"e1"')
     with feed_server(state) as url:
         state.routes["/feed.xml"] = (
@@ -73,7 +73,9 @@ def test_rss_404_records_error_without_moving_cursor(session, org, count_tokens)
     assert source.cursor == cursor and source.last_error == report.error
 
 
-def test_slack_api_endless_429_is_recorded_on_the_job(session, org, count_tokens, monkeypatch):
+def test_slack_api_endless_429_is_recorded_on_the_job(
+    session, org, count_tokens, monkeypatch, loopback_allowed
+):
     from orgmem.jobs.records import create_job, job_events
 
     monkeypatch.setenv("SLACK_TEST_TOKEN", "xoxb-test-token")
