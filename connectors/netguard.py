@@ -22,7 +22,7 @@ from connectors.base import SourceError
 from connectors.policy import SourcePolicy
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-METADATA = "a cloud metadata address"
+METADATA = "cloud metadata"
 #: Instance metadata endpoints (AWS/GCP/Azure/OpenStack, AWS ECS, AWS IPv6, Alibaba). They stay refused
 #: even inside an allowed network unless that network is the single address itself.
 METADATA_ADDRESSES = frozenset(
@@ -87,17 +87,17 @@ def check_host(host: str, port: int | None, policy: SourcePolicy, *, what: str) 
         why = classify(addr)
         if why and not _allowed(addr, why, policy):
             via = "" if host.strip("[]") == str(addr) else f" resolves to {addr}, which"
-            need = (f"ORGMEM_ALLOWED_NETWORKS={addr}/{addr.max_prefixlen} (metadata needs the exact address)"
-                    if why == METADATA else "ORGMEM_ALLOWED_NETWORKS")
+            only = (f"; a metadata address only as itself, {addr}/{addr.max_prefixlen}"
+                    if why == METADATA else "")
             raise AddressRefusedError(
                 f"{what}: host {host}{via} is {_article(why)}{why} address; refused (internal addresses are "
-                f"reachable only when the operator allows the network in {need})"
+                f"reachable only when the operator allows their network in ORGMEM_ALLOWED_NETWORKS{only})"
             )
     return addrs
 
 
 def _article(why: str) -> str:
-    return "" if why.startswith("a ") else ("an " if why[0] in "aeiou" else "a ")
+    return "an " if why[0] in "aeiou" else "a "
 
 
 def check_url(url: str, policy: SourcePolicy, *, what: str) -> httpx.URL:

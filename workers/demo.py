@@ -78,6 +78,17 @@ def _git(repo: Path, *args: str) -> None:
         raise OrgmemError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}")
 
 
+def demo_workdir(settings, org: str) -> Path:
+    """Where the demo copies the sample sources: beside ORGMEM_HOME, not in it, because no source may
+    be read from orgmem's own home (docs/security.md); under ORGMEM_SOURCE_ROOTS when those are set."""
+    if settings.source_roots:
+        root = settings.source_roots[0]
+        if "{org}" in root:
+            return Path(root.replace("{org}", org)).expanduser() / "orgmem-demo"
+        return Path(root).expanduser() / "orgmem-demo" / org
+    return settings.home.with_name(settings.home.name + "-demo") / org
+
+
 def prepare_sources(workdir: Path) -> tuple[Path, Path]:
     """A copy of the sample documents and a git repository made from the sample code."""
     sample = _sample_dir()
@@ -238,7 +249,7 @@ def run_demo(say: Say, *, org: str | None = None, inline: bool = False, probes: 
     settings.home.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
     org = org or f"sample-{datetime.now(UTC):%Y%m%d-%H%M%S}"
-    workdir = settings.home / "demo" / org
+    workdir = demo_workdir(settings, org)
     workdir.mkdir(parents=True, exist_ok=False)
     docs, repo = prepare_sources(workdir)
     with session_scope(write=True) as session:
