@@ -510,6 +510,10 @@ def run(cfg: BenchConfig) -> dict:
 def rerender(cfg: BenchConfig, path: Path) -> dict:
     """Recompute summaries and tables from a results JSON (no model runs)."""
     payload = json.loads(path.read_text())
+    if not payload.get("probe_info") and (cfg.corpus / "probes.jsonl").is_file():
+        from orgmem.eval.probes import load_probes  # results written before probe_info was stored
+
+        payload["probe_info"] = probe_info(load_probes(cfg.corpus / "probes.jsonl"))
     for row in payload["runs"]:
         diagnose_row(row, payload.get("probe_info") or {})
     payload["summary"] = aggregate(payload["runs"])

@@ -20,6 +20,7 @@ OLD_VALUE = "old_value"  # an update answered with the value it replaced
 OTHER_FACT_VALUE = "other_fact_value"
 STORED_NOT_EXTRACTABLE = "stored_not_extractable"
 NOT_STORED = "not_stored"
+MIN_OTHER_CHARS = 3  # shorter values ("22", "5") turn up in replies by chance
 MISSED = "missed"  # no cloze was measured (in-context baselines): only "not answered" is known
 NOT_ASKED = "not_asked"
 DIAGNOSES = (ANSWERED, OLD_VALUE, OTHER_FACT_VALUE, STORED_NOT_EXTRACTABLE, NOT_STORED, MISSED, NOT_ASKED)
@@ -37,15 +38,15 @@ def other_values(record: Mapping, records: Sequence[Mapping],
 
     A value counts only if it is not also an accepted answer of this probe (nor contained in one)
     and is not written in the question itself (a reply that echoes the question is not
-    interference)."""
+    interference); values under ``MIN_OTHER_CHARS`` characters are ignored (chance matches)."""
     reply, own = record.get("reply") or "", _accepted(record, accepted)
     question = record.get("question") or ""
     found = []
     for other in records:
         if other["key"] == record["key"] or other.get("fact") == record.get("fact"):
             continue
-        values = [v for v in _accepted(other, accepted)
-                  if not contains_answer(" ".join(own), [v]) and not contains_answer(question, [v])]
+        values = [v for v in _accepted(other, accepted) if len(v.strip()) >= MIN_OTHER_CHARS
+                  and not contains_answer(" ".join(own), [v]) and not contains_answer(question, [v])]
         if values and contains_answer(reply, values):
             found.append(other["key"])
     return found

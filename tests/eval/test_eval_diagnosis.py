@@ -40,9 +40,11 @@ def test_values_that_are_not_interference():
         # A value contained in the probe's own accepted answers does not count either.
         rec("c@1", "Skerrow Air Dispatch", cloze=True, hit=False, reply="Skerrow Air"),
         rec("d@1", "Skerrow Air", cloze=True, hit=True, reply="Skerrow Air"),
-        # Without a cloze (in-context baselines) a plain miss is just "missed".
-        rec("e@1", "7", cloze=None, hit=False, reply="nine"),
+        # Without a cloze (in-context baselines) a plain miss is just "missed"; a two-character value
+        # of another fact ("22") in the reply is chance, not interference.
+        rec("e@1", "7", cloze=None, hit=False, reply="nine, on October 22"),
+        rec("f@1", "22", cloze=True, hit=True, reply="22"),
     ]
     out = {d["key"]: d["diagnosis"] for d in diagnose(records, {"c@1": ["Skerrow Air Dispatch"]})}
     assert out == {"a@1": "not_stored", "b@1": "answered", "c@1": "stored_not_extractable",
-                   "d@1": "answered", "e@1": "missed"}
+                   "d@1": "answered", "e@1": "missed", "f@1": "answered"}
