@@ -198,6 +198,15 @@ def run_baselines(bench, nights: Sequence[int] = (1, 2), conditions: Sequence[st
     return out
 
 
+def rediagnose(baselines: dict, accepted: dict[str, list[str]]) -> None:
+    """Recount each condition's diagnosis from its stored probes (``knowledge.py --render``)."""
+    from orgmem.eval.diagnosis import diagnose, diagnosis_counts
+
+    for nights in baselines["conditions"].values():
+        for result in nights.values():
+            result["diagnosis"] = diagnosis_counts(diagnose(result["probes"], accepted))
+
+
 def baseline_rows(baselines: dict) -> list[dict]:
     """The baselines as rows of the knowledge table (question columns only: no cloze in context)."""
     rows = []

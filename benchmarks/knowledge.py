@@ -516,6 +516,10 @@ def rerender(cfg: BenchConfig, path: Path) -> dict:
         payload["probe_info"] = probe_info(load_probes(cfg.corpus / "probes.jsonl"))
     for row in payload["runs"]:
         diagnose_row(row, payload.get("probe_info") or {})
+    if payload.get("baselines"):
+        from benchmarks.baselines import rediagnose
+
+        rediagnose(payload["baselines"], {k: v["accepted"] for k, v in payload["probe_info"].items()})
     payload["summary"] = aggregate(payload["runs"])
     write_results(cfg, payload)
     return payload

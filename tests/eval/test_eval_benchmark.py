@@ -99,3 +99,7 @@ def test_baselines_only_runs_no_memory_kind(tmp_path):
     assert [r["kind"] for r in data["runs"]] == ["base", "base (closed book)", "base+oracle chunk",
                                                  "base+BM25 top-3"]
     assert data["baselines"]["conditions"]["closed_book"]["night1"]["prompt_tokens_mean"] > 0
+    # --render rebuilds the tables (baselines and diagnosis included) from the JSON alone.
+    assert knowledge.main(["--render", str(out / "knowledge.json"), "--out", str(tmp_path / "again")]) == 0
+    table = (tmp_path / "again" / "knowledge.md").read_text()
+    assert "| base+oracle chunk |" in table and "- **base+BM25 top-3**" in table
