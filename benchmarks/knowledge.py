@@ -10,6 +10,13 @@ probes are for measuring. Writes ``<out>/knowledge.json`` and ``<out>/knowledge.
     python benchmarks/knowledge.py                       # SmolLM2, all kinds, seed 0
     python benchmarks/knowledge.py --base tiny-random --quick
     python benchmarks/knowledge.py --kinds cms,lora --seeds 0,1 --steps 60
+    python benchmarks/knowledge.py --baselines-only      # the no-memory rows only (benchmarks/baselines.py)
+    python benchmarks/knowledge.py --baselines-only --corpus benchmarks/corpus_real \
+        --out benchmarks/results/real
+
+Beside the memory kinds it measures, in the same run with the same answer check, the bare base
+closed book, with the probe's oracle chunk in the prompt, and with BM25 top-3 chunks in the prompt
+(``benchmarks/baselines.py``), and diagnoses every missed probe (``orgmem.eval.diagnosis``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ class BenchConfig:
     render: Path | None = None
     engine: dict = field(default_factory=dict)
     device: str = "cpu"
+    baselines: bool = True
+    baselines_only: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> BenchConfig:
@@ -91,6 +100,10 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
                     help="cpu | cuda: where to train and evaluate (fp32 either way, so runs compare)")
     ap.add_argument("--render", type=Path, default=None,
                     help="only rebuild the summary and table from this results JSON")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="skip the in-context baselines (oracle chunk, BM25 top-3)")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="only the base rows: closed book, oracle chunk, BM25 top-3 (no training)")
     a = ap.parse_args(argv)
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
@@ -100,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     return BenchConfig(base=a.base, kinds=kinds, seeds=[int(s) for s in a.seeds.split(",")], quick=a.quick,
                        steps=steps, threads=a.threads, out=a.out, corpus=a.corpus, lora_rank=a.lora_rank,
                        keep=a.keep, render=a.render, engine=parse_overrides(a.engine, ap),
-                       device=a.device)
+                       device=a.device, baselines=not a.no_baselines, baselines_only=a.baselines_only)
 
 
 def parse_overrides(items: list[str], ap: argparse.ArgumentParser) -> dict:
@@ -261,6 +274,47 @@ def kept_of_learned(row: dict) -> float | None:
     return sum(after[k] for k in learned) / len(learned) if learned else None
 
 
+def probe_info(probes) -> dict[str, dict]:
+    """What the diagnosis needs of each probe beyond its report record (kept in the JSON so
+    ``--render`` can re-diagnose): accepted strings and the question."""
+    return {p.key: {"accepted": list(p.accepted), "question": p.question} for p in probes}
+
+
+def diagnose_row(row: dict, info: dict[str, dict]) -> None:
+    """Annotate each report's probes with their diagnosis and set ``row["diagnosis"]`` to the counts
+    per night (see ``orgmem.eval.diagnosis``)."""
+    from orgmem.eval.diagnosis import diagnose, diagnosis_counts
+
+    accepted = {k: v["accepted"] for k, v in info.items()}
+    counts = {}
+    for night, report in (row.get("reports") or {}).items():
+        records = [{**p, "question": info.get(p["key"], {}).get("question", "")} for p in report["probes"]]
+        diagnosed = diagnose(records, accepted)
+        for p, d in zip(report["probes"], diagnosed, strict=True):
+            p["diagnosis"], p["other_facts"] = d["diagnosis"], d["other_facts"]
+        counts[night] = diagnosis_counts(diagnosed)
+    if counts:
+        row["diagnosis"] = counts
+
+
+def diagnosis_lines(rows: list[dict]) -> list[str]:
+    """One summary line per kind: mean count of each diagnosis after night 1 and after night 2."""
+    from orgmem.eval.diagnosis import DIAGNOSES
+
+    lines = []
+    for kind in dict.fromkeys(r["kind"] for r in rows if r.get("diagnosis")):
+        group = [r["diagnosis"] for r in rows if r["kind"] == kind and r.get("diagnosis")]
+        parts = []
+        for night in ("night1", "night2"):
+            present = [d[night] for d in group if night in d]
+            if not present:
+                continue
+            means = {n: statistics.fmean(c.get(n, 0) for c in present) for n in DIAGNOSES}
+            parts.append(f"{night}: " + ", ".join(f"{n} {v:.3g}" for n, v in means.items() if v))
+        lines.append(f"- **{kind}** ({len(group)} run(s)) — " + "; ".join(parts))
+    return lines
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
     """One line per kind: mean (and spread where there are several seeds) of every table metric."""
     for row in rows:
@@ -296,6 +350,18 @@ def markdown(payload: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     for kind, reason in payload["skipped"].items():
         lines.append(f"\nSkipped `{kind}`: {reason}")
+    if payload.get("baselines"):
+        from benchmarks.baselines import markdown as baseline_table
+
+        lines += ["", "**Baselines** (the bare base, same probes, same answer check; chunks as the engine's "
+                  "chunker cuts them; BM25 over all chunks current that night, query = the question):", ""]
+        lines += baseline_table(payload["baselines"])
+    diag = diagnosis_lines(payload["runs"])
+    if diag:
+        lines += ["", "**Per-probe diagnosis** (mean probes per run): answered; old_value (an update "
+                  "answered with the replaced value); other_fact_value (the reply states another probe's "
+                  "answer: interference); stored_not_extractable (cloze hit, question miss); not_stored "
+                  "(cloze miss); missed (in-context rows: no cloze).", "", *diag]
     lines += ["", "cloze/question n1: night-1 facts after night 1; n2: every fact true after night 2; "
               "n1 kept: unchanged night-1 facts after night 2 (cloze); kept/learned: the same, counting only "
               "facts recalled after night 1; updates: changed facts answered "
@@ -333,6 +399,17 @@ class Session:
     t0: float
     rows: list[dict] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    baselines: dict | None = None
+
+    def add_baselines(self) -> None:
+        """The in-context baselines (``benchmarks/baselines.py``) as rows beside the memory kinds."""
+        from benchmarks.baselines import baseline_rows, run_baselines
+
+        self.baselines = run_baselines(self)
+        for row in baseline_rows(self.baselines):
+            row["reports"] = {night: {"probes": r["probes"]} for night, r in
+                              self.baselines["conditions"][row["baseline"]].items()}
+            self.rows.append(row)
 
     def payload(self) -> dict:
         cfg, probes, nights = self.cfg, self.probes, self.nights
@@ -347,11 +424,15 @@ class Session:
                        "replay2": len(nights.replay2)},
             "machine": machine(cfg),
             "commit": git_commit(), "wall_seconds": time.time() - self.t0, "skipped": self.skipped,
+            "probe_info": probe_info(probes), "baselines": self.baselines,
             "summary": aggregate(self.rows), "runs": self.rows,
         }
 
     def save(self) -> dict:
         """Written after every run, so an interrupted benchmark keeps what it measured."""
+        info = probe_info(self.probes)
+        for row in self.rows:
+            diagnose_row(row, info)
         payload = self.payload()
         write_results(self.cfg, payload)
         return payload
@@ -403,6 +484,11 @@ def run(cfg: BenchConfig) -> dict:
                                evaluate_night(base, None, probes, 2, reference, "base/night2"), [],
                                base_bytes(base)))
     bench.save()
+    if cfg.baselines or cfg.baselines_only:
+        bench.add_baselines()
+        bench.save()
+    if cfg.baselines_only:
+        return bench.save()
     for kind in cfg.kinds:
         reason = missing_kind(kind)
         if reason:
@@ -424,6 +510,16 @@ def run(cfg: BenchConfig) -> dict:
 def rerender(cfg: BenchConfig, path: Path) -> dict:
     """Recompute summaries and tables from a results JSON (no model runs)."""
     payload = json.loads(path.read_text())
+    if not payload.get("probe_info") and (cfg.corpus / "probes.jsonl").is_file():
+        from orgmem.eval.probes import load_probes  # results written before probe_info was stored
+
+        payload["probe_info"] = probe_info(load_probes(cfg.corpus / "probes.jsonl"))
+    for row in payload["runs"]:
+        diagnose_row(row, payload.get("probe_info") or {})
+    if payload.get("baselines"):
+        from benchmarks.baselines import rediagnose
+
+        rediagnose(payload["baselines"], {k: v["accepted"] for k, v in payload["probe_info"].items()})
     payload["summary"] = aggregate(payload["runs"])
     write_results(cfg, payload)
     return payload

@@ -8,6 +8,10 @@ and only the survivors go to ``benchmarks/knowledge.py``. Appends one JSON line 
     python benchmarks/knowledge_tune.py --name default
     python benchmarks/knowledge_tune.py --name lr2x --engine lr_scale=2 --memory '{"gate_bias": -2}'
     python benchmarks/knowledge_tune.py --table          # the log as the markdown tuning table
+    python benchmarks/knowledge_tune.py --baselines      # night-1 no-memory rows (closed book, oracle, BM25)
+    python benchmarks/knowledge_tune.py --name default --corpus benchmarks/corpus_real   # the real corpus
+
+Each logged row carries the per-probe diagnosis counts of its misses (``orgmem.eval.diagnosis``).
 """
 
 from __future__ import annotations
@@ -63,8 +67,32 @@ def night1_row(kb, bench, name: str, memory, engine: dict, seed: int) -> tuple[d
            "seconds": round(r1.seconds, 1), "steps": r1.metrics["steps"], "tokens": r1.metrics["tokens"],
            "tok_s": r1.metrics["tokens_per_s"], "eval_s": round(time.time() - t_eval, 1),
            "loss_last": r1.metrics["loss_last"], "ckpt_mb": round(len(r1.memory) / 1e6, 2),
-           "device": str(bench.base.device), "q_misses": [p.key for p in rep.probes if not p.question_hit]}
+           "device": str(bench.base.device), "q_misses": [p.key for p in rep.probes if not p.question_hit],
+           "diagnosis": diagnosis_of(rep, probes)}
     return row, rep
+
+
+def diagnosis_of(rep, probes) -> dict[str, int]:
+    """Counts of answered / not stored / stored-not-extractable / another fact's value."""
+    from dataclasses import asdict
+
+    from orgmem.eval.diagnosis import diagnose, diagnosis_counts
+
+    question = {p.key: p.question for p in probes}
+    records = [{**asdict(r), "question": question.get(r.key, "")} for r in rep.probes]
+    return diagnosis_counts(diagnose(records, {p.key: p.accepted for p in probes}))
+
+
+def baselines_night1(bench) -> list[dict]:
+    """The no-memory rows on night 1 (``benchmarks/baselines.py``), one summary dict per baseline."""
+    from benchmarks.baselines import run_baselines
+
+    result = run_baselines(bench, nights=(1,))
+    return [{"baseline": name, "question": r["hits"], "n": r["n"],
+             "oracle_in_context": r["oracle_in_context"], "prompt_tokens": round(r["prompt_tokens_mean"]),
+             "diagnosis": r["diagnosis"],
+             "seconds": round(r["seconds"], 1)}
+            for name, nights in result["conditions"].items() for r in [nights["night1"]]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,19 +106,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dump", type=Path, default=None, help="write each probe's completion and reply here")
     ap.add_argument("--log", type=Path, default=ROOT / "results" / "knowledge_tune.jsonl")
+    ap.add_argument("--corpus", type=Path, default=ROOT / "corpus", help="corpus folder (load_corpus layout)")
+    ap.add_argument("--baselines", action="store_true",
+                    help="print the night-1 baselines (closed book, oracle chunk, BM25 top-3); not logged")
     a = ap.parse_args(argv)
     if a.table:
         print(table(a.log))
         return 0
-    if not a.name:
+    if not a.name and not a.baselines:
         ap.error("--name is required for a run")
 
     import knowledge as kb
     import torch
 
-    cfg = kb.BenchConfig(base="smollm2-135m-instruct", kinds=[a.kind], threads=a.threads)
+    cfg = kb.BenchConfig(base="smollm2-135m-instruct", kinds=[a.kind], threads=a.threads, corpus=a.corpus)
     engine = {k: _value(v) for k, _, v in (e.partition("=") for e in a.engine)}
     bench = kb.start(cfg)
+    if a.baselines:
+        for line in baselines_night1(bench):
+            print(json.dumps(line))
+        if not a.name:
+            return 0
     memory = {"kind": a.kind, **json.loads(a.memory)} if a.kind != "lora" else kb.memory_spec("lora", cfg)
     load = os.getloadavg()[0]
     row, rep = night1_row(kb, bench, a.name, memory, {**engine, "num_threads": a.threads}, a.seed)

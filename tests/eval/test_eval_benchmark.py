@@ -31,7 +31,12 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "kept").iterdir())[0] == "cms-seed0-night1.safetensors"
     data = json.loads((out / "knowledge.json").read_text())
     kinds = [line["kind"] for line in data["summary"]]
-    assert kinds == ["base", "cms", "lora"]
+    assert kinds == ["base", "base (closed book)", "base+oracle chunk", "base+BM25 top-3", "cms", "lora"]
+    conditions = data["baselines"]["conditions"]
+    oracle = conditions["oracle"]["night1"]
+    assert oracle["oracle_in_context"] == oracle["n"] and oracle["oracle_missing"] == 0
+    assert all(len(p["chunks"]) == 3 for p in conditions["bm25_top3"]["night2"]["probes"])
+    assert set(data["runs"][0]["diagnosis"]) == {"night1", "night2"}
     runs = {r["kind"]: r for r in data["runs"]}
     assert runs["base"]["kl"] == 0 and runs["base"]["replies_changed"] == 0
     for kind in ("cms", "lora"):
@@ -42,6 +47,7 @@ def test_quick_run_end_to_end(tmp_path, capsys):
         assert r["trainable_params"] > 0
     table = (out / "knowledge.md").read_text()
     assert "| cms | 1 |" in table and "| lora | 1 |" in table
+    assert "**Baselines**" in table and "| base+BM25 top-3 |" in table and "**Per-probe diagnosis**" in table
     assert "# Knowledge benchmark (tiny-random, quick)" in capsys.readouterr().out
 
 
@@ -84,3 +90,16 @@ def test_kept_of_learned_counts_only_facts_known_after_night_1(tmp_path):
     assert knowledge.main(["--render", str(results), "--out", str(out)]) == 0
     assert json.loads((out / "knowledge.json").read_text())["summary"][0]["kept_of_learned"] == 0.5
     assert "| cms | 1 |" in (out / "knowledge.md").read_text()
+
+
+def test_baselines_only_runs_no_memory_kind(tmp_path):
+    out = tmp_path / "results"
+    assert knowledge.main(["--base", "tiny-random", "--quick", "--baselines-only", "--out", str(out)]) == 0
+    data = json.loads((out / "knowledge.json").read_text())
+    assert [r["kind"] for r in data["runs"]] == ["base", "base (closed book)", "base+oracle chunk",
+                                                 "base+BM25 top-3"]
+    assert data["baselines"]["conditions"]["closed_book"]["night1"]["prompt_tokens_mean"] > 0
+    # --render rebuilds the tables (baselines and diagnosis included) from the JSON alone.
+    assert knowledge.main(["--render", str(out / "knowledge.json"), "--out", str(tmp_path / "again")]) == 0
+    table = (tmp_path / "again" / "knowledge.md").read_text()
+    assert "| base+oracle chunk |" in table and "- **base+BM25 top-3**" in table
