@@ -53,15 +53,20 @@ def _prefix(zf: zipfile.ZipFile, label: str) -> str:
     return prefix
 
 
-def check_export(path: Path) -> None:
-    """Raise the SourceError ``read_export`` would for a missing, corrupt or non-Slack zip."""
-    label = str(path)
+def _open_zip(path: Path, label: str) -> zipfile.ZipFile:
+    """The export as an open zip; a missing or corrupt file is a SourceError naming it."""
     if not path.is_file():
         raise SourceError(f"slack export {label} does not exist")
     try:
-        zf = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise SourceError(f"slack export {label} is not a valid zip file ({exc})") from None
+
+
+def check_export(path: Path) -> None:
+    """Raise the SourceError ``read_export`` would for a missing, corrupt or non-Slack zip."""
+    label = str(path)
+    zf = _open_zip(path, label)
     with zf:
         prefix = _prefix(zf, label)
         for name in ("users.json", "channels.json"):
@@ -75,12 +80,7 @@ def check_export(path: Path) -> None:
 def read_export(path: Path, *, include_private: bool, only: list[str], uri_base: str) -> Iterator[FetchItem]:
     """Every document of the export; ``only`` limits to those channel names when non-empty."""
     label = str(path)
-    if not path.is_file():
-        raise SourceError(f"slack export {label} does not exist")
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SourceError(f"slack export {label} is not a valid zip file ({exc})") from None
+    zf = _open_zip(path, label)
     with zf:
         prefix = _prefix(zf, label)
         names = user_names(_records(zf, f"{prefix}users.json", label))

@@ -19,12 +19,10 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from orgmem.engine.forms import Unit, gloss_question, unit_topics, value_answer
+from orgmem.engine.forms import Unit, gloss_question, leading_noun_phrase, unit_topics, value_answer
 from orgmem.engine.spans import Span, _wh, salient_spans
 
 MAX_SPANS_PER_UNIT = 3
-_AUX = {"is", "are", "was", "were", "can", "will", "must", "should", "may", "might", "would", "could",
-        "has been", "have been"}
 _SINGLE_AUX = {"is", "are", "was", "were", "can", "will", "must", "should", "may", "might", "would", "could"}
 _IRREGULAR = {"has": "have", "does": "do", "goes": "go", "is": "be", "was": "be"}
 _PAST_IRREGULAR = {"had": "have", "did": "do", "went": "go", "took": "take", "got": "get", "made": "make",
@@ -74,8 +72,6 @@ def _lower_first(text: str) -> str:
 def _subject_split(before: str) -> tuple[str, str, str] | None:
     """("Each hub", "has", "") or ("The dispatch on-call lead", "is", "") from the text before a
     span; the third part is what follows the verb (objects, prepositions)."""
-    from orgmem.engine.forms import leading_noun_phrase
-
     words = _WORD.findall(before)
     np = leading_noun_phrase(before)
     if not np:
