@@ -40,9 +40,33 @@ def encode_prompt(tokenizer, prompt: str | list[str] | list[int]) -> list[int]:
     return ids
 
 
+PROMPT_CHARS_SETTING = "ORGMEM_SERVE_MAX_PROMPT_CHARS"
+CHARS_PER_CONTEXT_TOKEN = 16  # ~4 characters per token of text, so about 4x what the context can hold
+FALLBACK_CONTEXT = 8192  # a base whose config names no context
+
+
+def context_tokens(base) -> int:
+    return int(getattr(base.model.config, "max_position_embeddings", 0) or 0)
+
+
+def prompt_chars_limit(base, configured: int | None) -> int:
+    """``ORGMEM_SERVE_MAX_PROMPT_CHARS``, else 16 characters per token of the base's context."""
+    return configured or CHARS_PER_CONTEXT_TOKEN * (context_tokens(base) or FALLBACK_CONTEXT)
+
+
+def check_prompt_size(size: int, limit: int, param: str) -> None:
+    """Refuse a prompt by its raw size, before tokenising: tokenising costs time (on the event loop)
+    and memory in proportion to the text, and a prompt this far over the context would be refused
+    after it anyway (issue 14: one 50 MB prompt stalled the server and kept 3 GB)."""
+    if size > limit:
+        raise ApiError(400, f"prompt of {size} characters is over this server's limit of {limit} characters "
+                       f"({PROMPT_CHARS_SETTING}); it was not tokenised", param=param,
+                       code="context_length_exceeded")
+
+
 def check_length(base, prompt_ids: list[int], params: SamplingParams) -> None:
     """Refuse prompts the base cannot hold together with the reply (OpenAI's context_length_exceeded)."""
-    limit = int(getattr(base.model.config, "max_position_embeddings", 0) or 0)
+    limit = context_tokens(base)
     if not prompt_ids:
         raise ApiError(400, "the prompt is empty", param="prompt")
     if limit and len(prompt_ids) + params.max_tokens > limit:

@@ -27,7 +27,14 @@ from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
 from orgmem.serving.auth import get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
 from orgmem.serving.errors import as_api_error
-from orgmem.serving.generation import AsyncGeneration, check_length, encode_chat, encode_prompt
+from orgmem.serving.generation import (
+    AsyncGeneration,
+    check_length,
+    check_prompt_size,
+    encode_chat,
+    encode_prompt,
+    prompt_chars_limit,
+)
 from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
 from orgmem.serving.state import ServingState
@@ -80,6 +87,8 @@ async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: Generati
                    encode: Callable[[Any], list[int]]) -> tuple[AsyncGeneration, ResolvedModel]:
     params = body.sampling(state.serve)
     engine = state.require_engine()
+    check_prompt_size(body.prompt_size(), prompt_chars_limit(engine.base, state.serve.max_prompt_chars),
+                      body.prompt_param)
     prompt_ids = encode(engine.tokenizer)
     check_length(engine.base, prompt_ids, params)
     resolved = await run_in_threadpool(state.resolve, identity, body.model)
