@@ -2,14 +2,16 @@
 
 The engine calls ``on_event`` from its own thread; ``AsyncGeneration`` hops each event onto the
 request's event loop, so a route can ``async for event in gen.events()``. Leaving that loop
-early (client disconnected, error) cancels the request, and the engine drops its row.
+early (client disconnected, error) cancels the request, and the engine drops its row. ``on_end``
+(the key's concurrency slot) is called when the generation ends: its last event from the engine,
+or the consumer leaving, whichever comes first (a stream never iterated still ends in the engine).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from orgmem.serving.adapters import RowMemory
 from orgmem.serving.engine import Event, Failed, Finished, GenerationEngine, GenerationRequest
@@ -88,9 +90,16 @@ class AsyncGeneration:
                                          labels={"org": resolved.org, "checkpoint": resolved.label})
         self.engine = engine
         self.finished: Finished | None = None
+        self.on_end: Callable[[], None] | None = None  # called at least once when it ends; idempotent
 
     def _from_engine(self, event: Event) -> None:
+        if isinstance(event, Finished | Failed):
+            self._end()
         self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def _end(self) -> None:
+        if self.on_end is not None:
+            self.on_end()
 
     def start(self) -> AsyncGeneration:
         self.engine.submit(self.request)
@@ -110,6 +119,7 @@ class AsyncGeneration:
         finally:
             if self.finished is None:
                 self.request.cancel()
+            self._end()
 
     async def result(self) -> Finished:
         async for _ in self.events():

@@ -24,7 +24,7 @@ from orgmem.db.models import Checkpoint
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
-from orgmem.serving.auth import get_state, require_key
+from orgmem.serving.auth import generation_slot, get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
 from orgmem.serving.errors import as_api_error
 from orgmem.serving.generation import (
@@ -126,11 +126,18 @@ async def completions(body: CompletionBody, request: Request,
 
 async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, id_prefix: str,
                    chunker, render):
-    """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body."""
-    gen, resolved = await _prepare(state, identity, body, encode)
-    frame = ResponseFrame(resolved, id_prefix)
-    gen.request.request_id = frame.id
-    gen.start()
+    """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body.
+    The key's slot is held from here until the generation ends (``AsyncGeneration.on_end``)."""
+    slot = generation_slot(state, identity)
+    try:
+        gen, resolved = await _prepare(state, identity, body, encode)
+        gen.on_end = slot.release
+        frame = ResponseFrame(resolved, id_prefix)
+        gen.request.request_id = frame.id
+        gen.start()
+    except BaseException:
+        slot.release()
+        raise
     if body.stream:
         chunks = chunker(state, gen, frame, body.include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))

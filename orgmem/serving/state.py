@@ -27,7 +27,7 @@ from orgmem.serving.engine import GenerationEngine
 from orgmem.serving.errors import ApiError
 from orgmem.serving.memcache import MemoryCache
 from orgmem.serving.metrics import ServingMetrics
-from orgmem.serving.ratelimit import RateLimiter
+from orgmem.serving.ratelimit import ConcurrencyLimiter, RateLimiter
 from orgmem.serving.resolve import MemoryLayer, ResolvedModel, resolve_model
 from orgmem.serving.stack import StackCache
 from orgmem.serving.threads import single_threaded_torch
@@ -51,6 +51,7 @@ class ServingState:
         self.store = store or open_store(settings=settings)
         self.metrics = ServingMetrics()
         self.limiter = RateLimiter(serve.rate_limit_per_minute, serve.rate_limit_burst)
+        self.concurrency = ConcurrencyLimiter(serve.max_concurrent_per_key)
         self.cache = MemoryCache(serve.cache_size, on_load=self._on_load)
         self.stacks = StackCache(serve.cache_size)
         self.base = base
