@@ -86,7 +86,8 @@ class ServingState:
     def _start_engine(self) -> None:
         s = self.serve
         self.engine = GenerationEngine(self.base, max_batch=s.max_batch, prefill_tokens=s.prefill_tokens,
-                                       max_queue=s.max_queue, on_step=self._on_step)
+                                       max_queue=s.max_queue, on_step=self._on_step,
+                                       max_generation_s=s.max_generation_seconds or None)
         if not self.engine_in_caller:
             self.engine.start()
         self._engine_built.set()
