@@ -15,8 +15,10 @@ from fastapi import FastAPI, Request
 from orgmem.config import Settings, get_settings
 from orgmem.console import routes as console_routes
 from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
+from orgmem.serving.bodylimit import BodySizeLimit
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.errors import install_error_handlers
+from orgmem.serving.memtrim import trim as trim_memory
 from orgmem.serving.state import ServingState
 from orgmem.store import ObjectStore
 
@@ -64,6 +66,9 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     app = FastAPI(title="orgmem", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.serving = state
     install_error_handlers(app)
+    # added first, so it runs inside the metrics middleware (its 413s are counted) and before any route
+    app.add_middleware(BodySizeLimit, max_bytes=state.serve.max_body_bytes,
+                       trim_after_bytes=state.serve.trim_after_body_bytes, on_large_body=trim_memory)
     _install_metrics_middleware(app, state)
     for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):
         app.include_router(module.router)

@@ -3,7 +3,8 @@
 ``require_key``: a valid, unrevoked key (401 otherwise), within its rate limit (429 with
 ``Retry-After``). ``require_org_admin``: additionally an admin key of the org named in the path
 (403 for another org, whether or not it exists, and for employee keys). The key is looked up
-on every request, so a revocation is effective at once.
+on every request, so a revocation is effective at once. ``generation_slot`` (not a dependency: the
+slot outlives the route) takes one of the key's in-flight generation slots (429 when all are taken).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orgmem.keys import ApiKeyIdentity, authenticate, touch_last_used
 from orgmem.serving.errors import ApiError, permission_denied, unauthorized
+from orgmem.serving.ratelimit import Slot
 from orgmem.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,20 @@ def require_key(request: Request,
                        headers={"Retry-After": state.limiter.retry_after_header(wait)})
     request.state.identity = identity
     return identity
+
+
+def generation_slot(state: ServingState, identity: ApiKeyIdentity) -> Slot:
+    """A slot among the key's in-flight generations (release it when the generation ends); 429 when
+    they are all taken, so one key cannot fill the batch and the queue by itself."""
+    slot = state.concurrency.acquire(identity.key_id)
+    if slot is None:
+        state.metrics.rate_limited.inc()
+        limit = state.serve.max_concurrent_per_key
+        raise ApiError(429, f"API key {identity.prefix}… already has {limit} generations in flight, this "
+                       f"server's limit per key (ORGMEM_SERVE_MAX_CONCURRENT_PER_KEY); retry when one has "
+                       f"finished", "rate_limit_error", "concurrency_limit_exceeded",
+                       headers={"Retry-After": "1"})
+    return slot
 
 
 def require_org_admin(org: str, identity: ApiKeyIdentity = Depends(require_key)) -> ApiKeyIdentity:

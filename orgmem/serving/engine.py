@@ -8,6 +8,9 @@ batch; the ``MemoryRouter`` applies each row's own memory. A request holds a ref
 Loop: admit waiting requests (one padded prefill forward, bounded by ``prefill_tokens``), then one
 decode step for all active rows, then drop finished or cancelled rows. Events go back to the
 caller through ``GenerationRequest.on_event`` from this thread (the API turns them into SSE).
+A row whose wall-clock time since admission passes ``max_generation_s`` ends after that forward
+with what it has ("length"), each row at its own deadline while the others go on, so one long
+reply cannot hold a batch slot indefinitely.
 
 Reading order: events → ``GenerationRequest`` → ``_Row`` → ``GenerationEngine``.
 """
@@ -15,6 +18,7 @@ Reading order: events → ``GenerationRequest`` → ``_Row`` → ``GenerationEng
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -82,8 +86,10 @@ class GenerationRequest:
 class _Row:
     """Engine-side state of one admitted request."""
 
-    def __init__(self, req: GenerationRequest, tokenizer, device: torch.device) -> None:
+    def __init__(self, req: GenerationRequest, tokenizer, device: torch.device,
+                 deadline: float = math.inf) -> None:
         self.req = req
+        self.deadline = deadline  # engine clock time at which the reply is cut ("length")
         self.sampler = Sampler(req.params, device)
         self.stream = TextStream(tokenizer, req.params.stop)
         self.generated = 0
@@ -138,7 +144,10 @@ class GenerationEngine:
     """Batched, multi-org decoding on one frozen base model."""
 
     def __init__(self, base, *, max_batch: int = 16, prefill_tokens: int = 1024, max_queue: int = 256,
-                 on_step: Callable[[int, float], None] | None = None) -> None:
+                 on_step: Callable[[int, float], None] | None = None, max_generation_s: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        """``max_generation_s``: wall-clock cap per request from its admission (None: no cap);
+        ``clock``: the time source of that cap (tests inject one)."""
         self.base = base
         self.model = base.model
         self.tokenizer = base.tokenizer
@@ -147,6 +156,8 @@ class GenerationEngine:
         self.prefill_tokens = prefill_tokens
         self.max_queue = max_queue
         self.on_step = on_step
+        self.max_generation_s = max_generation_s
+        self.clock = clock
         self.threads = torch.get_num_threads()  # the decode loop's own count (see serving/threads.py)
         self.router = MemoryRouter(self.model)
         self.stop_ids = _stop_token_ids(base)
@@ -292,7 +303,8 @@ class GenerationEngine:
         taken = self._take_admissible()
         if not taken:
             return
-        rows = [_Row(req, self.tokenizer, self.device) for req in taken]
+        deadline = self.clock() + self.max_generation_s if self.max_generation_s else math.inf
+        rows = [_Row(req, self.tokenizer, self.device, deadline) for req in taken]
         try:
             self._prefill(rows)
         except Exception as exc:  # only these requests fail; the running batch is untouched
@@ -360,8 +372,13 @@ class GenerationEngine:
     def _after_forward(self, rows: list[_Row], logits: Tensor, seconds: float) -> None:
         logits = self._suppress_early_stop(rows, logits)
         tokens = sample_rows(logits, [r.sampler for r in rows])
+        now = self.clock() if self.max_generation_s else 0.0
         for row, token in zip(rows, tokens, strict=True):
             row.accept(token, self.stop_ids)
+            if row.finish_reason is None and now >= row.deadline:
+                row.finish_reason = "length"  # the time cap: the reply so far, as at max_tokens
+                logger.info("generation time cap reached", extra={
+                    "request": row.req.request_id, "completion_tokens": row.generated, **row.req.labels})
         self.stats.tokens += len(rows)
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(rows))
         if self.on_step is not None:

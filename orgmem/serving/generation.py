@@ -2,14 +2,16 @@
 
 The engine calls ``on_event`` from its own thread; ``AsyncGeneration`` hops each event onto the
 request's event loop, so a route can ``async for event in gen.events()``. Leaving that loop
-early (client disconnected, error) cancels the request, and the engine drops its row.
+early (client disconnected, error) cancels the request, and the engine drops its row. ``on_end``
+(the key's concurrency slot) is called when the generation ends: its last event from the engine,
+or the consumer leaving, whichever comes first (a stream never iterated still ends in the engine).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from orgmem.serving.adapters import RowMemory
 from orgmem.serving.engine import Event, Failed, Finished, GenerationEngine, GenerationRequest
@@ -40,9 +42,33 @@ def encode_prompt(tokenizer, prompt: str | list[str] | list[int]) -> list[int]:
     return ids
 
 
+PROMPT_CHARS_SETTING = "ORGMEM_SERVE_MAX_PROMPT_CHARS"
+CHARS_PER_CONTEXT_TOKEN = 16  # ~4 characters per token of text, so about 4x what the context can hold
+FALLBACK_CONTEXT = 8192  # a base whose config names no context
+
+
+def context_tokens(base) -> int:
+    return int(getattr(base.model.config, "max_position_embeddings", 0) or 0)
+
+
+def prompt_chars_limit(base, configured: int | None) -> int:
+    """``ORGMEM_SERVE_MAX_PROMPT_CHARS``, else 16 characters per token of the base's context."""
+    return configured or CHARS_PER_CONTEXT_TOKEN * (context_tokens(base) or FALLBACK_CONTEXT)
+
+
+def check_prompt_size(size: int, limit: int, param: str) -> None:
+    """Refuse a prompt by its raw size, before tokenising: tokenising costs time (on the event loop)
+    and memory in proportion to the text, and a prompt this far over the context would be refused
+    after it anyway (issue 14: one 50 MB prompt stalled the server and kept 3 GB)."""
+    if size > limit:
+        raise ApiError(400, f"prompt of {size} characters is over this server's limit of {limit} characters "
+                       f"({PROMPT_CHARS_SETTING}); it was not tokenised", param=param,
+                       code="context_length_exceeded")
+
+
 def check_length(base, prompt_ids: list[int], params: SamplingParams) -> None:
     """Refuse prompts the base cannot hold together with the reply (OpenAI's context_length_exceeded)."""
-    limit = int(getattr(base.model.config, "max_position_embeddings", 0) or 0)
+    limit = context_tokens(base)
     if not prompt_ids:
         raise ApiError(400, "the prompt is empty", param="prompt")
     if limit and len(prompt_ids) + params.max_tokens > limit:
@@ -64,9 +90,16 @@ class AsyncGeneration:
                                          labels={"org": resolved.org, "checkpoint": resolved.label})
         self.engine = engine
         self.finished: Finished | None = None
+        self.on_end: Callable[[], None] | None = None  # called at least once when it ends; idempotent
 
     def _from_engine(self, event: Event) -> None:
+        if isinstance(event, Finished | Failed):
+            self._end()
         self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    def _end(self) -> None:
+        if self.on_end is not None:
+            self.on_end()
 
     def start(self) -> AsyncGeneration:
         self.engine.submit(self.request)
@@ -86,6 +119,7 @@ class AsyncGeneration:
         finally:
             if self.finished is None:
                 self.request.cancel()
+            self._end()
 
     async def result(self) -> Finished:
         async for _ in self.events():

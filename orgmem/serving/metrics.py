@@ -40,8 +40,8 @@ class ServingMetrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.step_seconds = Histogram("orgmem_engine_step_seconds", "Seconds per forward pass.",
                                       buckets=LATENCY_BUCKETS, registry=r)
-        self.rate_limited = Counter("orgmem_rate_limited_total", "Requests refused by the rate limit.",
-                                    registry=r)
+        self.rate_limited = Counter("orgmem_rate_limited_total",
+                                    "Requests refused by a key's rate or concurrency limit.", registry=r)
         self.loaded_memories = Gauge("orgmem_loaded_memories", "Org memories currently loaded.", registry=r)
         self.loaded_orgs = Gauge("orgmem_loaded_orgs", "Orgs whose served memory is loaded.", registry=r)
         self.loaded_bytes = Gauge("orgmem_loaded_memory_bytes", "Bytes of loaded memory weights.", registry=r)

@@ -24,10 +24,17 @@ from orgmem.db.models import Checkpoint
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
-from orgmem.serving.auth import get_state, require_key
+from orgmem.serving.auth import generation_slot, get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
 from orgmem.serving.errors import as_api_error
-from orgmem.serving.generation import AsyncGeneration, check_length, encode_chat, encode_prompt
+from orgmem.serving.generation import (
+    AsyncGeneration,
+    check_length,
+    check_prompt_size,
+    encode_chat,
+    encode_prompt,
+    prompt_chars_limit,
+)
 from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
 from orgmem.serving.state import ServingState
@@ -80,6 +87,8 @@ async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: Generati
                    encode: Callable[[Any], list[int]]) -> tuple[AsyncGeneration, ResolvedModel]:
     params = body.sampling(state.serve)
     engine = state.require_engine()
+    check_prompt_size(body.prompt_size(), prompt_chars_limit(engine.base, state.serve.max_prompt_chars),
+                      body.prompt_param)
     prompt_ids = encode(engine.tokenizer)
     check_length(engine.base, prompt_ids, params)
     resolved = await run_in_threadpool(state.resolve, identity, body.model)
@@ -117,11 +126,18 @@ async def completions(body: CompletionBody, request: Request,
 
 async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, id_prefix: str,
                    chunker, render):
-    """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body."""
-    gen, resolved = await _prepare(state, identity, body, encode)
-    frame = ResponseFrame(resolved, id_prefix)
-    gen.request.request_id = frame.id
-    gen.start()
+    """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body.
+    The key's slot is held from here until the generation ends (``AsyncGeneration.on_end``)."""
+    slot = generation_slot(state, identity)
+    try:
+        gen, resolved = await _prepare(state, identity, body, encode)
+        gen.on_end = slot.release
+        frame = ResponseFrame(resolved, id_prefix)
+        gen.request.request_id = frame.id
+        gen.start()
+    except BaseException:
+        slot.release()
+        raise
     if body.stream:
         chunks = chunker(state, gen, frame, body.include_usage)
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +62,7 @@ class GenerationBody(BaseModel):
     """Fields shared by chat and text completions."""
 
     model_config = ConfigDict(extra="allow")
+    prompt_param: ClassVar[str] = "prompt"
     model: str = Field(..., description="The org slug (its served checkpoint) or 'ORG@CHECKPOINT' (admins).")
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
@@ -92,6 +93,10 @@ class GenerationBody(BaseModel):
     def requested_max_tokens(self) -> int | None:
         return self.max_tokens
 
+    def prompt_size(self) -> int:
+        """The prompt's raw size (characters; ids for a token-id prompt), known before tokenising."""
+        raise NotImplementedError
+
     def sampling(self, serve: ServeSettings) -> SamplingParams:
         """The request's sampling parameters, with OpenAI's defaults (temperature 1, top_p 1)."""
         self.refuse_unsupported()
@@ -118,11 +123,15 @@ def _is_text(value: Any) -> bool:
 
 
 class ChatCompletionBody(GenerationBody):
+    prompt_param: ClassVar[str] = "messages"
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
 
     def requested_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
+
+    def prompt_size(self) -> int:
+        return sum(len(m.text(i)) for i, m in enumerate(self.messages))
 
     def conversation(self) -> list[dict[str, str]]:
         """Messages for the chat template ('developer' is OpenAI's newer name for 'system')."""
@@ -139,6 +148,11 @@ class ChatCompletionBody(GenerationBody):
 class CompletionBody(GenerationBody):
     prompt: str | list[str] | list[int] = Field(..., description="One prompt: a string or token ids.")
     echo: bool = False
+
+    def prompt_size(self) -> int:
+        if isinstance(self.prompt, str):
+            return len(self.prompt)
+        return sum(len(p) if isinstance(p, str) else 1 for p in self.prompt)
 
     def refuse_unsupported(self) -> None:
         super().refuse_unsupported()

@@ -27,7 +27,7 @@ from orgmem.serving.engine import GenerationEngine
 from orgmem.serving.errors import ApiError
 from orgmem.serving.memcache import MemoryCache
 from orgmem.serving.metrics import ServingMetrics
-from orgmem.serving.ratelimit import RateLimiter
+from orgmem.serving.ratelimit import ConcurrencyLimiter, RateLimiter
 from orgmem.serving.resolve import MemoryLayer, ResolvedModel, resolve_model
 from orgmem.serving.stack import StackCache
 from orgmem.serving.threads import single_threaded_torch
@@ -51,6 +51,7 @@ class ServingState:
         self.store = store or open_store(settings=settings)
         self.metrics = ServingMetrics()
         self.limiter = RateLimiter(serve.rate_limit_per_minute, serve.rate_limit_burst)
+        self.concurrency = ConcurrencyLimiter(serve.max_concurrent_per_key)
         self.cache = MemoryCache(serve.cache_size, on_load=self._on_load)
         self.stacks = StackCache(serve.cache_size)
         self.base = base
@@ -85,7 +86,8 @@ class ServingState:
     def _start_engine(self) -> None:
         s = self.serve
         self.engine = GenerationEngine(self.base, max_batch=s.max_batch, prefill_tokens=s.prefill_tokens,
-                                       max_queue=s.max_queue, on_step=self._on_step)
+                                       max_queue=s.max_queue, on_step=self._on_step,
+                                       max_generation_s=s.max_generation_seconds or None)
         if not self.engine_in_caller:
             self.engine.start()
         self._engine_built.set()

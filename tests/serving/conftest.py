@@ -63,7 +63,7 @@ def deployment(tmp_path_factory, tiny_base, memories, run_server) -> Iterator[De
     """One server per test module (tests that change serving state restore it or use their own)."""
     dep = make_deployment(tmp_path_factory.mktemp("serving"), tiny_base, memories)
     serve = ServeSettings(cache_size=4, max_batch=16, rate_limit_per_minute=100_000, rate_limit_burst=10_000,
-                          default_max_tokens=16)
+                          max_concurrent_per_key=64, default_max_tokens=16)
     dep.app = create_app(dep.settings, serve, base=tiny_base)
     dep.url = run_server(dep.app)
     yield dep

@@ -50,7 +50,7 @@ def dep(tmp_path_factory, tiny_base, memories, run_server):
         d.keys["legal-employee"] = create_key(s, "acme", "employee", "counsel", groups=["legal"]).key
         d.keys["legal-admin"] = create_key(s, "acme", "admin", "gc", groups=["legal", "eng"]).key
     serve = ServeSettings(cache_size=4, max_batch=16, rate_limit_per_minute=100_000, rate_limit_burst=10_000,
-                          default_max_tokens=16)
+                          max_concurrent_per_key=64, default_max_tokens=16)
     d.app = create_app(d.settings, serve, base=tiny_base)
     d.url = run_server(d.app)
     return d
