@@ -11,14 +11,9 @@ from dataclasses import replace
 import pytest
 
 from orgmem.jobs import Holder, is_gone, this_process
+from tests.workers.procs import exited_pid
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
-
-
-def _exited_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
 
 
 def test_this_process_is_alive_and_identified():
@@ -30,7 +25,7 @@ def test_this_process_is_alive_and_identified():
 
 def test_an_exited_process_is_gone():
     me = this_process()
-    assert is_gone(replace(me, pid=_exited_pid()))
+    assert is_gone(replace(me, pid=exited_pid()))
 
 
 def test_a_reused_pid_is_gone():
@@ -55,7 +50,7 @@ def test_a_zombie_is_gone():
 
 
 def test_what_cannot_be_checked_counts_as_alive():
-    me, dead = this_process(), _exited_pid()
+    me, dead = this_process(), exited_pid()
     assert not is_gone(replace(me, host="db-7", pid=dead)), "another machine"
     assert not is_gone(replace(me, pid=dead, process=f"other-boot/4026531836/{dead}")), "another boot"
     boot = me.process.split("/", 1)[0]
