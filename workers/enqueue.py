@@ -27,6 +27,8 @@ from orgmem.jobs import (
     job_dict,
     run_job,
 )
+from orgmem.jobs.holder import lease_text
+from orgmem.jobs.orphans import release_if_gone
 from orgmem.lineage import get_org
 from workers.app import CONSOLIDATE_TASK, SYNC_TASK, get_app
 
@@ -44,18 +46,31 @@ def _active_consolidation(session, org_id: int) -> Job | None:
     return session.scalars(query.order_by(Job.created_at)).first()
 
 
+def _busy_message(org_slug: str, active: Job) -> str:
+    state = active.status
+    if active.lease_owner is not None:
+        state += f": {lease_text(active)}"
+    elif active.status == JobStatus.RUNNING.value:
+        state += ": its lease expired, a worker's recovery re-queues it"
+    return (
+        f"org {org_slug!r} already has consolidation job {active.id!r} ({state}); "
+        f"follow it with `orgmem job show {active.id}` or stop it and free the org with "
+        f"`orgmem job cancel {active.id}`"
+    )
+
+
 def create_consolidation(org_slug: str, *, actor: str, params: dict[str, Any] | None = None) -> str:
-    """A queued consolidation job; refused while the org already has one queued or running."""
+    """A queued consolidation job; refused while the org already has one queued or running
+    (one whose holder process died on this machine is failed first, see ``orgmem.jobs.orphans``)."""
     with session_scope(write=True) as session:
         begin_write(session)
         org = get_org(session, org_slug, for_update=True)
         active = _active_consolidation(session, org.id)
+        while active is not None and release_if_gone(session, active):
+            session.flush()
+            active = _active_consolidation(session, org.id)
         if active is not None:
-            raise ConflictError(
-                f"org {org_slug!r} already has consolidation job {active.id!r} ({active.status}); "
-                f"follow it with `orgmem job show {active.id}` or stop it with "
-                f"`orgmem job cancel {active.id}`"
-            )
+            raise ConflictError(_busy_message(org_slug, active))
         return create_job(session, org, JobKind.CONSOLIDATE, {**(params or {}), "actor": actor}).id
 
 
@@ -111,7 +126,7 @@ def run_inline(job_id: str) -> Outcome:
         from orgmem.jobs import cancel_job
 
         with session_scope(write=True) as session:
-            cancel_job(session, job_id, actor="inline")
+            cancel_job(session, job_id, actor="inline", reason=f"not run: {outcome.error}")
     from workers.tasks import follow_up
 
     follow_up(job_id, outcome, inline=True)

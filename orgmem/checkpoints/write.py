@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,8 +104,13 @@ def commit_checkpoint(
     notes: str | None = None,
     digest_extra: Mapping[str, Any] | None = None,
     audience: str = ORG_AUDIENCE,
+    guard: Callable[[Session], None] | None = None,
 ) -> CommitResult:
     """Store a new checkpoint of ``org`` and commit the session; idempotent by (org, input digest).
+
+    ``guard(session)`` runs first in the rows' transaction and may raise to refuse the commit
+    (a job checks it still holds its lease: ``orgmem.jobs.guard_commit``); the uploaded objects
+    are then orphans like those of any failed commit.
 
     ``status="promoted"`` also promotes it (parent must be the head) in the same transaction.
     ``audience``: the lineage it belongs to; every input chunk must be of that audience, so a
@@ -149,6 +154,8 @@ def commit_checkpoint(
         **record,
     )
     try:
+        if guard is not None:
+            guard(session)
         _insert(session, plan, checkpoint, infos, created_by)
         session.commit()
     except DBIntegrityError:

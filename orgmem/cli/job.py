@@ -28,7 +28,8 @@ def show_text(view: dict[str, Any]) -> str:
         f"finished  {view['finished_at'] or '-'}",
     ]
     if view["lease_owner"]:
-        lines.append(f"worker    {view['lease_owner']} (lease until {view['lease_expires_at']})")
+        where = f"pid {view['lease_pid']} on {view['lease_host']}, " if view.get("lease_host") else ""
+        lines.append(f"worker    {view['lease_owner']} ({where}lease until {view['lease_expires_at']})")
     if view["error"]:
         lines.append(f"error     {view['error']}")
     if view["result"]:
@@ -49,18 +50,22 @@ def show(job_id: JobArg, as_json: JsonFlag = False) -> None:
 
 @app.command("cancel")
 def cancel(job_id: JobArg, actor: ActorOption = None, as_json: JsonFlag = False) -> None:
-    """Cancel a queued job, or stop a running one before it commits anything."""
-    from orgmem.jobs import cancel_job
+    """Cancel a queued job, or stop a running one before it commits anything; frees its org."""
+    from orgmem.jobs import cancel_job, get_job
+    from orgmem.jobs.holder import lease_text
 
     with db_session(write=True) as session:
-        job = cancel_job(session, job_id, actor=actor_or_default(actor))
-        running = job.lease_owner is not None
+        job = get_job(session, job_id)
+        held = lease_text(job) if job.lease_owner is not None else None
+        cancel_job(session, job_id, actor=actor_or_default(actor))
     view = _view(job_id, events=False)
-    emit(
-        view,
-        as_json,
-        f"job {job_id} cancelled" + (" (its worker stops before committing)" if running else ""),
+    released = (
+        f"; its lease ({held}) is released, so the org can be consolidated again; a worker still "
+        "running it stops before committing"
+        if held
+        else ""
     )
+    emit(view, as_json, f"job {job_id} cancelled{released}")
 
 
 @app.command("retry")

@@ -3,16 +3,21 @@
 The jobs table is the truth about queued work. ``create_job`` makes a row; a worker runs it with
 ``run_job(job_id, handler)`` which claims a lease (at most one consolidation per org), renews it
 from a heartbeat, and records success, failure, retry or cancellation. ``recover_stale_jobs``
-re-queues the jobs of workers that died. The queue itself (Celery) lives in ``workers``.
+re-queues the jobs of workers that died; a holder that died on this machine frees its lease at
+once (``holder``, ``orphans``). The queue itself (Celery) lives in ``workers``.
 """
 
 from orgmem.jobs.context import Heartbeat, JobContext
+from orgmem.jobs.holder import Holder, is_gone, this_process
 from orgmem.jobs.lease import (
     Claim,
     JobCancelled,
     LeaseHeldError,
     LeaseLostError,
     claim_job,
+    guard_commit,
+    held_message,
+    live_org_holder,
     org_lease_holder,
     release_lease,
     renew_lease,
@@ -26,6 +31,7 @@ from orgmem.jobs.lifecycle import (
     requeue_failed,
     schedule_retry,
 )
+from orgmem.jobs.orphans import release_if_gone
 from orgmem.jobs.records import (
     ACTIVE,
     FINISHED,
@@ -47,6 +53,7 @@ __all__ = [
     "Claim",
     "Handler",
     "Heartbeat",
+    "Holder",
     "JobCancelled",
     "JobContext",
     "JobSettings",
@@ -61,17 +68,23 @@ __all__ = [
     "finish_job",
     "get_job",
     "get_job_settings",
+    "guard_commit",
+    "held_message",
+    "is_gone",
     "job_dict",
     "job_events",
     "list_jobs",
+    "live_org_holder",
     "mark_cancelled",
     "org_lease_holder",
     "recover_stale_jobs",
+    "release_if_gone",
     "release_lease",
     "renew_lease",
     "requeue_failed",
     "run_job",
     "schedule_retry",
     "set_progress",
+    "this_process",
     "worker_name",
 ]

@@ -15,8 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from orgmem.db.session import session_scope
-from orgmem.jobs.lease import JobCancelled, LeaseLostError, renew_lease
+from orgmem.jobs.lease import JobCancelled, LeaseLostError, guard_commit, renew_lease
 from orgmem.jobs.records import add_event, get_job
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,11 @@ class JobContext:
         with session_scope() as session:
             if get_job(session, self.job_id).status == "cancelled":
                 raise JobCancelled(f"job {self.job_id!r} was cancelled")
+
+    def guard_commit(self, session: Session) -> None:
+        """In the transaction that commits the job's results: refuse unless it still holds its lease
+        (a cancel frees the lease at once, so the last ``check()`` is not enough)."""
+        guard_commit(session, self.job_id, self.owner)
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Record progress (throttled unless a message marks a new stage), then ``check()``."""

@@ -19,14 +19,14 @@ from orgmem.db.models import Job
 from orgmem.db.session import begin_write
 from orgmem.db.types import utcnow
 from orgmem.errors import ConflictError
+from orgmem.jobs.holder import clear, lease_text
 from orgmem.jobs.records import FINISHED, add_event, get_job
 
 logger = logging.getLogger(__name__)
 
 
 def _release(job: Job) -> None:
-    job.lease_owner = None
-    job.lease_expires_at = None
+    clear(job)
 
 
 def finish_job(session: Session, job_id: str, owner: str, result: dict[str, Any]) -> Job:
@@ -86,32 +86,47 @@ def mark_cancelled(session: Session, job_id: str, owner: str) -> Job:
     job = get_job(session, job_id, for_update=True)
     job.status = JobStatus.CANCELLED.value
     job.finished_at = job.finished_at or utcnow()
+    job.error = job.error or f"cancelled; worker {owner} stopped before committing"
     if job.lease_owner == owner:
         _release(job)
-    add_event(session, job, "stopped by worker after cancel; nothing committed", level="warning")
+    add_event(session, job, f"stopped by worker {owner} after cancel; nothing committed", level="warning")
     session.commit()
     return job
 
 
-def cancel_job(session: Session, job_id: str, *, actor: str) -> Job:
-    """Cancel a queued job at once, or ask a running job to stop (its worker checks often). Commits."""
+def cancel_job(session: Session, job_id: str, *, actor: str, reason: str | None = None) -> Job:
+    """Cancel a job and free its org at once. Commits.
+
+    A queued job simply never runs. A running (or orphaned) job's lease is released here, so the
+    org can be consolidated again right away; a worker that is still alive notices the cancel at
+    its next check or heartbeat and stops, and its results can no longer commit (``guard_commit``).
+    ``reason`` (default: who cancelled, and when) becomes the job's error.
+    """
     begin_write(session)
     job = get_job(session, job_id, for_update=True)
     if job.status in FINISHED:
         session.commit()
         raise ConflictError(f"job {job_id!r} is already {job.status}; nothing to cancel")
     was_running = job.status == JobStatus.RUNNING.value
+    held = lease_text(job) if job.lease_owner is not None else None
     job.status = JobStatus.CANCELLED.value
-    if not was_running:
-        job.finished_at = utcnow()
-    message = (
-        f"cancel requested by {actor}; worker {job.lease_owner} stops before committing"
-        if was_running
-        else f"cancelled by {actor} before it started"
-    )
+    job.finished_at = utcnow()
+    if was_running:
+        job.error = reason or f"cancelled by {actor} while running ({held or 'no lease'})"
+        message = (
+            f"cancel requested by {actor}; lease released ({held or 'none held'}); "
+            "a worker still running it stops before committing"
+        )
+    else:
+        job.error = reason or f"cancelled by {actor} before it started"
+        message = f"cancelled by {actor} before it started" + (f": {reason}" if reason else "")
+    _release(job)
     add_event(session, job, message, level="warning")
     session.commit()
-    logger.info("job cancelled", extra={"job": job_id, "actor": actor, "was_running": was_running})
+    logger.info(
+        "job cancelled",
+        extra={"job": job_id, "org_id": job.org_id, "actor": actor, "was_running": was_running, "held": held},
+    )
     return job
 
 

@@ -116,9 +116,12 @@ def job_dict(session: Session, job: Job, *, events: bool = False) -> dict[str, A
         "attempts": job.attempts,
         "params": job.params,
         "result": job.result,
-        "error": job.error,
+        # a cancel always says so (rows cancelled before cancels recorded a reason have none)
+        "error": job.error or ("cancelled" if job.status == JobStatus.CANCELLED.value else None),
         "lease_owner": job.lease_owner,
         "lease_expires_at": _iso(job.lease_expires_at),
+        "lease_host": job.lease_host,
+        "lease_pid": job.lease_pid,
         "celery_task_id": job.celery_task_id,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),

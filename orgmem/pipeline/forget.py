@@ -35,7 +35,7 @@ from orgmem.db.models import (
 from orgmem.db.session import begin_write
 from orgmem.db.types import new_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError
-from orgmem.jobs.lease import org_lease_holder
+from orgmem.jobs.lease import live_org_holder
 from orgmem.lineage import ancestry, descendants, get_org, parent_map, quarantine, record_audit, rollback
 from orgmem.lineage.audiences import HeadHolder, head_holder
 from orgmem.lineage.chunks import sync_chunk_status
@@ -172,7 +172,7 @@ def forget_document(
     begin_write(session)
     org = get_org(session, org_slug, for_update=True)
     doc = find_document(session, org, ref)
-    busy = org_lease_holder(session, org.id)
+    busy = live_org_holder(session, org.id)  # a holder that died on this machine frees it
     if busy is not None:
         raise ConflictError(
             f"org {org_slug!r} is being consolidated by job {busy.id!r}, which may be training on "

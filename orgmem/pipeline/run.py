@@ -8,7 +8,8 @@ Order matters for crash safety:
    the org's served memory frozen underneath, as serving stacks them (``pipeline.underlay``);
 4. evaluate the candidate against its parent (a group's: both over that org memory); the gate
    decides (stored with the checkpoint);
-5. last cancel check, then ``commit_checkpoint``: objects uploaded and verified, then rows;
+5. last cancel check, then ``commit_checkpoint``: objects uploaded and verified, then rows, in a
+   transaction that first checks the job still holds its lease (a cancel frees it at once);
 6. apply the decision: promote (head moves, its chunks become consumed, a serving event) or
    reject (nothing served changes; the chunks stay pending for the next night).
 A crash anywhere before 5 leaves no row; a crash between 5 and 6 is finished by the retry.
@@ -20,6 +21,8 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
 
 from orgmem.checkpoints import MEMORY, TRAIN_STATE, InputRef, commit_checkpoint
 from orgmem.config import get_settings
@@ -56,6 +59,7 @@ class Reporter(Protocol):
 
     def progress(self, fraction: float, message: str | None = None) -> None: ...
     def check(self) -> None: ...
+    def guard_commit(self, session: Session) -> None: ...
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None: ...
 
 
@@ -73,6 +77,9 @@ class LogReporter:
             logger.info(message, extra={"org": self.org, "progress": round(fraction, 3)})
 
     def check(self) -> None:
+        return None
+
+    def guard_commit(self, session: Session) -> None:
         return None
 
     def event(self, message: str, *, level: str = "info", data: dict[str, Any] | None = None) -> None:
@@ -206,6 +213,7 @@ def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base
             notes=underlay_note(underlay["checkpoint_id"]) if underlay is not None else None,
             digest_extra=inputs.digest_extra,
             audience=inputs.audience,
+            guard=ctx.guard_commit,
         )
         return commit.checkpoint.id, commit.created
 

@@ -82,6 +82,13 @@ class Worker:
                 self.proc.wait(timeout=30)
 
 
+def exited_pid() -> int:
+    """The pid of a process that has exited and been reaped: a lease holder that is gone."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.25) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,10 +1,14 @@
 """Real worker processes on the embedded defaults (filesystem broker, SQLite, local store, tiny
-base), driven through the CLI: a worker killed with SIGKILL in the middle of a consolidation."""
+base), driven through the CLI: a worker, or a `consolidate --inline` run, killed with SIGKILL in
+the middle of a consolidation."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import subprocess
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +17,7 @@ from orgmem.db import session_scope
 from orgmem.db.models import Checkpoint, CheckpointObject, Chunk
 from orgmem.store import open_store
 from tests.pipeline.conftest import FAST_ENGINE, FAST_PIPELINE, NIGHT1, add_chunks
-from tests.workers.procs import Worker, cli_json, job_view, run_cli, wait_until
+from tests.workers.procs import Worker, cli_json, job_view, orgmem_cmd, run_cli, wait_until
 
 #: Long enough on the tiny base (a few seconds of steps) to kill the worker while it trains.
 SLOW_ENGINE = {**FAST_ENGINE, "epochs": 40.0, "max_steps": None}
@@ -78,3 +82,39 @@ def test_worker_killed_mid_consolidation_job_retried_once(worker_env, tmp_path):
     tree = cli_json("checkpoints", "acme")
     assert tree["served_checkpoint_id"] == cks[0]
     assert [n["id"] for n in tree["checkpoints"] if n["served"]] == cks
+
+
+def test_killed_inline_consolidation_frees_the_org_at_once(worker_env, tmp_path):
+    """Issue 14 finding 4: `consolidate --inline` killed mid-training used to lock the org for its
+    whole lease; the rerun now finds the holder process gone, fails that job and runs."""
+    ids = add_chunks("acme", NIGHT1)
+    slow = ("--engine", json.dumps(SLOW_ENGINE), "--pipeline", json.dumps(FAST_PIPELINE))
+    log = tmp_path / "inline.log"
+    proc = subprocess.Popen(
+        orgmem_cmd("consolidate", "acme", "--inline", *slow),
+        env={**worker_env, "ORGMEM_LEASE_SECONDS": "600", "ORGMEM_HEARTBEAT_SECONDS": "0"},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: cli_json("jobs", "acme"), 90, "the inline job to be created")
+        job = cli_json("jobs", "acme")[0]["id"]
+        wait_until(
+            lambda: any("training on base" in e["message"] for e in job_view(job)["events"]),
+            90,
+            "training to start",
+        )
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert job_view(job)["lease_pid"] == proc.pid, "the killed run left its lease behind"
+    fast = ("--engine", json.dumps(FAST_ENGINE), "--pipeline", json.dumps(FAST_PIPELINE))
+    rerun = cli_json("consolidate", "acme", "--inline", *fast)
+    assert rerun["status"] == "succeeded" and rerun["result"]["status"] == "promoted", rerun["error"]
+    killed = job_view(job)
+    assert killed["status"] == "failed" and killed["lease_owner"] is None
+    assert killed["error"] == f"holder process {proc.pid} on {socket.gethostname()} is gone"
+    cks, orphans, statuses = lineage_state("acme")
+    assert cks == [rerun["result"]["checkpoint_id"]] and orphans == set()
+    assert statuses == ["consumed"] * len(ids)
