@@ -77,6 +77,9 @@ class ConsolidationConfig:
     sparsity_scope: str = field(default="all", metadata={
         "help": "Tokens the memory's gate-sparsity term averages over: 'all' or 'rehearsal' (the gate "
                 "is then free to open on material and learns to stay shut off-topic)."})
+    context_distill: float = field(default=0.0, metadata={
+        "help": "Weight of KL(teacher ‖ memory) on chat answer tokens, the teacher being the frozen base "
+                "with the answer's chunk before the question (distill.py); 0 = off."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps."})
     num_threads: int | None = field(default=None, metadata={
         "help": "CPU threads for torch during consolidation (default: os.cpu_count())."})
@@ -87,6 +90,9 @@ class ConsolidationConfig:
                               f"({self.tokens_per_step}) must be > 0, max_seq_len >= 16 ({self.max_seq_len})")
         if not 0.0 <= self.lr_decay <= 1.0:
             raise OrgmemError(f"consolidation config: lr_decay must be in [0, 1], got {self.lr_decay}")
+        if self.context_distill < 0:
+            raise OrgmemError(f"consolidation config: context_distill must be >= 0, "
+                              f"got {self.context_distill}")
         if self.sparsity_scope not in ("all", "rehearsal"):
             raise OrgmemError(f"consolidation config: sparsity_scope must be 'all' or 'rehearsal', "
                               f"got {self.sparsity_scope!r}")

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from orgmem.engine.asked import written_questions
 from orgmem.engine.config import ConsolidationConfig
 from orgmem.engine.curriculum import Curriculum, CurriculumConfig, night_facts
+from orgmem.engine.distill import fill_teacher, teacher_rows
 from orgmem.engine.forms import answers
 from orgmem.engine.items import Item, build_items, statement_items, text_items
 from orgmem.engine.layers import final_hidden, lm_logits, run_layers
@@ -207,6 +208,11 @@ class Consolidator:
                                     reduction="none")
         ce = per_token.mean()
         loss, out = ce, {"ce": ce.item()}
+        if cfg.context_distill > 0 and (taught := teacher_rows(items)) is not None:
+            sel, t_idx, t_logp, t_rest = taught
+            cd = topk_kl(logits[sel.to(device)], t_idx.to(device), t_logp.to(device), t_rest.to(device))
+            loss = loss + cfg.context_distill * cd
+            out["cd"] = cd.item()
         if rehearsal and cfg.kl_weight > 0:
             r_rows, r_cols, _ = _gather(rehearsal, packed.where[n_mat:])
             kl = topk_kl(lm_logits(model, h[r_rows, r_cols]),
@@ -240,6 +246,10 @@ class Consolidator:
             raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
                               "replay chunks gave no trainable text")
         compute_lower(self.base.model, [*new, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
+        if cfg.context_distill > 0:
+            with self._bare_base():
+                taught = fill_teacher(self.base, [*new, *replay], cfg.kl_topk)
+            logger.info("context distillation references", extra={"items": taught})
         rehearsal = self._rehearsal() if cfg.kl_weight > 0 and cfg.rehearsal_per_step > 0 else []
         return new, replay, rehearsal
 

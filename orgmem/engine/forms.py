@@ -43,6 +43,7 @@ class Unit:
 class ChatForm:
     question: str
     answer: str
+    context: str = ""  # the chunk the answer comes from (the context-distillation teacher reads it)
 
 
 # -- splitting -------------------------------------------------------------------------------------
@@ -421,7 +422,7 @@ def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str
                 questions = [*questions[: max(per_unit - 1, 1)], extra]
             if asked and (written := asked.get(answer)) and written not in questions:
                 questions.append(written)
-            forms.extend(ChatForm(q, answer) for q in questions)
+            forms.extend(ChatForm(q, answer, chunk) for q in questions)
     return forms
 
 

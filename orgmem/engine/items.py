@@ -28,6 +28,12 @@ class Item:
     targets: Tensor  # (n,) bool
     kind: str
     hidden: Tensor | None = None
+    # Context distillation (distill.py): the teacher's view (ids, targets) and its top-k reference
+    # per target token (n_targets, k), (n_targets, k), (n_targets,).
+    teacher: tuple[Tensor, Tensor] | None = None
+    teacher_idx: Tensor | None = None
+    teacher_logp: Tensor | None = None
+    teacher_rest: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -68,16 +74,33 @@ def statement_items(tokenizer, chunks: Sequence[str], max_len: int) -> list[Item
     return items
 
 
-def conversation_item(tokenizer, turns: Sequence[ChatForm], max_len: int) -> Item | None:
-    """Render Q/A turns with the chat template; targets = each answer plus its end-of-turn marker."""
+#: The teacher's user turn in context distillation: the chunk, then the question (the shape of the
+#: oracle-chunk baseline, in which the base answers about half of the questions).
+CONTEXT_TURN = "{context}\n\n{question}"
+
+
+def conversation_item(tokenizer, turns: Sequence[ChatForm], max_len: int,
+                      teacher: bool = False) -> Item | None:
+    """Render Q/A turns with the chat template; targets = each answer plus its end-of-turn marker.
+
+    ``teacher``: also render the teacher's view, each question preceded by its form's chunk."""
+    item = _render(tokenizer, [(f.question, f.answer) for f in turns], max_len)
+    if item is not None and teacher and all(f.context.strip() for f in turns):
+        view = _render(tokenizer, [(CONTEXT_TURN.format(context=f.context.strip(), question=f.question),
+                                    f.answer) for f in turns], None)
+        item.teacher = (view.ids, view.targets) if view is not None else None
+    return item
+
+
+def _render(tokenizer, turns: Sequence[tuple[str, str]], max_len: int | None) -> Item | None:
     messages: list[dict[str, str]] = []
     spans: list[tuple[int, int]] = []
-    for form in turns:
-        messages.append({"role": "user", "content": form.question})
+    for question, answer in turns:
+        messages.append({"role": "user", "content": question})
         prefix = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        messages.append({"role": "assistant", "content": form.answer})
+        messages.append({"role": "assistant", "content": answer})
         full = tokenizer.apply_chat_template(messages, tokenize=False)
-        end = full.find(form.answer, len(prefix)) + len(form.answer)
+        end = full.find(answer, len(prefix)) + len(answer)
         end_of_turn = full.find(tokenizer.eos_token, end) if tokenizer.eos_token else -1
         spans.append((len(prefix), end_of_turn + len(tokenizer.eos_token) if end_of_turn >= 0 else end))
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
@@ -86,20 +109,20 @@ def conversation_item(tokenizer, turns: Sequence[ChatForm], max_len: int) -> Ite
     for t, (a, b) in enumerate(enc["offset_mapping"]):
         if t > 0 and b > a and any(s <= a and b <= e for s, e in spans):
             targets[t] = True
-    if len(ids) > max_len:
+    if max_len is not None and len(ids) > max_len:
         ids, targets = ids[:max_len], targets[:max_len]
     return Item(ids, targets, "chat") if targets.any() else None
 
 
 def chat_items(tokenizer, chunks: Sequence[str], max_len: int, turns: int, per_statement: int,
                rng: random.Random, asked: Mapping[str, str] | None = None,
-               value_answers: bool = True) -> list[Item]:
+               value_answers: bool = True, teacher: bool = False) -> list[Item]:
     """Derived Q/A forms, shuffled then grouped ``turns`` per conversation."""
     forms = chat_forms(chunks, per_statement, asked, value_answers)
     rng.shuffle(forms)
     items = []
     for start in range(0, len(forms), max(1, turns)):
-        item = conversation_item(tokenizer, forms[start:start + max(1, turns)], max_len)
+        item = conversation_item(tokenizer, forms[start:start + max(1, turns)], max_len, teacher)
         if item is not None:
             items.append(item)
     return items
@@ -116,5 +139,6 @@ def build_items(tokenizer, chunks: Sequence[str], config, rng: random.Random,
         items += statement_items(tokenizer, chunks, config.max_seq_len)
     if config.chat_forms:
         items += chat_items(tokenizer, chunks, config.max_seq_len, config.chat_turns,
-                            config.questions_per_statement, rng, asked, config.value_answers)
+                            config.questions_per_statement, rng, asked, config.value_answers,
+                            teacher=config.context_distill > 0)
     return items
