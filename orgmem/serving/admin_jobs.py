@@ -9,6 +9,7 @@ missing, instead of failing at import.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,6 +22,8 @@ from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
 from orgmem.serving.auth import get_state, require_org_admin
 from orgmem.serving.errors import ApiError, permission_denied
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/api/orgs/{org}", tags=["admin: data and jobs"])
 
 
@@ -28,7 +31,8 @@ def _module(name: str):
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ApiError(501, f"{name} is not available in this server ({exc}); use the CLI on a machine "
+        logger.warning("route needs a module this server lacks: %s", exc, extra={"module": name})
+        raise ApiError(501, f"{name} is not available in this server; use the CLI on a machine "
                        "with the workers installed", "server_error", "not_implemented") from None
 
 

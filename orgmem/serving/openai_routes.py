@@ -26,9 +26,10 @@ from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
 from orgmem.serving.auth import get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
-from orgmem.serving.errors import as_api_error
+from orgmem.serving.errors import as_api_error, log_failure
 from orgmem.serving.generation import AsyncGeneration, check_length, encode_chat, encode_prompt
 from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
+from orgmem.serving.request_ids import request_id_of
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
 from orgmem.serving.state import ServingState
 
@@ -104,26 +105,27 @@ def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
 async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
     conversation = body.conversation()
-    return await _respond(get_state(request), identity, body, lambda tok: encode_chat(tok, conversation),
+    return await _respond(request, identity, body, lambda tok: encode_chat(tok, conversation),
                           "chatcmpl", _chat_chunks, ResponseFrame.chat)
 
 
 @router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)")
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
-    return await _respond(get_state(request), identity, body, lambda tok: encode_prompt(tok, body.prompt),
+    return await _respond(request, identity, body, lambda tok: encode_prompt(tok, body.prompt),
                           "cmpl", _completion_chunks, ResponseFrame.completion)
 
 
-async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, id_prefix: str,
+async def _respond(request: Request, identity: ApiKeyIdentity, body, encode, id_prefix: str,
                    chunker, render):
     """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body."""
+    state = get_state(request)
     gen, resolved = await _prepare(state, identity, body, encode)
     frame = ResponseFrame(resolved, id_prefix)
     gen.request.request_id = frame.id
     gen.start()
     if body.stream:
-        chunks = chunker(state, gen, frame, body.include_usage)
+        chunks = chunker(state, gen, frame, body.include_usage, request_id_of(request))
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
     done = await gen.result()
     _account(state, resolved, gen, done)
@@ -133,8 +135,9 @@ async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, 
 
 async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
                   delta: Callable[[str], dict[str, Any]], final: Callable[[Finished], dict[str, Any]],
-                  usage_object: str | None) -> AsyncIterator[str]:
-    """SSE frames of one generation; an error mid-stream becomes an OpenAI error frame."""
+                  usage_object: str | None, request_id: str) -> AsyncIterator[str]:
+    """SSE frames of one generation; an error mid-stream becomes an OpenAI error frame (a 5xx one
+    names only the request id; the detail is logged under it)."""
     try:
         async for event in gen.events():
             if isinstance(event, TextDelta):
@@ -145,25 +148,24 @@ async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFram
                     yield _sse(frame.usage_chunk(usage_object, event.prompt_tokens, event.completion_tokens))
                 _account(state, frame.resolved, gen, event)
     except Exception as exc:
-        err = as_api_error(exc)
-        logger.error("stream failed: %s", exc,
-                     extra={"org": frame.resolved.org, "checkpoint": frame.resolved.label})
+        err = as_api_error(exc, request_id=request_id, redact=state.redact)
+        log_failure(exc, request_id, org=frame.resolved.org, checkpoint=frame.resolved.label, stream=True)
         yield _sse(err.body())
     yield _sse("[DONE]")
 
 
 async def _chat_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                       include_usage: bool) -> AsyncIterator[str]:
+                       include_usage: bool, request_id: str) -> AsyncIterator[str]:
     yield _sse(frame.chat_chunk({"role": "assistant", "content": ""}))
     async for line in _stream(state, gen, frame, lambda text: frame.chat_chunk({"content": text}),
                               lambda done: frame.chat_chunk({}, done.reason),
-                              "chat.completion.chunk" if include_usage else None):
+                              "chat.completion.chunk" if include_usage else None, request_id):
         yield line
 
 
 async def _completion_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                             include_usage: bool) -> AsyncIterator[str]:
+                             include_usage: bool, request_id: str) -> AsyncIterator[str]:
     async for line in _stream(state, gen, frame, lambda text: frame.completion_chunk(text),
                               lambda done: frame.completion_chunk("", done.reason),
-                              "text_completion" if include_usage else None):
+                              "text_completion" if include_usage else None, request_id):
         yield line
