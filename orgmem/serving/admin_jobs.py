@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from orgmem.errors import OrgmemError
+from orgmem.errors import NotFoundError, OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
@@ -153,9 +153,14 @@ def jobs_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(req
 
 
 def _own_job(session, jobs, org: str, job_id: str):
-    job = jobs.get_job(session, job_id)
-    if job.org_id != get_org(session, org).id:
-        raise permission_denied(f"job {job_id!r} is not a job of org {org!r}")
+    """A job of ``org``; another org's job is "not found", word for word like one that does not exist."""
+    org_id = get_org(session, org).id
+    try:
+        job = jobs.get_job(session, job_id)
+    except NotFoundError:
+        job = None
+    if job is None or job.org_id != org_id:
+        raise NotFoundError(f"job {job_id!r} not found (org {org!r}; see `orgmem jobs {org}`)")
     return job
 
 

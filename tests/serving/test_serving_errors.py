@@ -1,9 +1,10 @@
-"""Error responses name no internals.
+"""Error responses name no internals, and another org's ids answer exactly like unknown ones.
 
 A failure of the server's own infrastructure (a corrupt or missing stored object, the store or the
 database down, any unexpected exception) answers a generic message with a request id, which is
 also the ``X-Request-ID`` header and the ``request_id`` of the server log line that has the full
-detail.
+detail. A checkpoint, job, receipt, key, source or document id of another org answers the same
+404, word for word, as an id that exists nowhere, on every route that takes such an id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from orgmem.checkpoints import MEMORY
@@ -21,6 +23,8 @@ from orgmem.db.session import session_scope
 from orgmem.errors import OrgmemError
 from orgmem.serving.errors import as_api_error
 from orgmem.store import StoreUnavailableError
+from tests.console.conftest import login
+from tests.serving.planted import Planted, plant
 from tests.serving.support import PREFIX
 
 REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
@@ -145,3 +149,77 @@ def test_4xx_messages_are_scrubbed_of_internal_locations(deployment):
     assert "s3://" not in str(as_api_error(OrgmemError("no bucket at s3://corp-secret/prefix")))
     assert "file:///etc" in str(as_api_error(OrgmemError("git clone URL 'file:///etc' is refused"),
                                              redact=deployment.state.redact)), "the client's own input"
+
+
+# -- another org's ids answer like unknown ids -----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def globex(deployment) -> Planted:
+    return plant(deployment, "globex", "zq7planted", deployment.checkpoints["globex-1"])
+
+
+UNKNOWN = {"checkpoint": "ck_0a0a0a0a0a0a", "job": "jb_0b0b0b0b0b0b", "receipt": "fr_0c0c0c0c0c0c",
+           "key_id": "987654", "source": "nosuch-wiki", "document": "876543",
+           "document_name": "nosuch-plan.md"}
+
+#: (label, method, path, JSON body) of every route taking a per-org id; ``{id}`` is the id.
+ID_ROUTES = [
+    ("checkpoint", "GET", "/api/orgs/acme/checkpoints/{id}", None),
+    ("checkpoint", "POST", "/api/orgs/acme/checkpoints/{id}/promote", {}),
+    ("checkpoint", "POST", "/api/orgs/acme/pin", {"checkpoint_id": "{id}"}),
+    ("checkpoint", "POST", "/api/orgs/acme/rollback", {"checkpoint_id": "{id}"}),
+    ("checkpoint", "POST", "/v1/completions", {"model": "acme@{id}", "prompt": "hi", "max_tokens": 1}),
+    ("checkpoint", "POST", "/v1/chat/completions",
+     {"model": "acme@{id}", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}),
+    ("job", "GET", "/api/orgs/acme/jobs/{id}", None),
+    ("job", "POST", "/api/orgs/acme/jobs/{id}/cancel", None),
+    ("receipt", "GET", "/api/orgs/acme/receipts/{id}", None),
+    ("key_id", "DELETE", "/api/orgs/acme/keys/{id}", None),
+    ("source", "POST", "/api/orgs/acme/sources/{id}/test", None),
+    ("source", "DELETE", "/api/orgs/acme/sources/{id}", None),
+    ("document", "POST", "/api/orgs/acme/forget", {"document": "{id}", "replay": False}),
+    ("receipt", "GET", "/console/orgs/acme/receipts/{id}", None),
+    ("checkpoint", "GET", "/console/orgs/acme/confirm/pin?checkpoint={id}", None),
+    ("checkpoint", "GET", "/console/orgs/acme/confirm/rollback?checkpoint={id}", None),
+    ("document_name", "GET", "/console/orgs/acme/confirm/forget?document={id}", None),
+]
+
+
+def _foreign(planted: Planted, kind: str) -> str:
+    if kind == "document_name":
+        return f"{planted.marker}-plan.md"
+    return str(getattr(planted, kind))
+
+
+def _fill(value, ident: str):
+    if isinstance(value, dict):
+        return {k: _fill(v, ident) for k, v in value.items()}
+    return value.replace("{id}", ident) if isinstance(value, str) else value
+
+
+@pytest.fixture(scope="module")
+def console_client(deployment) -> httpx.Client:
+    with httpx.Client(base_url=deployment.url, timeout=60) as client:
+        assert login(client, deployment.keys["acme-admin"]).status_code == 303
+        client.get("/console/orgs")  # shows (and clears) the login's flash message
+        yield client
+
+
+@pytest.mark.parametrize(("kind", "method", "path", "body"), ID_ROUTES,
+                         ids=[f"{m} {p.split('?')[0]} {k}" for k, m, p, _ in ID_ROUTES])
+def test_a_foreign_id_answers_exactly_like_an_unknown_one(deployment, globex, console_client, kind, method,
+                                                          path, body):
+    foreign, unknown = _foreign(globex, kind), UNKNOWN[kind]
+
+    def ask(ident: str) -> httpx.Response:
+        kw = {"json": _fill(body, ident)} if body is not None else {}
+        if path.startswith("/console"):
+            return console_client.request(method, _fill(path, ident), **kw)
+        return call(deployment, method, _fill(path, ident), **kw)
+
+    seen, missing = ask(foreign), ask(unknown)
+    assert missing.status_code == 404, missing.text
+    assert seen.status_code == missing.status_code, seen.text
+    word = re.compile(rf"(?<![\w-]){re.escape(foreign)}(?![\w-])")
+    assert word.sub(unknown, seen.text) == missing.text
+    assert "globex" not in seen.text
