@@ -17,6 +17,7 @@ from orgmem.console import routes as console_routes
 from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.errors import install_error_handlers
+from orgmem.serving.openapi_errors import install_error_responses
 from orgmem.serving.request_ids import RequestIdMiddleware
 from orgmem.serving.state import ServingState
 from orgmem.store import ObjectStore
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     app = FastAPI(title="orgmem", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.serving = state
     install_error_handlers(app)
+    install_error_responses(app)
     _install_metrics_middleware(app, state)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost of the user middleware
     for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):

@@ -101,7 +101,15 @@ def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
                                      "completion_tokens": done.completion_tokens, "finish": done.reason})
 
 
-@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream: true for SSE)")
+#: ``stream: true`` answers server-sent events, not JSON (documented so the spec says so): each
+#: event's ``data`` is one JSON chunk, the last one ``[DONE]``.
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}}}}}
+
+
+@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream: true for SSE)",
+             responses=SSE_RESPONSE)
 async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
     conversation = body.conversation()
@@ -109,7 +117,8 @@ async def chat_completions(body: ChatCompletionBody, request: Request,
                           "chatcmpl", _chat_chunks, ResponseFrame.chat)
 
 
-@router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)")
+@router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)",
+             responses=SSE_RESPONSE)
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
     return await _respond(request, identity, body, lambda tok: encode_prompt(tok, body.prompt),

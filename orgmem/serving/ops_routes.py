@@ -36,7 +36,9 @@ def _check(name: str, fn, request_id: str) -> tuple[str, str | None]:
         return name, f"unreachable; the server log has the details under request id {request_id}"
 
 
-@router.get("/readyz", summary="Readiness: base loaded, engine running, database and store reachable")
+@router.get("/readyz", summary="Readiness: base loaded, engine running, database and store reachable",
+            responses={503: {"description": "Not ready: the same body, naming the failing check",
+                             "content": {"application/json": {"schema": {"type": "object"}}}}})
 def readyz(request: Request) -> JSONResponse:
     state = get_state(request)
     request_id = request_id_of(request)
@@ -58,6 +60,7 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(request: Request) -> Response:
     return Response(get_state(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
