@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orgmem.errors import ConflictError, IncompatibleBaseError, IntegrityError, NotFoundError, OrgmemError
@@ -68,20 +68,24 @@ _STATUS: list[tuple[type[BaseException], int, str, str]] = [
 ]
 
 #: Failures of the server's own infrastructure (checked first): the client learns the kind of failure
-#: and a request id, never the message, which names store URLs, endpoints, files and checksums.
+#: and a request id, never the message, which names store URLs, endpoints, files, checksums and SQL.
 _INTERNAL: list[tuple[type[BaseException], int, str, str]] = [
     (IntegrityError, 500, "integrity_error", "stored data failed an integrity check"),
     (ObjectNotFoundError, 500, "integrity_error", "an object the request needs is missing from the store"),
     (StoreUnavailableError, 503, "store_unavailable", "the object store is unreachable; retry shortly"),
     (StoreError, 500, "store_error", "the object store refused the request"),
     (OperationalError, 503, "database_unavailable", "the database is unavailable; retry shortly"),
+    # the database refused a value of the request (PostgreSQL: a NUL in text, an integer past 64 bits)
+    (DataError, 400, "invalid_value", "a value of the request cannot be stored (a NUL character, or a "
+                                      "number out of range)"),
 ]
 
 
 def internal_error(status: int, code: str, what: str, request_id: str | None) -> ApiError:
     """The generic answer to an infrastructure failure: what kind, and where the detail is."""
     where = f" under request id {request_id}" if request_id else ""
-    return ApiError(status, f"{what}; the server log has the details{where}", "server_error", code)
+    type_ = "server_error" if status >= 500 else "invalid_request_error"
+    return ApiError(status, f"{what}; the server log has the details{where}", type_, code)
 
 
 def as_api_error(exc: BaseException, *, request_id: str | None = None,
@@ -109,7 +113,7 @@ def public_error(request: Request, exc: BaseException) -> ApiError:
     """``as_api_error`` for a request; a 5xx is logged here with its full detail and request id."""
     request_id = request_id_of(request)
     err = as_api_error(exc, request_id=request_id, redact=_redactor(request))
-    if err.status >= 500:
+    if err.status >= 500 or isinstance(exc, DataError):  # the answers that point to the log
         log_failure(exc, request_id, path=request.url.path, method=request.method)
     return err
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from orgmem.checkpoints import MEMORY
 from orgmem.db.models import CheckpointObject
@@ -149,6 +149,15 @@ def test_4xx_messages_are_scrubbed_of_internal_locations(deployment):
     assert "s3://" not in str(as_api_error(OrgmemError("no bucket at s3://corp-secret/prefix")))
     assert "file:///etc" in str(as_api_error(OrgmemError("git clone URL 'file:///etc' is refused"),
                                              redact=deployment.state.redact)), "the client's own input"
+
+
+def test_a_value_the_database_refuses_is_a_400_naming_no_sql():
+    """PostgreSQL refuses a NUL in text (SQLite stores it): the client's fault, told without the SQL."""
+    exc = DataError("INSERT INTO api_keys (name) VALUES (%(name)s)", {"name": "a\x00"},
+                    Exception("PostgreSQL text fields cannot contain NUL (0x00) bytes"))
+    err = as_api_error(exc, request_id="req_0123")
+    assert (err.status, err.type, err.code) == (400, "invalid_request_error", "invalid_value")
+    assert "INSERT" not in str(err) and "PostgreSQL" not in str(err) and "req_0123" in str(err)
 
 
 # -- another org's ids answer like unknown ids -----------------------------------------------------
