@@ -92,5 +92,6 @@ class AsyncGeneration:
     async def result(self) -> Finished:
         async for _ in self.events():
             pass
-        assert self.finished is not None
+        if self.finished is None:
+            raise RuntimeError("the generation's events ended without a Finished event")
         return self.finished
