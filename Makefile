@@ -6,7 +6,7 @@ STAMP := $(VENV)/.orgmem-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test setup model lint format
+.PHONY: demo test setup model lint scan format
 
 # torch first, pinned to the CPU wheel (an unpinned torch pulls a multi-GB CUDA build), then the rest.
 $(STAMP): pyproject.toml
@@ -29,3 +29,7 @@ test: model
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# bandit and pip-audit, as `make test` runs them (infra/ci/scan.sh)
+scan: setup
+	bash infra/ci/scan.sh

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -100,6 +100,17 @@ class SourceConfig(BaseModel):
                 raise ValueError(f"restricted {pattern!r} -> {group!r}: give a path glob and a group name "
                                  "other than 'org'")
         return value
+
+
+ConfigT = TypeVar("ConfigT", bound=SourceConfig)
+
+
+def config_as(config: SourceConfig, kind: type[ConfigT]) -> ConfigT:
+    """``config`` as the connector's own config class: an explicit check, not an ``assert`` (which
+    ``python -O`` strips; bandit B101)."""
+    if not isinstance(config, kind):
+        raise TypeError(f"{kind.__name__} expected, got {type(config).__name__}")
+    return config
 
 
 def restricted_audience(config: dict, external_id: str) -> str | None:

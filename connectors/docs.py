@@ -25,6 +25,7 @@ from connectors.base import (
     FetchItem,
     SourceConfig,
     SourceError,
+    config_as,
     register,
     text_hash,
 )
@@ -86,7 +87,7 @@ class DocsConnector(Connector):
         return root
 
     def check(self, config: SourceConfig) -> None:
-        assert isinstance(config, DocsConfig)
+        config = config_as(config, DocsConfig)
         root = self._root(config)
         if not os.access(root, os.R_OK | os.X_OK):
             raise SourceError(f"docs folder {config.path} is not readable by orgmem")
@@ -120,7 +121,7 @@ class DocsConnector(Connector):
                 yield rel, path, stat
 
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
-        assert isinstance(config, DocsConfig)
+        config = config_as(config, DocsConfig)
         root = self._root(config)
         self._prev = dict((cursor or {}).get("files", {}))
         for rel, path, stat in self._walk(root, config):

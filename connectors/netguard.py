@@ -148,8 +148,7 @@ class _GuardedBackend(httpcore.SyncBackend):
                 return super().connect_tcp(str(addr), port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 error = exc
-        assert error is not None
-        raise error
+        raise error or httpcore.ConnectError(f"{host}:{port} resolved to no address")
 
 
 class _GuardedTransport(httpx.HTTPTransport):

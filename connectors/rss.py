@@ -24,6 +24,7 @@ from connectors.base import (
     FetchItem,
     SourceConfig,
     SourceError,
+    config_as,
     register,
     text_hash,
 )
@@ -104,13 +105,13 @@ class RssConnector(Connector):
 
     def check(self, config: SourceConfig) -> None:
         """The feed answers and parses as a feed (linked pages are checked as items are read)."""
-        assert isinstance(config, RssConfig)
+        config = config_as(config, RssConfig)
         policy = self.confinement
         with _client(config, policy) as client:
             parse_feed(_download(client, config.url, {}, policy).content, config.url)
 
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
-        assert isinstance(config, RssConfig)
+        config = config_as(config, RssConfig)
         self._prev = dict(cursor or {})
         headers = {
             k: v

@@ -20,7 +20,9 @@ from connectors.base import (
     DocumentVersion,
     FetchItem,
     SourceConfig,
+    SourceConfigError,
     SourceError,
+    config_as,
     register,
     text_hash,
 )
@@ -68,7 +70,8 @@ class GitConnector(Connector):
         if config.url:
             check_git_url(config.url, policy)
             return open_repo(None, config.url, get_settings().home / "cache" / "git")
-        assert config.path
+        if not config.path:
+            raise SourceConfigError("git source: give 'path' or 'url'")
         local = confine_path(config.path, policy, what="git repository path")
         repo = open_repo(str(local), None, get_settings().home / "cache" / "git")
         # a '.git' file or an alternates list can point at another repository's objects
@@ -84,7 +87,7 @@ class GitConnector(Connector):
         return repo
 
     def check(self, config: SourceConfig) -> None:
-        assert isinstance(config, GitConfig)
+        config = config_as(config, GitConfig)
         if config.url:
             check_git_url(config.url, self.confinement)
             if not remote_has(config.url, config.branch, get_settings().home / "cache" / "git"):
@@ -93,7 +96,7 @@ class GitConnector(Connector):
         self._open(config).resolve(config.branch)
 
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
-        assert isinstance(config, GitConfig)
+        config = config_as(config, GitConfig)
         self._prev = dict(cursor or {})
         repo = self._open(config)
         head = repo.resolve(config.branch)

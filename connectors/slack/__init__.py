@@ -17,7 +17,15 @@ from pydantic import model_validator
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler
 
-from connectors.base import Connector, DocumentFailure, FetchItem, SourceConfig, SourceError, register
+from connectors.base import (
+    Connector,
+    DocumentFailure,
+    FetchItem,
+    SourceConfig,
+    SourceError,
+    config_as,
+    register,
+)
 from connectors.confine import confine_path
 from connectors.netguard import check_url
 from connectors.slack.api import ApiReader, RetryAfterHandler
@@ -86,7 +94,7 @@ class SlackConnector(Connector):
         check_url(config.base_url, self.confinement, what="slack base_url")
 
     def check(self, config: SourceConfig) -> None:
-        assert isinstance(config, SlackConfig)
+        config = config_as(config, SlackConfig)
         if config.zip:
             check_export(self._zip(config))
             return
@@ -101,7 +109,7 @@ class SlackConnector(Connector):
         self._check_api(config)
 
     def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
-        assert isinstance(config, SlackConfig)
+        config = config_as(config, SlackConfig)
         self._prev = dict(cursor or {})
         items = self._export(config) if config.zip else self._api(config)
         for item in items:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite on real services: installs and starts PostgreSQL, Redis and a real S3 server
-# (Ceph RGW) on 127.0.0.1, runs lint and pytest against them, stops the services on exit.
+# (Ceph RGW) on 127.0.0.1, runs lint, the security scans (bandit, pip-audit: infra/ci/scan.sh) and
+# pytest against them (the schemathesis fuzz of the API among the tests), stops the services on exit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -9,4 +10,5 @@ install_service_packages
 start_services
 check_services
 .venv/bin/ruff check .
+bash infra/ci/scan.sh
 .venv/bin/python -m pytest -p no:cacheprovider -q --timeout=900 "$@"

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints.layout import MANIFEST
 from orgmem.errors import IntegrityError, NotFoundError
 from orgmem.lineage.tree import get_checkpoint
-from orgmem.store.base import ObjectStore, sha256_hex
+from orgmem.store.base import ObjectNotFoundError, ObjectStore, sha256_hex
 
 
 def load_checkpoint_objects(
@@ -37,7 +37,7 @@ def load_checkpoint_objects(
         try:
             data = store.get(row.key, expected_sha256=row.sha256)
         except NotFoundError:
-            raise NotFoundError(
+            raise ObjectNotFoundError(
                 f"checkpoint {checkpoint_id!r} object {name!r} is missing from the store (key {row.key!r})"
             ) from None
         except IntegrityError as exc:

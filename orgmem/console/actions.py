@@ -33,7 +33,7 @@ from orgmem.errors import OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
 from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes
-from orgmem.serving.errors import ApiError, as_api_error
+from orgmem.serving.errors import ApiError, public_error
 from orgmem.serving.openai_schema import ChatCompletionBody
 from orgmem.serving.resolve import GROUP_SEPARATOR, own_checkpoint
 
@@ -217,7 +217,7 @@ async def act(org: str, action: str, request: Request, background: BackgroundTas
     try:
         flash: Flash = _run(action, request, background, identity, org, form, audience)
     except OrgmemError as exc:  # refused (conflict, unknown checkpoint...): say why, change nothing
-        flash = ("error", f"{ACTIONS[action].title} failed: {as_api_error(exc)}")
+        flash = ("error", f"{ACTIONS[action].title} failed: {public_error(request, exc)}")
     logger.info("console action", extra={"org": org, "action": action, "actor": identity.actor,
                                          "outcome": flash[0]})
     return redirect(request, target, flash, background=background)
@@ -259,7 +259,7 @@ async def chat(org: str, request: Request,
         return JSONResponse(ApiError(400, f"invalid chat request: {where}: {first['msg']}").body(),
                             status_code=400)
     except Exception as exc:
-        err = as_api_error(exc)
+        err = public_error(request, exc)
         return JSONResponse(err.body(), status_code=err.status)
     data = json.loads(response.body)
     return JSONResponse({"reply": data["choices"][0]["message"]["content"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +22,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from orgmem.console import security
-from orgmem.serving.errors import ApiError, as_api_error
-
-logger = logging.getLogger(__name__)
+from orgmem.serving.errors import ApiError, as_api_error, public_error
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "orgmem_console_flash"
@@ -130,9 +127,7 @@ def error_response(request: Request, exc: BaseException) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         exc = as_api_error(ApiError(400, f"invalid request: {where}: {first.get('msg', 'malformed')}"))
-    err = as_api_error(exc)
-    if err.status >= 500:
-        logger.error("console request failed: %s", exc, exc_info=exc, extra={"path": request.url.path})
+    err = public_error(request, exc)  # a 5xx names only the request id; logged there in full
     if wants_json(request):
         return _secure(JSONResponse(err.body(), status_code=err.status, headers=err.headers))
     if err.status == 401:  # the stored key stopped working (revoked, deleted): back to the login form

@@ -24,6 +24,19 @@ def new_id(prefix: str, nbytes: int = 6) -> str:
     return f"{prefix}_{secrets.token_hex(nbytes)}"
 
 
+#: The largest integer primary key either backend stores (a signed 64-bit integer).
+MAX_ROW_ID = 2**63 - 1
+
+
+def row_id(text: str) -> int | None:
+    """``text`` as an integer row id, or None when it is not one any table can hold: other digits
+    than 0-9 ('²'), or more than 64 bits (SQLite raises OverflowError, PostgreSQL a DataError)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_ROW_ID else None
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend."""
 

@@ -153,7 +153,7 @@ class Consolidator:
                 self.first_layer = min(self.first_layer, self.underlay.lowest_layer)
             self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
                                                self.config.grad_clip, self.config.warmup_updates)
-            self.rng = random.Random(self.config.seed)
+            self.rng = random.Random(self.config.seed)  # nosec B311  # seeded training order: no secret
             self.consolidations = 0
             if train_state is not None:
                 self._load_train_state(train_state)

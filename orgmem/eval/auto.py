@@ -70,7 +70,7 @@ def _prefix(text: str, end: int, answer: str, cfg: AutoProbeConfig) -> str | Non
 
 
 def _fact_id(name: str, text: str, offset: int) -> str:
-    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]  # an id, not a MAC
     return f"auto:{name}:{digest}:{offset}"
 
 
@@ -135,7 +135,7 @@ def auto_probes(chunks: Sequence, n: int, seed: int = 0,
     if not clozes and not conts:
         raise ValueError(f"no auto-probe candidates in {len(chunks)} chunk(s): texts are too short "
                          f"(need > {config.min_prefix_chars} characters before an identifier or clause end)")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # nosec B311  # seeded, reproducible probe choice: no secret
     n_cloze = min(len(clozes), max(round(n * config.cloze_share), n - len(conts)))
     picked = rng.sample(clozes, n_cloze) + rng.sample(conts, min(len(conts), n - n_cloze))
     return sorted(picked, key=lambda p: p.fact)

@@ -26,7 +26,7 @@ from orgmem.config import get_settings
 from orgmem.db import models as m
 from orgmem.db.session import begin_write
 from orgmem.db.types import utcnow
-from orgmem.errors import ConflictError, OrgmemError
+from orgmem.errors import ConflictError, NotFoundError, OrgmemError
 from orgmem.governance import GovernancePolicy
 from orgmem.ingest.report import SyncReport
 from orgmem.ingest.writer import SourceWriter
@@ -79,7 +79,8 @@ class _Run:
         )
 
     def store(self, doc: DocumentVersion) -> None:
-        assert self.writer is not None
+        if self.writer is None:
+            raise RuntimeError("store() before the sync opened its writer")
         try:
             self.writer.write(doc)
         except Exception as exc:  # one bad document must not stop the rest; it is recorded and retried
@@ -145,7 +146,8 @@ def sync_source(
 ) -> SyncReport:
     """Sync one source; returns the report (``report.error`` set when the source could not be read)."""
     org = session.get(m.Org, source.org_id)
-    assert org is not None
+    if org is None:
+        raise NotFoundError(f"source {source.name!r} belongs to no org (id {source.org_id})")
     if not source.enabled:
         raise ConflictError(f"source {source.name!r} of org {org.slug!r} is disabled")
     report = SyncReport(org=org.slug, source=source.name, kind=source.kind)

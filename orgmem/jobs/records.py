@@ -56,6 +56,15 @@ def get_job(session: Session, job_id: str, *, for_update: bool = False) -> Job:
     return job
 
 
+def _member(enum: type[JobKind] | type[JobStatus], value: str, what: str):
+    """The enum member, or an error naming the choices (not a ValueError: the API answers 400)."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum)
+        raise OrgmemError(f"unknown job {what} {value!r} (one of {choices})") from None
+
+
 def list_jobs(
     session: Session,
     org: Org | None = None,
@@ -69,9 +78,9 @@ def list_jobs(
     if org is not None:
         query = query.where(Job.org_id == org.id)
     if kind is not None:
-        query = query.where(Job.kind == JobKind(kind).value)
+        query = query.where(Job.kind == _member(JobKind, kind, "kind").value)
     if status is not None:
-        query = query.where(Job.status == JobStatus(status).value)
+        query = query.where(Job.status == _member(JobStatus, status, "status").value)
     return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
 
 

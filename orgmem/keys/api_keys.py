@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.db.enums import ApiKeyRole
 from orgmem.db.models import ApiKey, Org
-from orgmem.db.types import utcnow
+from orgmem.db.types import row_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError, OrgmemError
 from orgmem.lineage.audiences import validate_groups
 from orgmem.lineage.audit import record_audit
@@ -112,8 +112,9 @@ def list_keys(session: Session, org: Org | str) -> list[ApiKey]:
 def _find(session: Session, org: Org, ref: int | str) -> ApiKey:
     """A key of ``org`` by id (``12``) or prefix (``omk_AbCdEfGh``)."""
     text = str(ref).strip()
-    if text.isdigit():
-        row = session.get(ApiKey, int(text))
+    if text.isascii() and text.isdigit():  # an id (one past 64 bits matches nothing)
+        key_id = row_id(text)
+        row = session.get(ApiKey, key_id) if key_id is not None else None
         rows = [row] if row is not None and row.org_id == org.id else []
     else:
         rows = list(session.scalars(select(ApiKey).where(ApiKey.org_id == org.id,

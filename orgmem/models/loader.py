@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -87,7 +88,13 @@ def load_tokenizer(name: str | None = None):
     name = name or get_settings().base_model
     if name == TINY_BASE_MODEL:
         return build_tiny_tokenizer()
-    return AutoTokenizer.from_pretrained(str(resolve_folder(name)))
+    return _from_local(AutoTokenizer, resolve_folder(name))
+
+
+def _from_local(cls: Any, folder: Path, **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` of a local folder, never a download from the hub (offline by design:
+    ``local_files_only`` makes that a rule, not only ``HF_HUB_OFFLINE``; bandit B615)."""
+    return cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
 
 
 def _freeze(model: PreTrainedModel, device: torch.device, dtype: torch.dtype) -> PreTrainedModel:
@@ -114,11 +121,11 @@ def load_base(
         folder = resolve_folder(name)
         if (folder / "config.json").exists() is False:
             raise NotFoundError(f"base model folder {folder} has no config.json")
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        model = _from_local(AutoModelForCausalLM, folder, dtype=dtype)
         if getattr(model.config, "model_type", "") not in ("llama", "mistral", "qwen2"):
             logger.warning("base is not a Llama-family model; memory kinds may not attach",
                            extra={"base": name, "model_type": model.config.model_type})
-        tok = AutoTokenizer.from_pretrained(str(folder))
+        tok = _from_local(AutoTokenizer, folder)
         base = BaseModel(name, _freeze(model, dev, dtype), tok, folder_fingerprint(folder),
                          dev, dtype, path=folder)
     if base.tokenizer.pad_token is None:

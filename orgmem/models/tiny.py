@@ -54,7 +54,7 @@ def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
     tok.add_special_tokens(SPECIAL_TOKENS)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<|im_start|>",
+        bos_token="<|im_start|>",  # nosec B106  # a chat-template token, not a password
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         unk_token="<|endoftext|>",

@@ -33,7 +33,7 @@ from orgmem.db.models import (
     Source,
 )
 from orgmem.db.session import begin_write
-from orgmem.db.types import new_id, utcnow
+from orgmem.db.types import new_id, row_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.jobs.lease import live_org_holder
 from orgmem.lineage import ancestry, descendants, get_org, parent_map, quarantine, record_audit, rollback
@@ -75,8 +75,8 @@ def find_document(session: Session, org: Org, ref: str | int) -> Document:
         return doc
     query = select(Document).where(Document.org_id == org.id)
     match = or_(Document.external_id == ref, Document.uri == ref)
-    if ref.isdigit():
-        match = or_(match, Document.id == int(ref))
+    if row_id(ref) is not None:
+        match = or_(match, Document.id == row_id(ref))
     found = list(session.scalars(query.where(match)))
     if not found:
         raise NotFoundError(

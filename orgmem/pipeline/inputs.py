@@ -68,7 +68,7 @@ def replay_sample(consumed: list[ChunkRef], k: int, digest: str) -> list[ChunkRe
     """``k`` consumed chunks chosen by a generator seeded with the night's digest (retry-stable)."""
     if k <= 0 or not consumed:
         return []
-    rng = random.Random(int(digest[:16], 16))
+    rng = random.Random(int(digest[:16], 16))  # nosec B311  # seeded replay choice: no secret
     picked = rng.sample(range(len(consumed)), min(k, len(consumed)))
     return [consumed[i] for i in sorted(picked)]
 

@@ -9,17 +9,20 @@ missing, instead of failing at import.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from orgmem.errors import OrgmemError
+from orgmem.errors import NotFoundError, OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
 from orgmem.serving.auth import get_state, require_org_admin
 from orgmem.serving.errors import ApiError, permission_denied
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/orgs/{org}", tags=["admin: data and jobs"])
 
@@ -28,7 +31,8 @@ def _module(name: str):
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise ApiError(501, f"{name} is not available in this server ({exc}); use the CLI on a machine "
+        logger.warning("route needs a module this server lacks: %s", exc, extra={"module": name})
+        raise ApiError(501, f"{name} is not available in this server; use the CLI on a machine "
                        "with the workers installed", "server_error", "not_implemented") from None
 
 
@@ -149,9 +153,14 @@ def jobs_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(req
 
 
 def _own_job(session, jobs, org: str, job_id: str):
-    job = jobs.get_job(session, job_id)
-    if job.org_id != get_org(session, org).id:
-        raise permission_denied(f"job {job_id!r} is not a job of org {org!r}")
+    """A job of ``org``; another org's job is "not found", word for word like one that does not exist."""
+    org_id = get_org(session, org).id
+    try:
+        job = jobs.get_job(session, job_id)
+    except NotFoundError:
+        job = None
+    if job is None or job.org_id != org_id:
+        raise NotFoundError(f"job {job_id!r} not found (org {org!r}; see `orgmem jobs {org}`)")
     return job
 
 

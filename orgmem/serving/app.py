@@ -19,6 +19,8 @@ from orgmem.serving.bodylimit import BodySizeLimit
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.errors import install_error_handlers
 from orgmem.serving.memtrim import trim as trim_memory
+from orgmem.serving.openapi_errors import install_error_responses
+from orgmem.serving.request_ids import RequestIdMiddleware
 from orgmem.serving.state import ServingState
 from orgmem.store import ObjectStore
 
@@ -69,7 +71,9 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     # added first, so it runs inside the metrics middleware (its 413s are counted) and before any route
     app.add_middleware(BodySizeLimit, max_bytes=state.serve.max_body_bytes,
                        trim_after_bytes=state.serve.trim_after_body_bytes, on_large_body=trim_memory)
+    install_error_responses(app)
     _install_metrics_middleware(app, state)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost of the user middleware
     for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):
         app.include_router(module.router)
     app.include_router(console_routes.router)  # the admin console's pages under /console

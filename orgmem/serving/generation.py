@@ -30,7 +30,9 @@ def encode_chat(tokenizer, messages: list[dict[str, str]]) -> list[int]:
 
 
 def encode_prompt(tokenizer, prompt: str | list[str] | list[int]) -> list[int]:
-    if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+    if isinstance(prompt, list) and not prompt:  # [] is no prompt (found by the fuzzer: it was a 500)
+        raise ApiError(400, "the prompt is empty", param="prompt")
+    if isinstance(prompt, list) and isinstance(prompt[0], int):
         vocab = len(tokenizer)
         bad = [t for t in prompt if not 0 <= int(t) < vocab]
         if bad:
@@ -124,5 +126,6 @@ class AsyncGeneration:
     async def result(self) -> Finished:
         async for _ in self.events():
             pass
-        assert self.finished is not None
+        if self.finished is None:
+            raise RuntimeError("the generation's events ended without a Finished event")
         return self.finished

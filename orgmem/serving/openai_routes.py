@@ -26,7 +26,7 @@ from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
 from orgmem.serving.auth import generation_slot, get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
-from orgmem.serving.errors import as_api_error
+from orgmem.serving.errors import as_api_error, log_failure
 from orgmem.serving.generation import (
     AsyncGeneration,
     check_length,
@@ -36,6 +36,7 @@ from orgmem.serving.generation import (
     prompt_chars_limit,
 )
 from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
+from orgmem.serving.request_ids import request_id_of
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
 from orgmem.serving.state import ServingState
 
@@ -109,25 +110,35 @@ def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
                                      "completion_tokens": done.completion_tokens, "finish": done.reason})
 
 
-@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream: true for SSE)")
+#: ``stream: true`` answers server-sent events, not JSON (documented so the spec says so): each
+#: event's ``data`` is one JSON chunk, the last one ``[DONE]``.
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}}}}}
+
+
+@router.post("/chat/completions", summary="Chat completion (OpenAI format; stream: true for SSE)",
+             responses=SSE_RESPONSE)
 async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
     conversation = body.conversation()
-    return await _respond(get_state(request), identity, body, lambda tok: encode_chat(tok, conversation),
+    return await _respond(request, identity, body, lambda tok: encode_chat(tok, conversation),
                           "chatcmpl", _chat_chunks, ResponseFrame.chat)
 
 
-@router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)")
+@router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)",
+             responses=SSE_RESPONSE)
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
-    return await _respond(get_state(request), identity, body, lambda tok: encode_prompt(tok, body.prompt),
+    return await _respond(request, identity, body, lambda tok: encode_prompt(tok, body.prompt),
                           "cmpl", _completion_chunks, ResponseFrame.completion)
 
 
-async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, id_prefix: str,
+async def _respond(request: Request, identity: ApiKeyIdentity, body, encode, id_prefix: str,
                    chunker, render):
     """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body.
     The key's slot is held from here until the generation ends (``AsyncGeneration.on_end``)."""
+    state = get_state(request)
     slot = generation_slot(state, identity)
     try:
         gen, resolved = await _prepare(state, identity, body, encode)
@@ -139,7 +150,7 @@ async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, 
         slot.release()
         raise
     if body.stream:
-        chunks = chunker(state, gen, frame, body.include_usage)
+        chunks = chunker(state, gen, frame, body.include_usage, request_id_of(request))
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
     done = await gen.result()
     _account(state, resolved, gen, done)
@@ -149,8 +160,9 @@ async def _respond(state: ServingState, identity: ApiKeyIdentity, body, encode, 
 
 async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
                   delta: Callable[[str], dict[str, Any]], final: Callable[[Finished], dict[str, Any]],
-                  usage_object: str | None) -> AsyncIterator[str]:
-    """SSE frames of one generation; an error mid-stream becomes an OpenAI error frame."""
+                  usage_object: str | None, request_id: str) -> AsyncIterator[str]:
+    """SSE frames of one generation; an error mid-stream becomes an OpenAI error frame (a 5xx one
+    names only the request id; the detail is logged under it)."""
     try:
         async for event in gen.events():
             if isinstance(event, TextDelta):
@@ -161,25 +173,24 @@ async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFram
                     yield _sse(frame.usage_chunk(usage_object, event.prompt_tokens, event.completion_tokens))
                 _account(state, frame.resolved, gen, event)
     except Exception as exc:
-        err = as_api_error(exc)
-        logger.error("stream failed: %s", exc,
-                     extra={"org": frame.resolved.org, "checkpoint": frame.resolved.label})
+        err = as_api_error(exc, request_id=request_id, redact=state.redact)
+        log_failure(exc, request_id, org=frame.resolved.org, checkpoint=frame.resolved.label, stream=True)
         yield _sse(err.body())
     yield _sse("[DONE]")
 
 
 async def _chat_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                       include_usage: bool) -> AsyncIterator[str]:
+                       include_usage: bool, request_id: str) -> AsyncIterator[str]:
     yield _sse(frame.chat_chunk({"role": "assistant", "content": ""}))
     async for line in _stream(state, gen, frame, lambda text: frame.chat_chunk({"content": text}),
                               lambda done: frame.chat_chunk({}, done.reason),
-                              "chat.completion.chunk" if include_usage else None):
+                              "chat.completion.chunk" if include_usage else None, request_id):
         yield line
 
 
 async def _completion_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                             include_usage: bool) -> AsyncIterator[str]:
+                             include_usage: bool, request_id: str) -> AsyncIterator[str]:
     async for line in _stream(state, gen, frame, lambda text: frame.completion_chunk(text),
                               lambda done: frame.completion_chunk("", done.reason),
-                              "text_completion" if include_usage else None):
+                              "text_completion" if include_usage else None, request_id):
         yield line

@@ -8,8 +8,8 @@ checkpoint only for keys carrying the group).
 Resolved per request from the database, so a pin, unpin, rollback or promotion is visible to the
 next request without a restart, while a request already decoding keeps what it resolved. The
 key's org must be the model's org (403 otherwise, without saying whether that org exists). A
-group the key does not carry is answered exactly like one that does not exist (404), so no
-endpoint tells a key anything about a group's memory.
+group the key does not carry, and a checkpoint of another org, are answered exactly like ones that
+do not exist (404), so no endpoint tells a key anything about another org's or group's memory.
 """
 
 from __future__ import annotations
@@ -84,15 +84,14 @@ def own_checkpoint(session: Session, org: Org, checkpoint_id: str, groups: Colle
                    ) -> Checkpoint:
     """A checkpoint of ``org`` this key may see: the org's, or one of a group in ``groups``.
 
-    Another org's checkpoint is refused without naming that org; a checkpoint of a group the key
-    lacks is "not found", word for word what a checkpoint that does not exist gets.
+    Another org's checkpoint, and one of a group the key lacks, are "not found", word for word what
+    a checkpoint that does not exist gets: no answer tells whether an id exists elsewhere.
     """
     checkpoint = session.get(Checkpoint, checkpoint_id)
-    hidden = checkpoint is not None and checkpoint.audience not in (ORG_AUDIENCE, *groups)
-    if checkpoint is None or (hidden and checkpoint.org_id == org.id):
+    visible = (checkpoint is not None and checkpoint.org_id == org.id
+               and checkpoint.audience in (ORG_AUDIENCE, *groups))
+    if not visible:
         raise NotFoundError(f"checkpoint {checkpoint_id!r} not found (org {org.slug!r})")
-    if checkpoint.org_id != org.id:
-        raise permission_denied(f"checkpoint {checkpoint_id!r} is not a checkpoint of org {org.slug!r}")
     return checkpoint
 
 

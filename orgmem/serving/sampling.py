@@ -63,12 +63,15 @@ class Sampler:
         if p.greedy:
             return int(logits.argmax())
         probs = torch.softmax(logits.float() / p.temperature, dim=-1)
+        if not bool(torch.isfinite(probs).all()):  # a temperature so small it overflows: its limit, greedy
+            return int(logits.argmax())
         if p.top_p >= 1.0:
             return int(torch.multinomial(probs, 1, generator=self.generator))
         top, index = probs.topk(min(_TOPK_FIRST, probs.numel()))
         if float(top.sum()) < p.top_p and top.numel() < probs.numel():
             top, index = probs.sort(descending=True)
         keep = (top.cumsum(0) - top) < p.top_p  # the smallest prefix whose mass reaches top_p
+        keep[0] = True  # a top_p below float32's resolution (found by the fuzzer) still keeps the top token
         top, index = top[keep], index[keep]
         choice = torch.multinomial(top / top.sum(), 1, generator=self.generator)
         return int(index[choice])

@@ -28,6 +28,7 @@ from orgmem.serving.errors import ApiError
 from orgmem.serving.memcache import MemoryCache
 from orgmem.serving.metrics import ServingMetrics
 from orgmem.serving.ratelimit import ConcurrencyLimiter, RateLimiter
+from orgmem.serving.redact import Redactor, internal_locations
 from orgmem.serving.resolve import MemoryLayer, ResolvedModel, resolve_model
 from orgmem.serving.stack import StackCache
 from orgmem.serving.threads import single_threaded_torch
@@ -49,6 +50,7 @@ class ServingState:
         self.serve = serve
         self.db_url = settings.database_url
         self.store = store or open_store(settings=settings)
+        self.redact = Redactor(internal_locations(settings, getattr(self.store, "url", None)))
         self.metrics = ServingMetrics()
         self.limiter = RateLimiter(serve.rate_limit_per_minute, serve.rate_limit_burst)
         self.concurrency = ConcurrencyLimiter(serve.max_concurrent_per_key)
@@ -118,9 +120,9 @@ class ServingState:
         return self._ready.wait(timeout)
 
     def require_engine(self) -> GenerationEngine:
-        if self.load_error is not None:
-            raise ApiError(503, f"base model {self.settings.base_model!r} failed to load: {self.load_error}",
-                           "server_error", "model_unavailable")
+        if self.load_error is not None:  # the cause (paths, exception text) is in the server log only
+            raise ApiError(503, f"base model {self.settings.base_model!r} failed to load; the server log "
+                           "has the details", "server_error", "model_unavailable")
         if not self.ready:
             raise ApiError(503, f"base model {self.settings.base_model!r} is still loading; retry shortly",
                            "server_error", "model_loading", headers={"Retry-After": "5"})

@@ -16,8 +16,10 @@ from orgmem.errors import OrgmemError
 from orgmem.store.base import (
     InvalidKeyError,
     ObjectInfo,
+    ObjectNotFoundError,
     ObjectStore,
     StoreAccessError,
+    StoreError,
     StoreUnavailableError,
     sha256_hex,
 )
@@ -28,8 +30,10 @@ _BACKENDS: dict[str, StoreFactory] = {}
 __all__ = [
     "InvalidKeyError",
     "ObjectInfo",
+    "ObjectNotFoundError",
     "ObjectStore",
     "StoreAccessError",
+    "StoreError",
     "StoreUnavailableError",
     "open_store",
     "register_backend",

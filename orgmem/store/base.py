@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from orgmem.errors import IntegrityError, OrgmemError
+from orgmem.errors import IntegrityError, NotFoundError, OrgmemError
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,20 @@ class InvalidKeyError(OrgmemError):
     """A key that could name something outside the store (``..``, absolute, empty segment)."""
 
 
-class StoreUnavailableError(OrgmemError):
+class StoreError(OrgmemError):
+    """The store failed in a way the caller cannot fix (its messages name endpoints: operator only)."""
+
+
+class StoreUnavailableError(StoreError):
     """The store could not be reached (connection refused, timeout): retrying later may work."""
 
 
-class StoreAccessError(OrgmemError):
+class StoreAccessError(StoreError):
     """The store refused us (wrong credentials, no permission): fixing configuration is needed."""
+
+
+class ObjectNotFoundError(NotFoundError):
+    """A stored object (or the bucket) is missing: for the server's own keys, a fault of the store."""
 
 
 def validate_key(key: str) -> str:

@@ -13,10 +13,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from orgmem.errors import ConflictError, IntegrityError, NotFoundError
+from orgmem.errors import ConflictError, IntegrityError
 from orgmem.store.base import (
     InvalidKeyError,
     ObjectInfo,
+    ObjectNotFoundError,
     ObjectStore,
     check_sha256,
     sha256_hex,
@@ -93,7 +94,7 @@ class LocalFolderStore(ObjectStore):
         try:
             return path.read_bytes()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFoundError(f"object {key!r} not found in {self.url}") from None
+            raise ObjectNotFoundError(f"object {key!r} not found in {self.url}") from None
 
     def get(self, key: str, expected_sha256: str | None = None) -> bytes:
         data = self._read_bytes(key, self._path(key))

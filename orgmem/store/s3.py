@@ -34,8 +34,10 @@ from orgmem.errors import IntegrityError, NotFoundError, OrgmemError
 from orgmem.store.base import (
     InvalidKeyError,
     ObjectInfo,
+    ObjectNotFoundError,
     ObjectStore,
     StoreAccessError,
+    StoreError,
     StoreUnavailableError,
     check_sha256,
     sha256_hex,
@@ -130,23 +132,23 @@ class S3Store(ObjectStore):
                 f"ORGMEM_S3_SECRET_ACCESS_KEY (or the AWS_* variables): {exc}"
             ) from exc
         except BotoCoreError as exc:
-            raise OrgmemError(f"S3 error at {self.endpoint} while {action} {what}: {exc}") from exc
+            raise StoreError(f"S3 error at {self.endpoint} while {action} {what}: {exc}") from exc
 
     def _client_error(self, exc: ClientError, action: str, key: str | None, what: str) -> OrgmemError:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "?"))
         detail = f"{code}: {error.get('Message') or 'no message'}"
         if code == "NoSuchBucket" or (code in _NOT_FOUND and key is None):
-            return NotFoundError(f"bucket {self.bucket!r} does not exist at {self.endpoint} ({detail})")
+            return ObjectNotFoundError(f"bucket {self.bucket!r} does not exist at {self.endpoint} ({detail})")
         if code in _NOT_FOUND:
-            return NotFoundError(f"{what} not found (endpoint {self.endpoint})")
+            return ObjectNotFoundError(f"{what} not found (endpoint {self.endpoint})")
         if code in _ACCESS:
             return StoreAccessError(
                 f"S3 endpoint {self.endpoint} refused {action} {what}: {detail}; check "
                 f"ORGMEM_S3_ACCESS_KEY_ID / ORGMEM_S3_SECRET_ACCESS_KEY and the bucket's permissions"
             )
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        kind = StoreUnavailableError if status >= 500 else OrgmemError
+        kind = StoreUnavailableError if status >= 500 else StoreError
         return kind(f"S3 endpoint {self.endpoint} failed {action} {what}: {detail} (HTTP {status})")
 
     # -- bucket --------------------------------------------------------------------------------

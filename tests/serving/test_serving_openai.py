@@ -138,9 +138,9 @@ def test_another_orgs_model_is_403(deployment, model):
         assert err.value.body["type"] == "permission_error"
 
 
-def test_another_orgs_checkpoint_under_own_slug_is_403(deployment):
+def test_another_orgs_checkpoint_under_own_slug_is_404_like_an_unknown_one(deployment):
     foreign = deployment.checkpoints["globex-1"]
-    with pytest.raises(openai.PermissionDeniedError) as err:
+    with pytest.raises(openai.NotFoundError) as err:
         deployment.client("acme-admin").completions.create(model=f"acme@{foreign}", prompt="hi", max_tokens=1)
     assert "globex" not in err.value.message
 

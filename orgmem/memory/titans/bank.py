@@ -77,7 +77,7 @@ def _pad(rows: list[list], value) -> Tensor:
 def build_bank(base, layer: int, seed: int, size: int, *, facts: tuple[int, int] = (4, 10), queries: int = 4,
                chat_prob: float = 0.5, encode_batch: int = 16, progress: bool = False) -> EpisodeBank:
     """``size`` episodes from ``seed`` with their states entering ``layer`` cached."""
-    rng, tok, model = random.Random(seed), base.tokenizer, base.model
+    rng, tok, model = random.Random(seed), base.tokenizer, base.model  # nosec B311  # seeded data
     rows = [tokenize_episode(tok, make_episode(rng, tok, facts=facts, queries=queries, chat_prob=chat_prob))
             for _ in range(size)]
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0

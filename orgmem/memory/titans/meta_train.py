@@ -182,7 +182,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def _load_checkpoint(path: Path, base, titans: TitansConfig, cfg: MetaTrainConfig) -> dict[str, Any]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
     if ckpt["base_fingerprint"] != base.fingerprint:
         raise IncompatibleBaseError(
             f"meta-training checkpoint {path} belongs to base fingerprint {ckpt['base_fingerprint'][:16]}…, "
