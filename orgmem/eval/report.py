@@ -123,7 +123,7 @@ class EvalReport:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(_finite(self.to_dict()), indent=indent, ensure_ascii=False)
+        return json.dumps(finite_json(self.to_dict()), indent=indent, ensure_ascii=False)
 
     def table(self) -> str:
         """Plain-text table: one row per probe group, then the drift metrics."""
@@ -150,12 +150,13 @@ def _num(x: float) -> str:
     return "-" if x is None or math.isnan(x) else f"{x:.3f}"
 
 
-def _finite(obj):
-    """NaN/inf → None so the JSON is standard (json.dumps would write bare NaN)."""
+def finite_json(obj):
+    """NaN/inf → None so the JSON is standard (json.dumps would write bare NaN, which PostgreSQL's
+    JSON columns refuse)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj

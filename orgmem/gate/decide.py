@@ -1,8 +1,10 @@
 """The gate's verdict on one candidate checkpoint, from the pipeline's metrics and the thresholds.
 
 Pure functions (no database), so the verdict can be computed before the checkpoint is committed
-and stored with it. A metric that could not be measured (e.g. retention on the first night,
-when there is no earlier material) is reported as skipped, not failed.
+and stored with it. A metric that could not be measured (``None``: e.g. retention on the first
+night, when there is no earlier material) is reported as skipped, not failed. A metric that was
+measured but is NaN or infinite fails its check: that is what a diverged candidate (a far too high
+learning rate) measures, and skipping it would promote a model whose outputs are NaN.
 """
 
 from __future__ import annotations
@@ -64,23 +66,28 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {"min": lambda v, t: v >= 
 
 
 def _number(value: Any) -> float | None:
+    """The metric as a float (NaN and inf kept), None when it was not measured."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(number) else number
 
 
 def _check(rule: tuple[str, str, str, str, str], metrics: Mapping[str, Any], config: GateConfig) -> Check:
     name, metric, threshold_field, how, what = rule
     threshold = getattr(config, threshold_field)
     value = _number(metrics.get(metric))
+    finite = value if value is None or math.isfinite(value) else None  # what JSON can store
     if threshold is None:
-        return Check(name, metric, value, None, True, True, f"{what}: check disabled")
+        return Check(name, metric, finite, None, True, True, f"{what}: check disabled")
     if value is None:
         return Check(name, metric, None, threshold, True, True, f"{what}: not measured, skipped")
+    if finite is None:
+        return Check(
+            name, metric, None, threshold, False, False, f"{what} is {value} (outputs not finite): FAILED"
+        )
     passed = _COMPARE[how](value, threshold)
     bound = ">=" if how == "min" else "<="
     verdict = "ok" if passed else "FAILED"

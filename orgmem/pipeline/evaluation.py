@@ -132,7 +132,9 @@ def secret_leaks(outputs: Sequence[tuple[str, str, str]]) -> list[dict[str, str]
 
 
 def _group_nll(report, group: str) -> float | None:
-    values = [r.answer_nll for r in report.probes if r.group == group and r.answer_nll == r.answer_nll]
+    """Mean answer NLL of ``group``'s probes; NaN stays NaN (a diverged model must fail the gate,
+    not be skipped as unmeasured), None when the group has no probe."""
+    values = [r.answer_nll for r in report.probes if r.group == group]
     return sum(values) / len(values) if values else None
 
 

@@ -30,6 +30,7 @@ from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
 from orgmem.errors import IncompatibleBaseError
+from orgmem.eval.report import finite_json
 from orgmem.gate import Check, GateConfig, GateDecision, apply_decision, decide
 from orgmem.governance.record import governance_for_chunks
 from orgmem.lineage import get_org
@@ -296,8 +297,8 @@ def consolidate_org(
         base, parent.memory, result.memory, inputs.new, inputs.replay, cfg.pipeline, underlay=underlay
     )
     metrics["engine"] = result.metrics
-    decision = decide(metrics, gate_config)
-    metrics["gate"] = decision.to_dict()
+    decision = decide(metrics, gate_config)  # on the raw values: a NaN metric fails its check
+    metrics = finite_json({**metrics, "gate": decision.to_dict()})  # what JSON columns can store
     ctx.progress(0.85, f"evaluated in {metrics['eval_seconds']} s; gate {decision.summary()}")
     ctx.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
     record = underlay_record(underlay_id, underlay) if grouped else None

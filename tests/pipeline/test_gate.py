@@ -41,10 +41,25 @@ def test_each_threshold_rejects_with_a_named_reason(metric, value, reason):
 
 
 def test_unmeasured_metrics_are_skipped_not_failed():
-    decision = decide({**GOOD, "retention_nll_increase": None, "kl": float("nan")})
+    decision = decide({**GOOD, "retention_nll_increase": None, "kl": None})
     assert decision.passed
     skipped = {c.name for c in decision.checks if c.skipped}
     assert {"retained", "kl"} <= skipped
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_metrics_fail_instead_of_being_skipped(value):
+    """A diverged candidate measures NaN: that is a failure, and the stored check is JSON-safe."""
+    decision = decide({**GOOD, "kl": value, "ppl_ratio": value})
+    assert not decision.passed
+    assert decision.reasons == [
+        f"KL to base on generic prompts is {value} (outputs not finite): FAILED",
+        f"generic perplexity ratio to base is {value} (outputs not finite): FAILED",
+    ]
+    failed = [c for c in decision.checks if not c.passed]
+    assert all(c.value is None and not c.skipped for c in failed)
+    off = decide({**GOOD, "kl": value}, GateConfig.from_org({"max_kl": None}))
+    assert off.passed and {c.name: c.value for c in off.checks}["kl"] is None
 
 
 def test_org_overrides_and_validation():
