@@ -79,7 +79,8 @@ class ConsolidationConfig:
                 "is then free to open on material and learns to stay shut off-topic)."})
     context_distill: float = field(default=0.0, metadata={
         "help": "Weight of KL(teacher ‖ memory) on chat answer tokens, the teacher being the frozen base "
-                "with the answer's chunk before the question (distill.py); 0 = off."})
+                "with the answer's chunk before the question (distill.py); 0 = off. Fixed recipe only: "
+                "the curriculum's drills carry no teacher."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps."})
     num_threads: int | None = field(default=None, metadata={
         "help": "CPU threads for torch during consolidation (default: os.cpu_count())."})
