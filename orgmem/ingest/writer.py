@@ -123,6 +123,8 @@ class SourceWriter:
             "updated_at": _iso(doc.updated_at), "source": dict(doc.metadata),
             "governance": {"ruleset": governed.ruleset, "redactions": len(governed.redactions),
                            "findings": governed.findings()},
+            # the passages this version is made of: replay takes only these (pipeline.replay)
+            "chunk_keys": [c.key for c in chunks],
         }  # fmt: skip
         version_id = self.session.execute(
             insert(m.DocumentVersion)

@@ -17,12 +17,28 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orgmem.errors import OrgmemError
 
+REPLAY_POLICIES = ("none", "sample", "full", "budget")  # what each does: pipeline/replay.py
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
     """What the pipeline feeds the engine and how it evaluates the result."""
 
-    replay_max_chunks: int = field(default=32, metadata={"help": "Older consumed chunks replayed per night."})
+    replay_policy: str = field(
+        default="sample",
+        metadata={
+            "help": "Which older chunks a night replays: none | sample | full | budget (pipeline/replay.py)."
+        },
+    )
+    replay_max_chunks: int = field(
+        default=32, metadata={"help": "Replay budget: older chunks replayed per night (sample, budget)."}
+    )
+    replay_pool: int = field(
+        default=8,
+        metadata={
+            "help": "budget: candidates scored for forgetting per replay slot (forward passes, no training)."
+        },
+    )
     new_probes: int = field(default=16, metadata={"help": "Auto-probes cut from tonight's chunks."})
     old_probes: int = field(default=16, metadata={"help": "Auto-probes cut from earlier nights' chunks."})
     probe_seed: int = field(default=0, metadata={"help": "Seed of probe and replay sampling."})
@@ -36,9 +52,14 @@ class PipelineConfig:
     progress: bool = field(default=True, metadata={"help": "Show tqdm bars (engine steps) on stderr."})
 
     def __post_init__(self) -> None:
-        for name in ("replay_max_chunks", "new_probes", "old_probes", "cloze_max_new_tokens"):
+        for name in ("replay_max_chunks", "replay_pool", "new_probes", "old_probes", "cloze_max_new_tokens"):
             if getattr(self, name) < 0:
                 raise OrgmemError(f"pipeline config {name} must be >= 0, got {getattr(self, name)}")
+        if self.replay_policy not in REPLAY_POLICIES:
+            raise OrgmemError(
+                f"pipeline config replay_policy must be one of {list(REPLAY_POLICIES)}, "
+                f"got {self.replay_policy!r}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:

@@ -13,8 +13,7 @@ so a retry also replays exactly the same older chunks.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +23,7 @@ from orgmem.checkpoints import input_digest
 from orgmem.db.enums import ChunkStatus, InputRole
 from orgmem.db.models import Checkpoint, Chunk, Org
 from orgmem.lineage.audiences import ORG_AUDIENCE, audience_chunk_ids, head_holder
+from orgmem.pipeline.replay import ForgetScorer, ReplayCandidate, choose_replay, live_consumed
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Inputs:
     replay: list[ChunkRef]
     digest: str
     digest_extra: dict[str, Any]
+    policy: str = "sample"
+    replay_max: int = 0
+    candidates: tuple[ReplayCandidate, ...] = field(default=(), repr=False)
 
     @property
     def input_refs(self) -> list[tuple[int, InputRole]]:
@@ -64,13 +67,18 @@ def _refs(session: Session, org: Org, audience: str, status: ChunkStatus) -> lis
     return [ChunkRef(cid, key, text) for cid, key, text in rows]
 
 
-def replay_sample(consumed: list[ChunkRef], k: int, digest: str) -> list[ChunkRef]:
-    """``k`` consumed chunks chosen by a generator seeded with the night's digest (retry-stable)."""
-    if k <= 0 or not consumed:
-        return []
-    rng = random.Random(int(digest[:16], 16))  # nosec B311  # seeded replay choice: no secret
-    picked = rng.sample(range(len(consumed)), min(k, len(consumed)))
-    return [consumed[i] for i in sorted(picked)]
+def _as_refs(chosen) -> list[ChunkRef]:
+    return [ChunkRef(c.id, c.key, c.text) for c in chosen]
+
+
+def rescore_replay(inputs: Inputs, scorer: ForgetScorer, pool: int) -> Inputs:
+    """The ``budget`` policy's replay once the parent memory can say what it has forgotten."""
+    if inputs.policy != "budget" or not inputs.candidates:
+        return inputs
+    chosen = choose_replay(
+        inputs.candidates, "budget", inputs.replay_max, inputs.digest, scorer=scorer, pool=pool
+    )
+    return replace(inputs, replay=_as_refs(chosen))
 
 
 def gather_inputs(
@@ -80,8 +88,11 @@ def gather_inputs(
     replay_max: int,
     digest_extra: dict[str, Any],
     audience: str = ORG_AUDIENCE,
+    policy: str = "sample",
 ) -> Inputs:
-    """The pending chunks of ``org``'s ``audience`` on that audience's head, and the replay sample.
+    """The pending chunks of ``org``'s ``audience`` on that audience's head, and the replay set of
+    ``policy`` (``pipeline.replay``; ``budget`` is drawn by age here, ``rescore_replay`` adds the
+    forgotten half once the parent memory is loaded).
 
     A group's digest also names the group (the org's stays as before audiences, so a retried
     org job still finds its checkpoint).
@@ -91,8 +102,11 @@ def gather_inputs(
     extra = dict(digest_extra) if audience == ORG_AUDIENCE else {**digest_extra, "audience": audience}
     new = _refs(session, org, audience, ChunkStatus.PENDING)
     digest = input_digest([c.key for c in new], parent_id, extra)
-    replay = replay_sample(_refs(session, org, audience, ChunkStatus.CONSUMED), replay_max, digest)
-    return Inputs(org.id, org.slug, audience, parent_id, new, replay, digest, extra)
+    candidates = tuple(live_consumed(session, org, audience)) if policy != "none" else ()
+    replay = _as_refs(choose_replay(candidates, policy, replay_max, digest))
+    return Inputs(
+        org.id, org.slug, audience, parent_id, new, replay, digest, extra, policy, replay_max, candidates
+    )
 
 
 def existing_checkpoint(session: Session, inputs: Inputs) -> Checkpoint | None:

@@ -38,7 +38,8 @@ from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
 from orgmem.memory import memory_config, read_metadata
 from orgmem.pipeline.config import resolve
 from orgmem.pipeline.evaluation import evaluate_candidate
-from orgmem.pipeline.inputs import Inputs, existing_checkpoint, gather_inputs
+from orgmem.pipeline.forgetting import forgetting_scorer
+from orgmem.pipeline.inputs import Inputs, existing_checkpoint, gather_inputs, rescore_replay
 from orgmem.pipeline.state import load_parent, remove_uncommitted_objects, shared_base
 from orgmem.pipeline.underlay import (
     DIGEST_KEY,
@@ -173,14 +174,25 @@ def training_progress(ctx: Reporter, *, start: float, end: float, every_s: float
             return
         last[0] = now
         loss = losses.get("ce")
-        ctx.progress(start + (end - start) * done / max(total, 1),
-                     f"training step {done}/{total}" + (f" (loss {loss:.3f})" if loss is not None else ""))
+        ctx.progress(
+            start + (end - start) * done / max(total, 1),
+            f"training step {done}/{total}" + (f" (loss {loss:.3f})" if loss is not None else ""),
+        )
 
     return on_step
 
 
-def _commit(store: ObjectStore, inputs: Inputs, result, metrics: dict, cfg, base, ctx: Reporter, actor: str,
-            underlay: dict | None):
+def _commit(
+    store: ObjectStore,
+    inputs: Inputs,
+    result,
+    metrics: dict,
+    cfg,
+    base,
+    ctx: Reporter,
+    actor: str,
+    underlay: dict | None,
+):
     meta = read_metadata(result.memory, "new memory")
     manifest = {
         "pipeline": cfg.pipeline.to_dict(),
@@ -262,7 +274,12 @@ def consolidate_org(
         gate_config = GateConfig.from_org(org.gate_config)
         extra.update(underlay_digest(org, audience))
         inputs = gather_inputs(
-            session, org, replay_max=cfg.pipeline.replay_max_chunks, digest_extra=extra, audience=audience
+            session,
+            org,
+            replay_max=cfg.pipeline.replay_max_chunks,
+            digest_extra=extra,
+            audience=audience,
+            policy=cfg.pipeline.replay_policy,
         )
         existing = existing_checkpoint(session, inputs)
         existing_id = existing.id if existing is not None else None
@@ -286,6 +303,14 @@ def consolidate_org(
         parent = load_parent(session, store, inputs.parent_id)
         underlay = load_underlay(session, store, underlay_id)
     base = shared_base(settings.base_model)
+    if parent.memory is not None and inputs.policy == "budget":
+        inputs = rescore_replay(
+            inputs, forgetting_scorer(base, parent.memory, underlay), cfg.pipeline.replay_pool
+        )
+        ctx.event(
+            f"replay: {len(inputs.replay)} of {len(inputs.candidates)} live older chunk(s), "
+            "half by age, half the most forgotten"
+        )
     ctx.progress(0.05, f"training on base {base.name}")
     result = _train(base, parent, inputs, cfg, ctx, underlay)
     ctx.progress(
