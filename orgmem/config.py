@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     base_model: str = Field(DEFAULT_BASE_MODEL,
                             description="'smollm2-135m-instruct', 'tiny-random' or a local HF Llama folder.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    consolidate_procs: int = Field(
+        1,
+        ge=1,
+        description="Processes one org's nightly consolidation trains on, data parallel (gloo on CPU, NCCL "
+        "with one GPU per process, cuda:0..N-1); 1 = in the worker process. Equal to 1 up to rounding "
+        "(docs/deploy.md); the curriculum and context distillation need 1.",
+    )
     forget_grace_hours: float = Field(
         0.0, ge=0, description="Hours a forgotten checkpoint's objects are kept; 0 = delete at once."
     )

@@ -31,3 +31,14 @@ class IncompatibleBaseError(OrgmemError):
     """A memory state was made for another base model than the one it is loaded onto."""
 
     exit_code = 5
+
+
+class DistributedTrainingError(OrgmemError):
+    """A rank of a data-parallel consolidation died, failed or timed out; nothing of the attempt is
+    used. Transient by default (a killed process, an out-of-memory GPU): workers retry the job."""
+
+    def __init__(
+        self, message: str, *, rank: int | None = None, returncode: int | None = None, log_dir: object = None
+    ) -> None:
+        super().__init__(message)
+        self.rank, self.returncode, self.log_dir = rank, returncode, log_dir

@@ -10,6 +10,10 @@ output is computed once per item.
 Exactness: all randomness comes from one ``random.Random`` whose state is saved in the train
 state with the optimizer's moments, accumulated level gradients and counters, so night 1 then
 night 2 (resumed from bytes) equals one ``Consolidator`` running both nights in the same order.
+
+Data parallel: given a ``DataParallel`` (``orgmem.engine.distributed``), every rank plans the same
+steps and trains its shard of each, with losses scaled and gradients summed so that the update is
+the single-process one up to rounding (the curriculum and context distillation are refused).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from orgmem.engine.asked import written_questions
 from orgmem.engine.config import ConsolidationConfig
 from orgmem.engine.curriculum import Curriculum, CurriculumConfig, night_facts
 from orgmem.engine.distill import fill_teacher, teacher_rows
+from orgmem.engine.distributed import GRADIENT_KINDS, DataParallel, StepShare, check_supported
 from orgmem.engine.forms import answers
 from orgmem.engine.items import Item, build_items, statement_items, text_items
 from orgmem.engine.layers import final_hidden, lm_logits, run_layers
@@ -133,9 +138,12 @@ class Consolidator:
 
     def __init__(self, base, parent: bytes | MemoryHandle | None = None,
                  config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
-                 underlay: bytes | None = None) -> None:
+                 underlay: bytes | None = None, world: DataParallel | None = None) -> None:
         self.base = base
         self.config = config or ConsolidationConfig()
+        self.world = world  # None: one process; else this rank of a data-parallel night
+        if world is not None:
+            check_supported(self.config)
         self.owns_handle = not isinstance(parent, MemoryHandle)
         self.handle: MemoryHandle | None = None
         self.underlay: Underlay | None = None
@@ -149,6 +157,11 @@ class Consolidator:
             else:
                 self.handle = attach(base, self.config.memory)
             self.first_layer = min(min(c.layers) for c in self.handle.components)
+            if world is not None and (kinds := [c.config.kind for c in self.handle.components
+                                                if c.config.kind not in GRADIENT_KINDS]):
+                raise OrgmemError(f"data-parallel consolidation supports memories that learn by gradient "
+                                  f"only ({', '.join(GRADIENT_KINDS)}), not {', '.join(kinds)}: a rank's "
+                                  "forward-pass writes would see only its shard")
             if self.underlay is not None:  # lower layers are computed once: they must be the base's
                 self.first_layer = min(self.first_layer, self.underlay.lowest_layer)
             self.optimizer = PeriodicOptimizer(self.handle.param_groups(), self.config.lr_scale,
@@ -188,7 +201,19 @@ class Consolidator:
     # -- one step ----------------------------------------------------------------------------------
     def _step(self, items: list[Item], rehearsal: list[RehearsalItem]
               ) -> tuple[dict[str, float], list[float]]:
-        """One optimizer step; returns its losses and each material item's mean target loss."""
+        """One optimizer step; returns its losses and each material item's mean target loss
+        (data parallel: the step's global losses, and this rank's items' mean losses)."""
+        if self.world is None:
+            return self._train_rows(items, rehearsal)
+        share = self.world.share(items, rehearsal, self.config.sparsity_scope)
+        mine, mine_r = self.world.material(items), self.world.rehearsal(rehearsal)
+        out, losses = self._train_rows(items[:1] if share.dummy else mine, mine_r, share)
+        return self.world.reduce_metrics(out), losses
+
+    def _train_rows(self, items: list[Item], rehearsal: list[RehearsalItem], share: StepShare | None = None
+                    ) -> tuple[dict[str, float], list[float]]:
+        """Forward, loss, backward and accumulate for these items. ``share`` (data parallel): each
+        term is this rank's part of the step's global mean, and gradients are summed over ranks."""
         model, device, cfg = self.base.model, self.base.device, self.config
         everything = [*items, *rehearsal]
         packed = pack(everything, cfg.max_seq_len)
@@ -206,7 +231,10 @@ class Consolidator:
         logits = lm_logits(model, h[rows, cols]).float()
         per_token = F.cross_entropy(logits, torch.tensor(labels, dtype=torch.long, device=device),
                                     reduction="none")
-        ce = per_token.mean()
+        if share is None:
+            ce = per_token.mean()
+        else:  # a dummy rank (nothing to train this step) runs one item at weight 0
+            ce = per_token.sum() * (0.0 if share.dummy else 1.0 / max(share.targets, 1))
         loss, out = ce, {"ce": ce.item()}
         if cfg.context_distill > 0 and (taught := teacher_rows(items)) is not None:
             sel, t_idx, t_logp, t_rest = taught
@@ -218,16 +246,25 @@ class Consolidator:
             kl = topk_kl(lm_logits(model, h[r_rows, r_cols]),
                          torch.cat([r.ref_idx for r in rehearsal]).to(device),
                          torch.cat([r.ref_logp for r in rehearsal]).to(device),
-                         torch.cat([r.ref_rest for r in rehearsal]).to(device))
+                         torch.cat([r.ref_rest for r in rehearsal]).to(device),
+                         reduction="mean" if share is None else "sum")
+            if share is not None:
+                kl = kl / share.rehearsal_targets
             loss = loss + cfg.kl_weight * kl
             out["kl"] = kl.item()
+        elif share is not None and share.rehearsal_targets and cfg.kl_weight > 0:
+            out["kl"] = 0.0  # other ranks train this step's rehearsal: same metric keys everywhere
         for name, value in self.handle.aux_losses(self._sparsity_mask(packed, n_mat).to(device)).items():
+            if share is not None:
+                value = value * share.aux_share
             loss = loss + value
             out[name] = value.item()
         if loss.requires_grad:  # False when the memory learns only by its forward-pass writes
             loss.backward()
+        if share is not None:
+            self.world.reduce_grads(self.optimizer.params())
         out["grad_norm"] = self.optimizer.accumulate()
-        out["tokens"] = int(packed.real.sum())
+        out["tokens"] = 0 if share is not None and share.dummy else int(packed.real.sum())
         return out, _per_item_means(per_token.detach(), [it.n_targets for it in items])
 
     def _sparsity_mask(self, packed, n_material: int) -> torch.Tensor:
@@ -245,7 +282,8 @@ class Consolidator:
         if not new and not replay:
             raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
                               "replay chunks gave no trainable text")
-        compute_lower(self.base.model, [*new, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
+        lower = compute_lower if self.world is None else self.world.compute_lower
+        lower(self.base.model, [*new, *replay], self.first_layer, cfg.max_seq_len, self.base.device)
         if cfg.context_distill > 0:
             with self._bare_base():
                 taught = fill_teacher(self.base, [*new, *replay], cfg.kl_topk)
@@ -397,16 +435,18 @@ def night_lr_factor(step: int, total: int, final: float) -> float:
 def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],
                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
                 progress: bool = True, log_extra: dict | None = None,
-                underlay: bytes | None = None, on_step: StepCallback | None = None) -> ConsolidationResult:
+                underlay: bytes | None = None, on_step: StepCallback | None = None,
+                world: DataParallel | None = None) -> ConsolidationResult:
     """Write ``new_chunks`` (plus ``replay_chunks``) into the memory of ``parent`` (or a fresh one).
 
     ``parent``: saved memory bytes, an attached handle (trained in place), or None for a new memory
     of ``config.memory``. ``train_state``: the parent's train state bytes to continue exactly.
     ``underlay``: saved memory bytes applied frozen beneath it (a group's memory trains on the
-    org's, as serving stacks them; see ``orgmem.engine.underlay``).
+    org's, as serving stacks them; see ``orgmem.engine.underlay``). ``world``: this process's rank
+    of a data-parallel night (``orgmem.engine.distributed``; ``orgmem.engine.launch`` starts one).
     """
     t0 = time.time()
-    job = Consolidator(base, parent, config, train_state=train_state, underlay=underlay)
+    job = Consolidator(base, parent, config, train_state=train_state, underlay=underlay, world=world)
     try:
         metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra, on_step=on_step)
         memory, state = job.memory_bytes(), job.train_state_bytes()

@@ -160,8 +160,10 @@ def rehearsal_set(base, first_layer: int, k: int, max_len: int) -> list[Rehearsa
     return items
 
 
-def topk_kl(logits: Tensor, ref_idx: Tensor, ref_logp: Tensor, ref_rest: Tensor) -> Tensor:
-    """Mean KL(base‖adapted) over positions, on the base's top-k tokens plus one "rest" bucket.
+def topk_kl(logits: Tensor, ref_idx: Tensor, ref_logp: Tensor, ref_rest: Tensor,
+            reduction: str = "mean") -> Tensor:
+    """Mean (or ``reduction="sum"``: sum) of KL(base‖adapted) over positions, on the base's top-k
+    tokens plus one "rest" bucket.
 
     Coarsening both distributions the same way gives a lower bound of the full KL that captures
     nearly all of it for peaked chat distributions, while the reference costs k numbers per token.
@@ -171,4 +173,4 @@ def topk_kl(logits: Tensor, ref_idx: Tensor, ref_logp: Tensor, ref_rest: Tensor)
     q_rest = log_rest(q_top)
     p_top = ref_logp.exp()
     kl = (p_top * (ref_logp - q_top)).sum(-1) + ref_rest.exp() * (ref_rest - q_rest)
-    return kl.mean()
+    return kl.sum() if reduction == "sum" else kl.mean()

@@ -3,8 +3,8 @@
 Queue-agnostic on purpose: the Celery task and ``--inline`` both call ``run_job`` and act on the
 returned ``Outcome`` (a Celery task re-sends itself when ``retry_in`` is set; inline mode just
 reports). Errors are classified once here: transient ones (store unreachable, database
-connection lost) are retried with exponential backoff up to ``max_attempts``; anything else
-fails the job with the error's message, which names what went wrong.
+connection lost, a data-parallel training rank that died) are retried with exponential backoff
+up to ``max_attempts``; anything else fails the job with the error's message, which names what went wrong.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from orgmem.db.session import session_scope
-from orgmem.errors import OrgmemError
+from orgmem.errors import DistributedTrainingError, OrgmemError
 from orgmem.jobs.context import Heartbeat, JobContext
 from orgmem.jobs.lease import JobCancelled, LeaseHeldError, LeaseLostError, claim_job
 from orgmem.jobs.lifecycle import fail_job, finish_job, mark_cancelled, schedule_retry
@@ -30,7 +30,12 @@ from orgmem.store.base import StoreUnavailableError
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[JobContext], dict[str, Any]]
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (StoreUnavailableError, OperationalError, ConnectionError)
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StoreUnavailableError,
+    OperationalError,
+    ConnectionError,
+    DistributedTrainingError,  # a data-parallel rank died (killed, out of memory): the next try may work
+)
 
 
 @dataclass(frozen=True)

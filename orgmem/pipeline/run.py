@@ -142,6 +142,8 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
 
 
 def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | None):
+    """The engine on this night's inputs: in this process, or data parallel over
+    ``ORGMEM_CONSOLIDATE_PROCS`` processes (``orgmem.engine.launch``; they load the base themselves)."""
     from orgmem.engine import consolidate
 
     if parent.base_fingerprint is not None and parent.base_fingerprint != base.fingerprint:
@@ -149,18 +151,43 @@ def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | N
             f"org {inputs.org_slug!r} head {inputs.parent_id!r} was trained on base fingerprint "
             f"{parent.base_fingerprint[:16]}…, the configured base {base.name!r} is {base.fingerprint[:16]}…"
         )
-    return consolidate(
-        base,
-        parent.memory,
-        [c.text for c in inputs.new],
-        [c.text for c in inputs.replay],
-        cfg.engine,
-        train_state=parent.train_state,
-        progress=cfg.pipeline.progress,
-        log_extra={"org": inputs.org_slug, "job": ctx.job_id},
-        underlay=underlay,
-        on_step=training_progress(ctx, start=0.05, end=0.6),
-    )
+    settings = get_settings()
+    procs = settings.consolidate_procs
+    new, replay = [c.text for c in inputs.new], [c.text for c in inputs.replay]
+    log_extra = {"org": inputs.org_slug, "job": ctx.job_id}
+    on_step = training_progress(ctx, start=0.05, end=0.6)
+    if procs > 1:
+        from orgmem.engine.launch import train_data_parallel
+
+        ctx.progress(0.05, f"training data-parallel over {procs} processes")
+        result = train_data_parallel(
+            base.name,
+            parent.memory,
+            parent.train_state,
+            new,
+            replay,
+            cfg.engine,
+            underlay,
+            procs,
+            settings.home / "tmp",
+            on_step=on_step,
+            log_extra=log_extra,
+        )
+    else:
+        result = consolidate(
+            base,
+            parent.memory,
+            new,
+            replay,
+            cfg.engine,
+            train_state=parent.train_state,
+            progress=cfg.pipeline.progress,
+            log_extra=log_extra,
+            underlay=underlay,
+            on_step=on_step,
+        )
+    result.metrics["procs"] = procs
+    return result
 
 
 def training_progress(ctx: Reporter, *, start: float, end: float, every_s: float = 5.0):
