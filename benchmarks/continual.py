@@ -311,7 +311,9 @@ def night_row(night: int, summary, sync: dict, consolidation: dict | None, repor
         "kl": generic.get("kl"),
         "replies_changed": generic.get("replies_changed"),
         "leakage": generic.get("leakage"),
-        "train_seconds": engine.get("seconds"),
+        # optimizer steps only: preparation (forms, lower layers, a base's one-time rehearsal text) apart
+        "train_seconds": _minus(engine.get("seconds"), engine.get("seconds_prepare")),
+        "prepare_seconds": engine.get("seconds_prepare"),
         "train_tokens": engine.get("tokens"),
         "steps": engine.get("steps"),
         "tokens_per_s": engine.get("tokens_per_s"),
@@ -392,11 +394,10 @@ def run_policy(base, cfg: ContinualConfig, policy: str, root: Path, run: dict, s
                 register_sources(sources, url)
             sync, consolidation = run_night()
             probes, all_probes = current_probes(gen, night)
-            updated = set(summary.updated_ids)
             info = {
-                "new_ids": list(summary.new_ids),
-                "updated_ids": list(updated),
-                "deleted_paths": list(summary.deleted_paths),
+                "new_ids": list(summary.new),
+                "updated_ids": list(summary.updated),
+                "deleted_paths": list(summary.deleted),
                 "update_keys": {p.key for p in probes if p.replaces},
             }
             report = evaluate_served(base, probes, all_probes, night, cfg)
@@ -589,6 +590,10 @@ def write_docs(markdown_text: str, png: Path) -> None:
     else:
         text += f"\n## Continual (`benchmarks/continual.py`)\n\n{block}\n"
     doc.write_text(text)
+
+
+def _minus(a, b):
+    return None if a is None else a - (b or 0.0)
 
 
 def _pct(v) -> str:
