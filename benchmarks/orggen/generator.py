@@ -7,17 +7,12 @@ writing night n only renders the documents as of night n.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import shutil
-import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.orggen import places
+from benchmarks.orggen import places, writer
 from benchmarks.orggen.catalog import (
-    BY_KEY,
     CODE,
     DOCS,
     NEWS,
@@ -32,11 +27,8 @@ from benchmarks.orggen.catalog import (
 from benchmarks.orggen.model import Block, Doc, Fact, Message, NewsItem
 from benchmarks.orggen.names import NameMaker
 from benchmarks.orggen.render import (
-    _stamp,
-    feed_xml,
     night_date,
-    render_doc,
-    slack_zip,
+    stamp,
     visible_prefix,
 )
 
@@ -50,12 +42,6 @@ _CHANNEL_OF = {
     "product": ("product",),
     "person": ("general", "random"),
     "policy": ("general",),
-}
-_GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_SYSTEM": "/dev/null",
-    "GIT_AUTHOR_NAME": "Org Bot",
-    "GIT_COMMITTER_NAME": "Org Bot",
 }
 
 
@@ -149,54 +135,10 @@ class OrgGenerator:
     def write_night(self, out_dir: Path, n: int) -> NightSummary:
         """Apply night ``n`` in place under ``out_dir``; nights must come in order 1, 2, ..."""
         out_dir = Path(out_dir)
-        key = out_dir.resolve()
-        done = self._written.get(key)
-        if done is None:
-            done = self._resumable(out_dir)
-        if n < 1 or n > self.cfg.nights:
-            raise ValueError(f"night {n} is outside 1..{self.cfg.nights}")
-        if n != done + 1:
-            raise ValueError(
-                f"nights must be written in order: {out_dir} has nights 1..{done}, "
-                f"so the next one is {done + 1}, not {n}"
-            )
-        if n == 1 and out_dir.exists() and any(out_dir.iterdir()):
-            raise ValueError(f"{out_dir} is not empty: night 1 creates everything in a fresh folder")
-        summary = NightSummary(
-            **{k: list(v) if isinstance(v, list) else v for k, v in asdict(self.plan[n - 1]).items()}
-        )
-        written = 0
-        for doc in self.docs.values():
-            path = out_dir / doc.path
-            if doc.deleted is not None and doc.deleted <= n:
-                if path.exists():
-                    path.unlink()
-                continue
-            if doc.created <= n:
-                written += _write(path, render_doc(doc, n).encode())
-        written += _write(
-            out_dir / "slack" / "export.zip", slack_zip(self.users, self.channels, self.messages, n)
-        )
-        written += _write(
-            out_dir / "feed" / "feed.xml", feed_xml(self.org_name, self.site, self.items, n).encode()
-        )
-        self._commit(out_dir / "repo", n, summary)
-        summary.files_written = written
-        self._write_probes(out_dir, n)
-        self._written[key] = n
-        self._write_manifest(out_dir, n)
+        done = self._written.get(out_dir.resolve())
+        summary = writer.write_night(self, out_dir, n, done)
+        self._written[out_dir.resolve()] = n
         return summary
-
-    def _resumable(self, out_dir: Path) -> int:
-        """Nights already in ``out_dir`` written by a generator with this same config (0 if none)."""
-        try:
-            manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return 0
-        config = {**asdict(self.cfg), "source_mix": list(self.cfg.source_mix)}
-        if manifest.get("config") != config or manifest.get("org_name") != self.org_name:
-            raise ValueError(f"{out_dir} holds nights of another generator config; use a fresh folder")
-        return int(manifest.get("nights_written", 0))
 
     # ------------------------------------------------------------ simulation of one night
 
@@ -236,7 +178,9 @@ class OrgGenerator:
                     continue
                 msg = self.rng.choice(msgs)
                 msg.deleted, msg.deleted_ts = n, self._ts(n)
-                msg.deleted_form = self.rng.choice(("event", "vanish"))
+                msg.deleted_form = ("event", "vanish")[
+                    sum(1 for m in self.messages if m.fact and m.deleted) % 2
+                ]
                 self._retire(msg.fact, n, summary)
                 summary.deleted.append(f"slack/export.zip#{msg.channel}@{msg.ts}")
                 return
@@ -274,7 +218,9 @@ class OrgGenerator:
             if fact.source == SLACK:
                 msg = next(m for m in self.messages if m.fact is fact)
                 if not msg.edits:
-                    msg.edit_form = self.rng.choice(("event", "inplace"))
+                    msg.edit_form = ("event", "inplace")[
+                        sum(1 for m in self.messages if m.edits) % 2
+                    ]  # both forms
                 msg.edits.append((n, self._ts(n)))
             self._probe(fact, n, list(dict.fromkeys(old)))
             summary.updated.append(fact.id)
@@ -520,7 +466,7 @@ class OrgGenerator:
 
     def _ts(self, n: int) -> str:
         self._clock[n] = self._clock.get(n, 9 * 3600) + self.rng.randint(40, 700)
-        return _stamp(n, self._clock[n])
+        return stamp(n, self._clock[n])
 
     def _user(self, i: int) -> dict:
         full = self.names.person()
@@ -535,64 +481,5 @@ class OrgGenerator:
             "profile": {"display_name": display, "real_name": full},
         }
 
-    def _commit(self, repo: Path, n: int, summary: NightSummary) -> None:
-        repo.mkdir(parents=True, exist_ok=True)
-        when = f"{night_date(n).isoformat()}T18:00:00+00:00"
-        email = f"bot@{self.org_slug}.example"
-        env = {
-            **os.environ,
-            **_GIT_ENV,
-            "GIT_AUTHOR_DATE": when,
-            "GIT_COMMITTER_DATE": when,
-            "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_EMAIL": email,
-        }
-        if n == 1:
-            _git(repo, env, "init", "-q", "-b", "main")
-        _git(repo, env, "add", "-A")
-        message = (
-            f"night {n}: {len(summary.new)} new, {len(summary.updated)} updated, "
-            f"{len(summary.deleted)} deleted"
-        )
-        _git(repo, env, "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", message)
 
-    def _write_probes(self, out_dir: Path, n: int) -> None:
-        header = [
-            f"# Probes for {self.org_name}, generated by benchmarks/org_generator.py "
-            f"(seed {self.cfg.seed}), nights 1..{n}: for MEASURING only, never given to the engine.",
-            "# fact@night is unique; a probe with `replaces` is an update; facts of deleted documents "
-            "are left out (see manifest.json 'retired').",
-        ]
-        lines = header + [json.dumps(p, ensure_ascii=False) for p in self.probes(n)]
-        (out_dir / "probes.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def _write_manifest(self, out_dir: Path, n: int) -> None:
-        manifest = {
-            "config": asdict(self.cfg),
-            "org_name": self.org_name,
-            "nights_written": n,
-            "nights": [asdict(s) for s in self.plan[:n]],
-            "retired": self.retired(n),
-            "retired_probes": self.retired_probes(n),
-        }
-        manifest["config"]["source_mix"] = list(self.cfg.source_mix)
-        (out_dir / "manifest.json").write_text(
-            json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-
-
-def _write(path: Path, data: bytes) -> int:
-    if path.is_file() and path.read_bytes() == data:
-        return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return 1
-
-
-def _git(repo: Path, env: dict[str, str], *args: str) -> None:
-    if shutil.which("git") is None:
-        raise RuntimeError("git is needed to write the repo/ source")
-    subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
-
-
-__all__ = ["BY_KEY", "GeneratorConfig", "NightSummary", "OrgGenerator", "quotas"]
+__all__ = ["GeneratorConfig", "NightSummary", "OrgGenerator", "quotas"]

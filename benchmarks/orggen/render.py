@@ -115,7 +115,7 @@ def _code(doc: Doc, night: int) -> str:
 # ---------------------------------------------------------------- slack
 
 
-def _stamp(n: int, seconds: int) -> str:
+def stamp(n: int, seconds: int) -> str:
     base = datetime(night_date(n).year, night_date(n).month, night_date(n).day, tzinfo=UTC)
     return f"{int(base.timestamp()) + seconds}.{(seconds * 37) % 1000000:06d}"
 

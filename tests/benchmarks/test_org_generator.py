@@ -260,3 +260,39 @@ def test_cli_writes_every_night(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("night 1: 5 new") and lines[1].startswith("night 2: 5 new, 1 updated")
     assert len(load_probes(tmp_path / "o" / "probes.jsonl")) >= 9
+
+
+def test_larger_run_every_edit_and_delete_form_reads_back(tmp_path):
+    """4 nights x 30 facts: both Slack edit forms and both deletion forms occur, and every current
+    probe is still stated (cloze + answer) in what the connectors read, while retired ones are not."""
+    cfg = GeneratorConfig(seed=0, nights=4, facts_per_night=30, updates_per_night=6, deletes_per_night=3)
+    gen = OrgGenerator(cfg)
+    for n in range(1, 5):
+        gen.write_night(tmp_path, n)
+    assert {m.edit_form for m in gen.messages if m.edits} == {"event", "inplace"}
+    assert {m.deleted_form for m in gen.messages if m.fact and m.deleted} == {"event", "vanish"}
+    texts = current_texts(tmp_path)
+    everything = "\n".join(texts.values())
+    current = active_probes([load(p) for p in gen.probes(4)], 4)
+    for probe in current:
+        assert states_at_line_start(texts[probe.source], probe.cloze, probe.answer), probe.key
+        assert not any(join_cloze(probe.cloze.rstrip(), old) in everything for old in probe.replaces)
+    for probe in gen.retired_probes(4):
+        assert join_cloze(probe["cloze"].rstrip(), probe["answer"]) not in everything, probe["fact"]
+    assert len(gen.retired(4)) >= 3 and len(current) == len({p["fact"] for p in gen.probes(4)})
+
+
+def test_git_and_docs_connectors_deliver_every_current_statement(written):
+    gen, out, _ = written
+    delivered = []
+    for kind, config in (("git", {"path": str(out / "repo")}), ("docs", {"path": str(out / "docs")})):
+        connector = get_connector(kind)
+        items = list(connector.fetch(parse_config(kind, config), None))
+        delivered += [i.text for i in items if isinstance(i, DocumentVersion)]
+        assert items and all(isinstance(i, DocumentVersion) for i in items), kind
+    text = "\n".join(delivered)
+    for probe in gen.probes(3):
+        if probe["source"].startswith(("repo/", "docs/")) and not any(
+            p["fact"] == probe["fact"] and p["night"] > probe["night"] for p in gen.probes(3)
+        ):
+            assert join_cloze(probe["cloze"].rstrip(), probe["answer"]) in text, probe
