@@ -86,7 +86,7 @@ def code_line(rng: random.Random, fmt: str, attr: Attr, entity: Entity, org: str
             return (
                 ["", "", f"class {cls}:"],
                 f'    """{sentence}"""',
-                ["", "    enabled = True"],
+                ["", "    enabled = True", "", ""],
                 f"py-docstring/{key}",
                 "prose",
             )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
+import tomllib
 from collections import Counter
 from pathlib import Path
 
 import feedparser
 import pytest
+import yaml
 
 from benchmarks.org_generator import GeneratorConfig, OrgGenerator, main
 from connectors.base import DocumentVersion, get_connector, parse_config
@@ -280,6 +283,13 @@ def test_larger_run_every_edit_and_delete_form_reads_back(tmp_path):
     for probe in gen.retired_probes(4):
         assert join_cloze(probe["cloze"].rstrip(), probe["answer"]) not in everything, probe["fact"]
     assert len(gen.retired(4)) >= 3 and len(current) == len({p["fact"] for p in gen.probes(4)})
+    for path in (tmp_path / "repo").rglob("*"):  # the code is real code: it parses
+        if path.suffix == ".py":
+            ast.parse(path.read_text())
+        elif path.suffix in (".yaml", ".yml"):
+            assert isinstance(yaml.safe_load(path.read_text()), dict)
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text())
 
 
 def test_git_and_docs_connectors_deliver_every_current_statement(written):
