@@ -133,10 +133,12 @@ def org_home(root: Path, cfg: ContinualConfig, policy: str) -> Iterator[Path]:
     from orgmem.jobs.settings import get_job_settings
 
     home = root / policy / "home"
+    models = get_settings().models_dir  # the converted base stays where the caller's home keeps it
     pipeline = {"progress": False, **cfg.pipeline, "replay_policy": policy}
     env = {
         "ORGMEM_HOME": str(home),
         "ORGMEM_BASE_MODEL": cfg.base,
+        "ORGMEM_MODELS_DIR": str(models),
         "ORGMEM_ALLOWED_NETWORKS": "127.0.0.0/8",  # the feed is served on loopback
         "ORGMEM_PIPELINE_ENGINE": json.dumps({"num_threads": cfg.threads, "seed": cfg.seed, **cfg.engine}),
         "ORGMEM_PIPELINE_OPTIONS": json.dumps(pipeline),
