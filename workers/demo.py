@@ -166,12 +166,23 @@ def run_night(org: str, say: Say, *, inline: bool) -> dict:
     else:
         send(sync_id)
     sync = follow_job(sync_id, say, seen)
-    next_ids = [e["data"]["next_job"] for e in _events(sync_id) if e["data"].get("next_job")]
+    next_ids = _chained_jobs(sync_id) if sync["status"] == "succeeded" else []
     if sync["status"] != "succeeded" or not next_ids:
         raise OrgmemError(
             f"the sync job {sync_id} did not lead to a consolidation: {sync['error'] or 'see its events'}"
         )
     return follow_job(next_ids[0], say, set())
+
+
+def _chained_jobs(job_id: str, wait: float = 60.0, poll: float = 0.5) -> list[str]:
+    """The jobs ``job_id`` chained to. A worker records the chain just after the job's status turns
+    final, so a reader that saw the final status may have to wait a moment for it."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = [e["data"]["next_job"] for e in _events(job_id) if e["data"].get("next_job")]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(poll)
 
 
 def _events(job_id: str) -> list[dict]:

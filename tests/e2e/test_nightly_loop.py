@@ -25,7 +25,7 @@ from tests.connectors.source_builders import (
     make_slack_zip,
     rss_feed,
 )
-from tests.workers.procs import Worker, cli_json, orgmem_cmd, run_cli, wait_job, wait_until
+from tests.workers.procs import Worker, cli_json, job_view, orgmem_cmd, run_cli, wait_job, wait_until
 from workers.schedules import job_id_for, open_job_store, run_nightly
 
 NEWS_1 = (
@@ -54,7 +54,14 @@ def night(org: str, timeout: float = 240, sync_id: str | None = None) -> tuple[d
     assert sync_id is not None
     sync = wait_job(sync_id, timeout)
     assert sync["status"] == "succeeded", sync["error"]
-    next_ids = [e["data"].get("next_job") for e in sync["events"] if e["data"].get("next_job")]
+
+    def chained() -> list[str]:
+        return [e["data"]["next_job"] for e in job_view(sync_id)["events"] if e["data"].get("next_job")]
+
+    # the worker records the chained job just after the sync's status turns final: wait for it
+    wait_until(lambda: chained(), 60, f"the consolidation chained after sync {sync_id}")
+    sync = job_view(sync_id)
+    next_ids = chained()
     assert len(next_ids) == 1, [e["message"] for e in sync["events"]]
     return sync, wait_job(next_ids[0], timeout)
 
