@@ -64,6 +64,7 @@ def make_memory(base, seed: int) -> bytes:
 
 def build_deployment(base, memories: list[bytes], root: Path):
     """SQLite + local store with one org per memory, one promoted checkpoint each; a started ServingState."""
+    from orgmem.api.state import ServingState
     from orgmem.checkpoints import MEMORY, commit_checkpoint
     from orgmem.config import Settings
     from orgmem.db.migrate import upgrade
@@ -71,7 +72,6 @@ def build_deployment(base, memories: list[bytes], root: Path):
     from orgmem.keys import ApiKeyIdentity
     from orgmem.lineage import create_org
     from orgmem.serving.config import ServeSettings
-    from orgmem.serving.state import ServingState
     from orgmem.store import open_store
 
     settings = Settings(home=root, database_url=f"sqlite:///{root / 'orgmem.db'}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class OrgmemError(Exception):
     """Base class: the message names the thing that is wrong (org, checkpoint, source, object)."""
@@ -42,3 +44,30 @@ class DistributedTrainingError(OrgmemError):
     ) -> None:
         super().__init__(message)
         self.rank, self.returncode, self.log_dir = rank, returncode, log_dir
+
+
+class ApiError(OrgmemError):
+    """An error with its HTTP status and OpenAI error type (and optional headers)."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.type, self.code, self.param = status, type_, code, param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(str(self), self.type, self.code, self.param)
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def permission_denied(message: str) -> ApiError:
+    return ApiError(403, message, "permission_error", "permission_denied")
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, "authentication_error", "invalid_api_key",
+                    headers={"WWW-Authenticate": "Bearer"})

@@ -10,5 +10,6 @@ install_service_packages
 start_services
 check_services
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache
 bash infra/ci/scan.sh
 .venv/bin/python -m pytest -p no:cacheprovider -q --timeout=900 "$@"

@@ -23,9 +23,9 @@ def command(host: HostOption = None, port: PortOption = None, cache_size: CacheO
     """Serve the orgs' models (OpenAI-compatible) and the admin API."""
     import uvicorn
 
+    from orgmem.app import create_app
     from orgmem.cli.common import settings
     from orgmem.db.migrate import require_current
-    from orgmem.serving.app import create_app
     from orgmem.serving.config import ServeSettings
 
     given = {"host": host, "port": port, "cache_size": cache_size}

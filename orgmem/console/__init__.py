@@ -6,5 +6,5 @@ audit trail and forget receipts; pins, unpins, rolls back, syncs, consolidates, 
 with any checkpoint. The installation operator key logs in too and reads every org, changing
 nothing (on ``/api`` it only creates orgs). Pages are Jinja templates with one CSS and one small
 script served from this package (no build step, nothing loaded from elsewhere). Mounted by
-``orgmem.serving.app`` with ``routes.router``.
+``orgmem.app`` with ``routes.router``.
 """

@@ -25,16 +25,16 @@ from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
+from orgmem.api import accountability_routes, admin_jobs, admin_routes, openai_routes
+from orgmem.api.errors import public_error
+from orgmem.api.openai_schema import ChatCompletionBody
 from orgmem.console import security
 from orgmem.console.render import ConsoleRoute, redirect, render
 from orgmem.console.views import short
 from orgmem.db.models import Org
-from orgmem.errors import OrgmemError
+from orgmem.errors import ApiError, OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
-from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes
-from orgmem.serving.errors import ApiError, public_error
-from orgmem.serving.openai_schema import ChatCompletionBody
 from orgmem.serving.resolve import GROUP_SEPARATOR, own_checkpoint
 
 logger = logging.getLogger(__name__)

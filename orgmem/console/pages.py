@@ -13,16 +13,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from orgmem.api.admin_routes import org_dict
+from orgmem.api.auth import get_state
 from orgmem.console import accountability, security, views
 from orgmem.console.actions import ACTIONS, describe
 from orgmem.console.render import ConsoleRoute, redirect, render
 from orgmem.console.security import ConsoleUser, OperatorIdentity
+from orgmem.errors import ApiError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org, list_orgs
 from orgmem.lineage.audiences import ORG_AUDIENCE
-from orgmem.serving.admin_routes import org_dict
-from orgmem.serving.auth import get_state
-from orgmem.serving.errors import ApiError
 
 router = APIRouter(prefix=security.PATH, route_class=ConsoleRoute, include_in_schema=False)
 

@@ -21,8 +21,9 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from orgmem.api.errors import as_api_error, public_error
 from orgmem.console import security
-from orgmem.serving.errors import ApiError, as_api_error, public_error
+from orgmem.errors import ApiError
 
 HERE = Path(__file__).parent
 FLASH_COOKIE = "orgmem_console_flash"

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from orgmem.console import actions, pages
 from orgmem.console.render import HERE
-from orgmem.serving.errors import ApiError
+from orgmem.errors import ApiError
 
 #: The only files served from ``static/`` (a fixed list: nothing else on disk is reachable).
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}

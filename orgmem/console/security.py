@@ -2,7 +2,7 @@
 
 The admin pastes an API key once; it lives in an HttpOnly, SameSite=Strict cookie scoped to
 ``/console`` and is checked on every request by the same functions the ``/api`` routes use
-(``orgmem.serving.auth``: lookup, revocation, rate limit, org and role), so the console can do
+(``orgmem.api.auth``: lookup, revocation, rate limit, org and role), so the console can do
 nothing the key could not do over the API. Forms carry a CSRF token that must equal the one in
 a second cookie (double submit): another site can make the browser send the cookies, but it
 cannot read them to put the token in the form.
@@ -23,11 +23,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.responses import Response
 
-from orgmem.errors import NotFoundError
+from orgmem.api.auth import get_state, require_key, require_org_admin
+from orgmem.errors import ApiError, NotFoundError, permission_denied
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage.audiences import ORG_AUDIENCE
-from orgmem.serving.auth import get_state, require_key, require_org_admin
-from orgmem.serving.errors import ApiError, permission_denied
 
 PATH = "/console"
 KEY_COOKIE = "orgmem_console_key"

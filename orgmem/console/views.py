@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from orgmem.api.admin_routes import org_dict
 from orgmem.checkpoints import MEMORY
 from orgmem.console.charts import LineChart, line_chart
 from orgmem.db.enums import CheckpointStatus, ChunkStatus
@@ -20,7 +21,6 @@ from orgmem.ingest import list_sources, source_stats
 from orgmem.jobs import job_dict, list_jobs
 from orgmem.lineage import event_dict, list_tree, serving_history
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, served_groups
-from orgmem.serving.admin_routes import org_dict
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR
 
 #: (title, metrics key, unit) of the charts on the checkpoints page; "size" is the memory object.

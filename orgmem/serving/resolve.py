@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints import MEMORY
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint, CheckpointObject, Org
-from orgmem.errors import IncompatibleBaseError, IntegrityError, NotFoundError
+from orgmem.errors import ApiError, IncompatibleBaseError, IntegrityError, NotFoundError, permission_denied
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
-from orgmem.serving.errors import ApiError, permission_denied
 
 CHECKPOINT_SEPARATOR = "@"
 GROUP_SEPARATOR = "#"

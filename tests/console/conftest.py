@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from orgmem.app import create_app
 from orgmem.checkpoints import MEMORY, InputRef, commit_checkpoint
 from orgmem.config import get_settings
 from orgmem.db.models import Checkpoint, Document, DocumentVersion, Org, Source
 from orgmem.db.session import session_scope
 from orgmem.keys import create_key
 from orgmem.lineage import get_org
-from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 from orgmem.store import open_store
 from tests.lineage_factories import add_chunks, record

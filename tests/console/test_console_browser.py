@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from orgmem.serving.app import create_app
+from orgmem.app import create_app
 from tests.console.conftest import serve_settings
 from tests.serving.support import free_port
 

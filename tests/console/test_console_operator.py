@@ -10,8 +10,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from orgmem.app import create_app
 from orgmem.console.security import CSRF_COOKIE, KEY_COOKIE
-from orgmem.serving.app import create_app
 from tests.console.conftest import OPERATOR_KEY, login, org_row, serve_settings
 
 

@@ -25,6 +25,7 @@ import json
 import pytest
 import torch
 
+from orgmem.api.state import ServingState
 from orgmem.checkpoints import MANIFEST, MEMORY, load_checkpoint_objects
 from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
@@ -38,7 +39,6 @@ from orgmem.serving.adapters import build_row_memory
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.stack import stack_memories
-from orgmem.serving.state import ServingState
 from orgmem.store import open_store
 from orgmem.store.base import sha256_hex
 from tests.pipeline.conftest import FAST_PIPELINE, add_chunks

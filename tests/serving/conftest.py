@@ -11,8 +11,8 @@ import pytest
 import torch
 import uvicorn
 
+from orgmem.app import create_app
 from orgmem.models import load_base
-from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 from tests.serving.support import FACTS, Deployment, free_port, make_deployment, teach
 

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from orgmem.db.types import row_id
-from orgmem.errors import OrgmemError
+from orgmem.errors import ApiError, OrgmemError
 from orgmem.jobs import list_jobs
 from orgmem.lineage.audit import parse_since
-from orgmem.serving.errors import ApiError
 from orgmem.serving.generation import encode_prompt
 from orgmem.serving.sampling import Sampler, SamplingParams
 

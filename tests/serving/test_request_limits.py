@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from orgmem.app import create_app
 from orgmem.keys import authenticate
-from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 from tests.serving.support import PREFIX
 

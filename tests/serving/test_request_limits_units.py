@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from orgmem.serving import memtrim
-from orgmem.serving.bodylimit import BodySizeLimit
+from orgmem.api import memtrim
+from orgmem.api.bodylimit import BodySizeLimit
+from orgmem.api.ratelimit import ConcurrencyLimiter
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.engine import Failed, Finished, GenerationEngine, GenerationRequest
-from orgmem.serving.ratelimit import ConcurrencyLimiter
 from orgmem.serving.sampling import SamplingParams
 
 # -- body size middleware --------------------------------------------------------------------------

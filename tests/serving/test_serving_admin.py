@@ -10,8 +10,8 @@ import openai
 import pytest
 from pydantic import SecretStr
 
+from orgmem.app import create_app
 from orgmem.config import get_settings
-from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 
 ORG_ROUTE = re.compile(r"^/api/orgs/\{org\}")

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import torch
 
+from orgmem.app import create_app
 from orgmem.checkpoints import MEMORY, commit_checkpoint
 from orgmem.db.session import session_scope
 from orgmem.keys import authenticate, create_key
-from orgmem.serving.app import create_app
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.engine import GenerationEngine
 from orgmem.serving.routing import MemoryRouter

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy.exc import DataError, OperationalError
 
+from orgmem.api.errors import as_api_error
 from orgmem.checkpoints import MEMORY
 from orgmem.db.models import CheckpointObject
 from orgmem.db.session import session_scope
 from orgmem.errors import OrgmemError
-from orgmem.serving.errors import as_api_error
 from orgmem.store import StoreUnavailableError
 from tests.console.conftest import login
 from tests.serving.planted import Planted, plant

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from orgmem.api.ratelimit import RateLimiter
 from orgmem.db.migrate import upgrade
 from orgmem.db.models import ApiKey
 from orgmem.db.session import session_scope
@@ -16,7 +17,6 @@ from orgmem.keys import AuthenticationError, authenticate, create_key, hash_key,
 from orgmem.lineage import create_org
 from orgmem.serving.adapters import RowMemory
 from orgmem.serving.memcache import MemoryCache
-from orgmem.serving.ratelimit import RateLimiter
 from orgmem.serving.sampling import Sampler, SamplingParams
 from orgmem.serving.textstream import TextStream
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orgmem.serving.app import create_app
+from orgmem.app import create_app
 from orgmem.serving.config import ServeSettings
 from tests.connectors.source_builders import make_git_repo
 from tests.serving.support import Deployment, make_deployment

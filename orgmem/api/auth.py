@@ -15,10 +15,10 @@ import logging
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from orgmem.api.ratelimit import Slot
+from orgmem.api.state import ServingState
+from orgmem.errors import ApiError, permission_denied, unauthorized
 from orgmem.keys import ApiKeyIdentity, authenticate, touch_last_used
-from orgmem.serving.errors import ApiError, permission_denied, unauthorized
-from orgmem.serving.ratelimit import Slot
-from orgmem.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
 

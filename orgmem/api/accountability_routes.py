@@ -13,12 +13,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from orgmem.api.auth import get_state, require_org_admin
 from orgmem.errors import OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audit import audit_dict, list_audit, parse_since
 from orgmem.lineage.receipts import get_receipt, list_receipts, receipt_dict, set_replay_job
-from orgmem.serving.auth import get_state, require_org_admin
 
 logger = logging.getLogger(__name__)
 

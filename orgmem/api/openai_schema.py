@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orgmem.errors import ApiError
 from orgmem.serving.config import ServeSettings
-from orgmem.serving.errors import ApiError
 from orgmem.serving.resolve import ResolvedModel
 from orgmem.serving.sampling import SamplingParams
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from orgmem.serving.auth import get_state
-from orgmem.serving.request_ids import request_id_of
+from orgmem.api.auth import get_state
+from orgmem.api.request_ids import request_id_of
 
 logger = logging.getLogger(__name__)
 

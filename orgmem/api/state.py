@@ -17,18 +17,18 @@ import torch
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from orgmem.api.ratelimit import ConcurrencyLimiter, RateLimiter
+from orgmem.api.redact import Redactor, internal_locations
 from orgmem.checkpoints import MEMORY, load_checkpoint_objects
 from orgmem.config import Settings
 from orgmem.db.session import session_scope
+from orgmem.errors import ApiError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.serving.adapters import RowMemory, build_row_memory
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.engine import GenerationEngine
-from orgmem.serving.errors import ApiError
 from orgmem.serving.memcache import MemoryCache
 from orgmem.serving.metrics import ServingMetrics
-from orgmem.serving.ratelimit import ConcurrencyLimiter, RateLimiter
-from orgmem.serving.redact import Redactor, internal_locations
 from orgmem.serving.resolve import MemoryLayer, ResolvedModel, resolve_model
 from orgmem.serving.stack import StackCache
 from orgmem.serving.threads import single_threaded_torch

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orgmem.serving.errors import error_body
+from orgmem.errors import error_body
 
 SETTING = "ORGMEM_SERVE_MAX_BODY_BYTES"
 

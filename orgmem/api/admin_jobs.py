@@ -15,12 +15,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from orgmem.errors import NotFoundError, OrgmemError
+from orgmem.api.auth import get_state, require_org_admin
+from orgmem.errors import ApiError, NotFoundError, OrgmemError, permission_denied
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
-from orgmem.serving.auth import get_state, require_org_admin
-from orgmem.serving.errors import ApiError, permission_denied
 
 logger = logging.getLogger(__name__)
 

@@ -21,41 +21,21 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orgmem.errors import ConflictError, IncompatibleBaseError, IntegrityError, NotFoundError, OrgmemError
+from orgmem.api.redact import scrub_urls
+from orgmem.api.request_ids import REQUEST_ID_HEADER, request_id_of
+from orgmem.errors import (
+    ApiError,
+    ConflictError,
+    IncompatibleBaseError,
+    IntegrityError,
+    NotFoundError,
+    OrgmemError,
+)
 from orgmem.keys import AuthenticationError
 from orgmem.serving.engine import EngineOverloadedError
-from orgmem.serving.redact import scrub_urls
-from orgmem.serving.request_ids import REQUEST_ID_HEADER, request_id_of
 from orgmem.store import ObjectNotFoundError, StoreError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
-
-
-class ApiError(OrgmemError):
-    """An error with its HTTP status and OpenAI error type (and optional headers)."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.type, self.code, self.param = status, type_, code, param
-        self.headers = headers or {}
-
-    def body(self) -> dict[str, Any]:
-        return error_body(str(self), self.type, self.code, self.param)
-
-
-def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def permission_denied(message: str) -> ApiError:
-    return ApiError(403, message, "permission_error", "permission_denied")
-
-
-def unauthorized(message: str) -> ApiError:
-    return ApiError(401, message, "authentication_error", "invalid_api_key",
-                    headers={"WWW-Authenticate": "Bearer"})
 
 
 _STATUS: list[tuple[type[BaseException], int, str, str]] = [

@@ -12,16 +12,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
+from orgmem.api import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
+from orgmem.api.bodylimit import BodySizeLimit
+from orgmem.api.errors import install_error_handlers
+from orgmem.api.memtrim import trim as trim_memory
+from orgmem.api.openapi_errors import install_error_responses
+from orgmem.api.request_ids import RequestIdMiddleware
+from orgmem.api.state import ServingState
 from orgmem.config import Settings, get_settings
 from orgmem.console import routes as console_routes
-from orgmem.serving import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
-from orgmem.serving.bodylimit import BodySizeLimit
 from orgmem.serving.config import ServeSettings
-from orgmem.serving.errors import install_error_handlers
-from orgmem.serving.memtrim import trim as trim_memory
-from orgmem.serving.openapi_errors import install_error_responses
-from orgmem.serving.request_ids import RequestIdMiddleware
-from orgmem.serving.state import ServingState
 from orgmem.store import ObjectStore
 
 DESCRIPTION = """Each org's own model on a shared base, OpenAI-compatible.

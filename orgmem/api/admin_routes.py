@@ -15,16 +15,15 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from orgmem.api.auth import get_state, require_key, require_operator, require_org_admin
+from orgmem.api.state import ServingState
 from orgmem.db.models import Checkpoint, Org
-from orgmem.errors import NotFoundError
+from orgmem.errors import NotFoundError, permission_denied
 from orgmem.keys import ApiKeyIdentity, create_key, key_dict, list_keys, revoke_key
 from orgmem.lineage import create_org, get_org, list_tree, pin, promote, rollback, unpin
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
 from orgmem.lineage.history import event_dict, served_at, serving_history
-from orgmem.serving.auth import get_state, require_key, require_operator, require_org_admin
-from orgmem.serving.errors import permission_denied
 from orgmem.serving.resolve import own_checkpoint
-from orgmem.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
 

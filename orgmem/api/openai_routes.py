@@ -19,14 +19,17 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from orgmem.api.auth import generation_slot, get_state, require_key
+from orgmem.api.errors import as_api_error, log_failure
+from orgmem.api.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
+from orgmem.api.request_ids import request_id_of
+from orgmem.api.state import ServingState
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
-from orgmem.serving.auth import generation_slot, get_state, require_key
 from orgmem.serving.engine import Finished, TextDelta
-from orgmem.serving.errors import as_api_error, log_failure
 from orgmem.serving.generation import (
     AsyncGeneration,
     check_length,
@@ -35,10 +38,7 @@ from orgmem.serving.generation import (
     encode_prompt,
     prompt_chars_limit,
 )
-from orgmem.serving.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
-from orgmem.serving.request_ids import request_id_of
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
-from orgmem.serving.state import ServingState
 
 logger = logging.getLogger(__name__)
 
