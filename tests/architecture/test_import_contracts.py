@@ -73,6 +73,7 @@ def test_an_import_across_the_layers_fails_lint_imports(tree_copy, tmp_path, mod
 
 def test_a_cycle_between_sibling_packages_fails_lint_imports(tree_copy, tmp_path):
     """store sits below lineage; a store module importing lineage closes a cycle and a layer breach."""
-    done = lint_imports(broken_copy(tree_copy, tmp_path, "orgmem.store.loops", "import orgmem.lineage  # noqa: F401"))
+    loop = broken_copy(tree_copy, tmp_path, "orgmem.store.loops", "import orgmem.lineage  # noqa: F401")
+    done = lint_imports(loop)
     assert done.returncode != 0, done.stdout
     assert "orgmem.store.loops" in done.stdout
