@@ -26,7 +26,7 @@ def load_checkpoint_objects(
         raise NotFoundError(f"checkpoint {checkpoint_id!r} has no object(s) {unknown} (has {sorted(rows)})")
     gone = [name for name in wanted if rows[name].deleted_at is not None]
     if gone:
-        when = min(rows[name].deleted_at for name in gone).isoformat()
+        when = min(stamp for name in gone if (stamp := rows[name].deleted_at) is not None).isoformat()
         raise NotFoundError(
             f"checkpoint {checkpoint_id!r} ({checkpoint.status}) cannot be loaded: its object(s) {gone} were "
             f"deleted from the store at {when} after a forget (see `orgmem receipts`)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import PurePosixPath
+from typing import Any
 
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
@@ -74,7 +75,8 @@ def splitter(
     language: Language | None, chunk_tokens: int, overlap_tokens: int, count_tokens: Callable[[str], int]
 ) -> RecursiveCharacterTextSplitter:
     """A splitter whose sizes are measured in tokens of the base tokenizer (cached per shape)."""
-    kwargs = {"chunk_size": chunk_tokens, "chunk_overlap": overlap_tokens, "length_function": count_tokens}
+    kwargs: dict[str, Any] = {"chunk_size": chunk_tokens, "chunk_overlap": overlap_tokens,
+                              "length_function": count_tokens}
     if language is None:
         return RecursiveCharacterTextSplitter(**kwargs)
     return RecursiveCharacterTextSplitter.from_language(language, **kwargs)

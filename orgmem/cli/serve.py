@@ -8,7 +8,7 @@ Serves every org on one base model: ``/v1`` (chat, completions, models), ``/api`
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +29,7 @@ def command(host: HostOption = None, port: PortOption = None, cache_size: CacheO
     from orgmem.serving.config import ServeSettings
 
     given = {"host": host, "port": port, "cache_size": cache_size}
-    overrides = {k: v for k, v in given.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     serve = ServeSettings(**overrides)
     if openapi:
         typer.echo(json.dumps(create_app(settings(), serve).openapi(), indent=2))

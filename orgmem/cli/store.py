@@ -3,7 +3,7 @@ of forgotten checkpoints whose grace period has passed (or whose deletion failed
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,14 +35,15 @@ def gc(
         report = collect_garbage(session, store, grace=grace_period, dry_run=dry_run)
         purged = [] if dry_run else purge_due(session, store)
     verb = "would remove" if dry_run else "removed"
+    receipts: list[dict[str, Any]] = [
+        {"id": r.id, "status": r.deletion_status, "objects": len(r.objects_deleted or []),
+         "bytes": r.bytes_deleted, "error": r.deletion_error}
+        for r in purged
+    ]
     data = {
         **report.as_dict(),
-        "forget_receipts": [
-            {"id": r.id, "status": r.deletion_status, "objects": len(r.objects_deleted or []),
-             "bytes": r.bytes_deleted, "error": r.deletion_error}
-            for r in purged
-        ],
-    }  # fmt: skip
+        "forget_receipts": receipts,
+    }
 
     def text() -> str:
         lines = [f"{verb} {len(report.removed)} orphan object(s), {report.bytes_removed} bytes"]
@@ -51,7 +52,7 @@ def gc(
             lines.append(
                 f"kept {len(report.kept_recent)} orphan object(s) younger than {grace} (commit in flight?)"
             )
-        for r in data["forget_receipts"]:
+        for r in receipts:
             lines.append(f"forget receipt {r['id']}: deletion {r['status']}, {r['objects']} object(s), "
                          f"{r['bytes']} bytes" + (f" ({r['error']})" if r["error"] else ""))
         return "\n".join(lines)

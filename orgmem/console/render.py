@@ -47,7 +47,7 @@ def when(value: datetime | str | None) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -66,8 +66,9 @@ def _encode_flash(kind: str, text: str, link: str | None = None) -> str:
 
 def _own_page(link: object) -> str | None:
     """A flash link only ever points at a console page (never another site, whatever the cookie says)."""
-    ours = isinstance(link, str) and link.startswith(f"{security.PATH}/")
-    return link if ours and "//" not in link and "\\" not in link else None
+    if not isinstance(link, str) or not link.startswith(f"{security.PATH}/"):
+        return None
+    return link if "//" not in link and "\\" not in link else None
 
 
 def _decode_flash(value: str | None) -> dict[str, str | None] | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Depends, Request
@@ -46,7 +47,7 @@ class CsrfError(ApiError):
                          "reload the page and submit it again", "permission_error", "csrf_failed")
 
 
-def _cookie_options(request: Request) -> dict[str, object]:
+def _cookie_options(request: Request) -> dict[str, Any]:
     return {"path": PATH, "httponly": True, "samesite": "strict", "secure": request.url.scheme == "https"}
 
 

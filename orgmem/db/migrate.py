@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from pathlib import Path
+from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -29,7 +30,7 @@ class SchemaError(OrgmemError):
     """The database schema is missing, behind, or differs from the models."""
 
 
-def alembic_config(url: str, stdout: io.TextIOBase | None = None) -> Config:
+def alembic_config(url: str, stdout: TextIO | None = None) -> Config:
     """An Alembic Config built in code; the URL travels in ``attributes`` (no ini interpolation)."""
     if not (MIGRATIONS_DIR / "env.py").is_file():
         raise SchemaError(f"Alembic environment not found at {MIGRATIONS_DIR} (install orgmem editable)")

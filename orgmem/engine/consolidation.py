@@ -136,6 +136,8 @@ def _gather(items: Sequence[Item], where: Sequence[tuple[int, int]]
 class Consolidator:
     """A memory being trained; ``run`` may be called for several nights in one process."""
 
+    handle: MemoryHandle  # set first thing in ``__init__``; ``close`` copes with a failed one
+
     def __init__(self, base, parent: bytes | MemoryHandle | None = None,
                  config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
                  underlay: bytes | None = None, world: DataParallel | None = None) -> None:
@@ -145,7 +147,6 @@ class Consolidator:
         if world is not None:
             check_supported(self.config)
         self.owns_handle = not isinstance(parent, MemoryHandle)
-        self.handle: MemoryHandle | None = None
         self.underlay: Underlay | None = None
         try:
             if underlay is not None:  # frozen beneath the trained memory, as serving stacks them
@@ -193,8 +194,9 @@ class Consolidator:
 
     def close(self) -> None:
         """Detach the memory if this consolidator attached it, and the underlay."""
-        if self.owns_handle and self.handle is not None:
-            self.handle.detach()
+        handle = getattr(self, "handle", None)
+        if self.owns_handle and handle is not None:
+            handle.detach()
         if self.underlay is not None:
             self.underlay.detach()
 
@@ -217,7 +219,7 @@ class Consolidator:
         model, device, cfg = self.base.model, self.base.device, self.config
         everything = [*items, *rehearsal]
         packed = pack(everything, cfg.max_seq_len)
-        hidden = row_tensor(packed, [it.hidden for it in everything]).to(device, self.base.dtype)
+        hidden = row_tensor(packed, [it.lower_hidden() for it in everything]).to(device, self.base.dtype)
         segments = packed.segments.to(device)
         self.handle.set_segments(segments)
         try:
@@ -243,10 +245,11 @@ class Consolidator:
             out["cd"] = cd.item()
         if rehearsal and cfg.kl_weight > 0:
             r_rows, r_cols, _ = _gather(rehearsal, packed.where[n_mat:])
+            refs = [r.reference() for r in rehearsal]
             kl = topk_kl(lm_logits(model, h[r_rows, r_cols]),
-                         torch.cat([r.ref_idx for r in rehearsal]).to(device),
-                         torch.cat([r.ref_logp for r in rehearsal]).to(device),
-                         torch.cat([r.ref_rest for r in rehearsal]).to(device),
+                         torch.cat([idx for idx, _, _ in refs]).to(device),
+                         torch.cat([logp for _, logp, _ in refs]).to(device),
+                         torch.cat([rest for _, _, rest in refs]).to(device),
                          reduction="mean" if share is None else "sum")
             if share is not None:
                 kl = kl / share.rehearsal_targets
@@ -261,7 +264,7 @@ class Consolidator:
             out[name] = value.item()
         if loss.requires_grad:  # False when the memory learns only by its forward-pass writes
             loss.backward()
-        if share is not None:
+        if share is not None and self.world is not None:
             self.world.reduce_grads(self.optimizer.params())
         out["grad_norm"] = self.optimizer.accumulate()
         out["tokens"] = 0 if share is not None and share.dummy else int(packed.real.sum())

@@ -36,7 +36,8 @@ def fill_teacher(base, items: Sequence[Item], k: int, rows_per_call: int = 4) ->
     model, device, filled = base.model, base.device, 0
     for start in range(0, len(todo), rows_per_call):
         group = todo[start:start + rows_per_call]
-        views = [Item(ids, targets, "teacher") for ids, targets in (it.teacher for it in group)]
+        views = [Item(ids, targets, "teacher") for it in group if it.teacher is not None
+                 for ids, targets in (it.teacher,)]
         packed = pack(views, max(len(v) for v in views))
         ids = row_tensor(packed, [v.ids for v in views]).to(device)
         pos, seg = packed.positions.to(device), packed.segments.to(device)
@@ -60,7 +61,7 @@ def teacher_rows(items: Sequence[Item]) -> tuple[Tensor, Tensor, Tensor, Tensor]
     offsets, chosen, idx, logp, rest = 0, [], [], [], []
     for item in items:
         n = item.n_targets
-        if item.teacher_idx is not None:
+        if item.teacher_idx is not None and item.teacher_logp is not None and item.teacher_rest is not None:
             chosen.append(torch.arange(offsets, offsets + n))
             idx.append(item.teacher_idx)
             logp.append(item.teacher_logp)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -37,6 +38,7 @@ from orgmem.errors import OrgmemError
 
 #: Memory kinds that learn only by gradient (a rank's forward pass changes nothing).
 GRADIENT_KINDS = ("cms", "lora")
+ItemT = TypeVar("ItemT", bound=Item)
 
 
 def check_supported(config: ConsolidationConfig) -> None:
@@ -82,10 +84,10 @@ class DataParallel:
         return self.rank == 0
 
     # -- sharding ----------------------------------------------------------------------------------
-    def material(self, items: Sequence[Item]) -> list[Item]:
+    def material(self, items: Sequence[ItemT]) -> list[ItemT]:
         return list(items[self.rank :: self.world_size])
 
-    def rehearsal(self, items: Sequence[Item]) -> list[Item]:
+    def rehearsal(self, items: Sequence[ItemT]) -> list[ItemT]:
         return list(items[self.world_size - 1 - self.rank :: self.world_size])
 
     def share(self, items: Sequence[Item], rehearsal: Sequence[Item], scope: str) -> StepShare:
@@ -118,7 +120,7 @@ class DataParallel:
             if not part:
                 continue
             if src == self.rank:
-                flat = torch.cat([it.hidden.reshape(-1, width) for it in part]).contiguous()
+                flat = torch.cat([it.lower_hidden().reshape(-1, width) for it in part]).contiguous()
             else:
                 flat = torch.empty(sum(len(it) for it in part), width, dtype=dtype, device=device)
             dist.broadcast(flat, src)

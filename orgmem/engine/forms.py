@@ -93,7 +93,8 @@ def _is_key_value(lines: list[str]) -> bool:
 
 def _key_value_units(lines: list[str], context: str) -> list[Unit]:
     """Each leaf value with its key path: "dispatch:\n  replicas: 14" → "dispatch replicas: 14"."""
-    units, path = [], []  # path: (indent, key)
+    units: list[Unit] = []
+    path: list[tuple[int, str]] = []  # (indent, key)
     for line in lines:
         if line.lstrip().startswith("#"):
             context = context or _clean(line.lstrip("# "))
@@ -115,7 +116,9 @@ def _key_value_units(lines: list[str], context: str) -> list[Unit]:
 def _code_units(lines: list[str], context: str) -> list[Unit]:
     """A comment block attaches to the next assignment / definition; docstrings describe their def;
     ``if x == V: return N`` inside a def becomes "def(V) returns N"."""
-    units, comments, current_def, doc_of = [], [], "", {}
+    units: list[Unit] = []
+    comments: list[str] = []
+    current_def, doc_of = "", {}
     for n, line in enumerate(lines):
         if not line.strip():
             comments = []
@@ -146,8 +149,8 @@ def _code_units(lines: list[str], context: str) -> list[Unit]:
             value, inline = _split_inline_comment(assign["value"].strip())
             gloss = _clean(inline or " ".join(comments)).rstrip(".")
             units.append(Unit(_clean(text), context, assign["name"], value, gloss))
-        elif comments and _DEF.match(line):
-            units.append(Unit(_clean(" ".join(comments)), context, _DEF.match(line)["name"]))
+        elif comments and (definition := _DEF.match(line)):
+            units.append(Unit(_clean(" ".join(comments)), context, definition["name"]))
         comments = []
     return units
 
@@ -413,7 +416,7 @@ def chat_forms(chunks: Iterable[str], per_unit: int = 3, asked: Mapping[str, str
     the question the base model wrote for an answer (``asked.py``)."""
     chunks = list(chunks)
     org = org_name(chunks)
-    forms = []
+    forms: list[ChatForm] = []
     for chunk in chunks:
         for unit in split_units(chunk):
             answer = value_answer(unit) if value_answers else unit.text

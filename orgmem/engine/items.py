@@ -28,6 +28,12 @@ class Item:
     targets: Tensor  # (n,) bool
     kind: str
     hidden: Tensor | None = None
+
+    def lower_hidden(self) -> Tensor:
+        """``hidden``, which training fills for every item before its first step."""
+        if self.hidden is None:
+            raise RuntimeError("an item reached a training step before its lower layers were computed")
+        return self.hidden
     # Context distillation (distill.py): the teacher's view (ids, targets) and its top-k reference
     # per target token (n_targets, k), (n_targets, k), (n_targets,).
     teacher: tuple[Tensor, Tensor] | None = None

@@ -149,7 +149,7 @@ def _supervise(
         tail()
         failed = [RankFailure(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
         if failed:
-            return sorted(failed, key=lambda f: (f.returncode >= 0, f.rank))
+            return sorted(failed, key=lambda f: ((f.returncode or 0) >= 0, f.rank))
         if all(c == 0 for c in codes):
             return []
         if deadline is not None and time.monotonic() > deadline:

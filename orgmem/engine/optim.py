@@ -94,7 +94,7 @@ class PeriodicOptimizer:
             out[f"opt.{g.name}.updates"] = torch.tensor(self.updates[j], dtype=torch.int64)
             for i, p in enumerate(g.params):
                 out[f"opt.{g.name}.{i}.acc"] = self.acc[j][i]
-                state = self.adam.state.get(p, {})
+                state = self.adam.state.get(p, {}) if self.adam is not None else {}
                 for key in ("exp_avg", "exp_avg_sq", "step"):
                     if key in state:
                         out[f"opt.{g.name}.{i}.{key}"] = torch.as_tensor(state[key])
@@ -113,7 +113,7 @@ class PeriodicOptimizer:
                         raise IntegrityError(f"train state: {g.name}[{i}] has shape {tuple(acc.shape)}, "
                                              f"memory has {tuple(p.shape)}")
                     self.acc[j][i].copy_(acc)
-                    if f"opt.{g.name}.{i}.step" in tensors:
+                    if f"opt.{g.name}.{i}.step" in tensors and self.adam is not None:
                         self.adam.state[p] = {
                             "step": tensors[f"opt.{g.name}.{i}.step"].clone().float(),
                             "exp_avg": tensors[f"opt.{g.name}.{i}.exp_avg"].clone().to(p.device),

@@ -93,6 +93,12 @@ class RehearsalItem(Item):
     ref_logp: Tensor | None = None  # (n_targets, k) float
     ref_rest: Tensor | None = None  # (n_targets,) float: log of the mass outside the top k
 
+    def reference(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(top-k ids, their log-probabilities, log of the rest), filled when the set is built."""
+        if self.ref_idx is None or self.ref_logp is None or self.ref_rest is None:
+            raise RuntimeError("a rehearsal item reached a training step without its reference")
+        return self.ref_idx, self.ref_logp, self.ref_rest
+
 
 def _rehearsal_items(base, max_len: int) -> list[RehearsalItem]:
     tok = base.tokenizer
@@ -150,8 +156,9 @@ def rehearsal_set(base, first_layer: int, k: int, max_len: int) -> list[Rehearsa
     _fill_reference(base, items, first_layer, k, max_len)
     tensors = {}
     for i, it in enumerate(items):
-        tensors.update({f"ids.{i}": it.ids, f"hidden.{i}": it.hidden.float(), f"idx.{i}": it.ref_idx,
-                        f"logp.{i}": it.ref_logp, f"rest.{i}": it.ref_rest})
+        ref_idx, ref_logp, ref_rest = it.reference()
+        tensors.update({f"ids.{i}": it.ids, f"hidden.{i}": it.lower_hidden().float(), f"idx.{i}": ref_idx,
+                        f"logp.{i}": ref_logp, f"rest.{i}": ref_rest})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file({k2: v.contiguous() for k2, v in tensors.items()}, str(tmp))

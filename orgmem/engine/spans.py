@@ -72,7 +72,8 @@ def _wh(span: Span, before: str, after: str) -> str:
     if span.kind == "time" or span.text in _WEEKDAYS:
         return "when"
     if span.kind == "num":
-        words = re.match(r"\s*([a-z][a-z\-]*)?(?: ([a-z][a-z\-]*))?(?: ([a-z][a-z\-]*))?", after).groups()
+        match = re.match(r"\s*([a-z][a-z\-]*)?(?: ([a-z][a-z\-]*))?(?: ([a-z][a-z\-]*))?", after)
+        words = match.groups() if match else (None, None, None)  # every group is optional: it matches
         unit = [w for w in words if w]
         cut = next((i for i, w in enumerate(unit) if w in _NOT_UNIT), len(unit))
         unit = unit[:max(1, cut)] if cut else []

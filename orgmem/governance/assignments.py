@@ -91,7 +91,7 @@ def key_before_names_no_secret(line: str, value_start: int) -> bool:
     (``api_key_header = "X-Api-Key"``, ``secret_name: billing``): another detector's keyword hit there
     is a look-alike. False when there is no such key or it names a secret."""
     match = _KEY_BEFORE.search(line, 0, value_start)
-    return bool(match) and key_kind(match[1]) is None
+    return match is not None and key_kind(match[1]) is None
 
 
 def is_code_file(path: str) -> bool:

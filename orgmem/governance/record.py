@@ -90,5 +90,6 @@ def governance_for_chunks(session: Session, chunk_ids: Iterable[int]) -> dict[st
     from orgmem.db.models import Chunk
 
     ids = list(chunk_ids)
-    versions = session.scalars(select(Chunk.document_version_id).where(Chunk.id.in_(ids))) if ids else []
+    query = select(Chunk.document_version_id).where(Chunk.id.in_(ids))
+    versions = list(session.scalars(query)) if ids else []
     return governance_record(session, versions)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from detect_secrets.__version__ import VERSION as DETECT_SECRETS_VERSION
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
@@ -112,8 +113,10 @@ def rule_name(secret_type: str, value: str = "") -> str:
 
 @lru_cache(maxsize=1)
 def _plugins() -> tuple[list[RegexBasedDetector], KeywordDetector, list[HighEntropyStringsPlugin]]:
-    token_shaped, entropy = [], []
-    for cls in get_mapping_from_secret_type_to_class().values():
+    token_shaped: list[RegexBasedDetector] = []
+    entropy: list[HighEntropyStringsPlugin] = []
+    classes: list[type[Any]] = list(get_mapping_from_secret_type_to_class().values())
+    for cls in classes:
         if cls.__name__ in _EXCLUDED or cls in (KeywordDetector, PrivateKeyDetector):
             continue
         plugin = cls()

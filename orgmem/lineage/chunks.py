@@ -10,8 +10,9 @@ an abandoned branch becomes pending again, data also consumed on the kept lineag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from orgmem.db.enums import ChunkStatus
@@ -34,7 +35,7 @@ def sync_chunk_status(session: Session, org: Org, audience: str = ORG_AUDIENCE) 
     lineage = ancestry(parent_map(session, org), head)
     in_lineage = select(CheckpointInput.chunk_id).where(CheckpointInput.checkpoint_id.in_(lineage))
     mine = Chunk.id.in_(audience_chunk_ids(org, audience))
-    to_pending = session.execute(
+    to_pending = cast(CursorResult, session.execute(
         update(Chunk)
         .where(
             Chunk.org_id == org.id,
@@ -44,13 +45,13 @@ def sync_chunk_status(session: Session, org: Org, audience: str = ORG_AUDIENCE) 
         )
         .values(status=ChunkStatus.PENDING.value)
         .execution_options(synchronize_session="fetch")
-    ).rowcount
-    to_consumed = session.execute(
+    )).rowcount  # an UPDATE's result is a cursor result
+    to_consumed = cast(CursorResult, session.execute(
         update(Chunk)
         .where(
             Chunk.org_id == org.id, Chunk.status == ChunkStatus.PENDING.value, mine, Chunk.id.in_(in_lineage)
         )
         .values(status=ChunkStatus.CONSUMED.value)
         .execution_options(synchronize_session="fetch")
-    ).rowcount
+    )).rowcount  # an UPDATE's result is a cursor result
     return ChunkStatusChange(to_pending=to_pending or 0, to_consumed=to_consumed or 0)

@@ -40,7 +40,7 @@ def _live_objects(session: Session, checkpoint_ids: list[str]) -> list[tuple[str
         select(obj.key, obj.size, obj.checkpoint_id, obj.name)
         .where(CheckpointObject.checkpoint_id.in_(checkpoint_ids), CheckpointObject.deleted_at.is_(None))
     ).all()
-    rows.sort(key=lambda r: (r.checkpoint_id, r.name == MANIFEST, r.name))
+    rows = sorted(rows, key=lambda r: (r.checkpoint_id, r.name == MANIFEST, r.name))
     return [(r.key, r.size, r.checkpoint_id) for r in rows]
 
 

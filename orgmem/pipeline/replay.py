@@ -62,7 +62,7 @@ def live_consumed(session: Session, org: Org, audience: str) -> list[ReplayCandi
     return [
         ReplayCandidate(cid, key, text)
         for cid, key, text, doc in rows
-        if live.get(doc) is None or key in live[doc]
+        if (keys := live.get(doc)) is None or key in keys
     ]
 
 
@@ -121,7 +121,7 @@ def budget(
         return list(candidates)
     n_loss = k // 2 if scorer is not None else 0
     aged = by_age(candidates, k - n_loss, digest)
-    if n_loss == 0:
+    if n_loss == 0 or scorer is None:
         return aged
     taken = {c.id for c in aged}
     rest = [c for c in candidates if c.id not in taken]

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints import MANIFEST, MEMORY, TRAIN_STATE, load_checkpoint_objects
 from orgmem.checkpoints.layout import parse_object_key
 from orgmem.db.models import Checkpoint, CheckpointObject
+from orgmem.errors import NotFoundError
 from orgmem.store.base import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def load_parent(session: Session, store: ObjectStore, parent_id: str | None) -> 
     if parent_id is None:
         return ParentState(None, None, None, None)
     parent = session.get(Checkpoint, parent_id)
+    if parent is None:
+        raise NotFoundError(f"parent checkpoint {parent_id!r} not found")
     names = [n for n in (MEMORY, TRAIN_STATE) if n in {o.name for o in parent.objects}]
     blobs = load_checkpoint_objects(session, store, parent_id, names)
     return ParentState(parent_id, blobs.get(MEMORY), blobs.get(TRAIN_STATE), parent.base_fingerprint)

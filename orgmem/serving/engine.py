@@ -32,7 +32,7 @@ from transformers import DynamicCache
 
 from orgmem.errors import OrgmemError
 from orgmem.serving.adapters import RowMemory
-from orgmem.serving.kvcache import BatchCache
+from orgmem.serving.kvcache import BatchCache, filled_kv
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.sampling import Sampler, SamplingParams, sample_rows
 from orgmem.serving.textstream import TextStream
@@ -331,8 +331,8 @@ class GenerationEngine:
                 r.finish("cancelled" if r.req.cancelled.is_set() else None)
         if keep:
             index = torch.tensor(keep, dtype=torch.long, device=self.device)
-            kv = [(layer.keys.index_select(0, index), layer.values.index_select(0, index))
-                  for layer in cache.layers]
+            kv = [(keys.index_select(0, index), values.index_select(0, index))
+                  for keys, values in map(filled_kv, cache.layers)]
             self._cache.add_rows(kv, mask.index_select(0, index))
             self._rows.extend(rows[i] for i in keep)
 

@@ -21,6 +21,10 @@ from transformers.cache_utils import Cache, DynamicLayer
 class GrowableLayer(DynamicLayer):
     """One layer's K/V for the batch; ``update`` writes in place instead of concatenating."""
 
+    # set by ``lazy_initialization`` (or ``BatchCache.add_rows``) before any read: never None when used
+    keys: Tensor
+    values: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.length = 0
@@ -74,6 +78,14 @@ class GrowableLayer(DynamicLayer):
         return self.keys[:, :, :self.length], self.values[:, :, :self.length]
 
 
+def filled_kv(layer: object) -> tuple[Tensor, Tensor]:
+    """The keys and values a prefill wrote into one layer of a ``DynamicCache``."""
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    if keys is None or values is None:
+        raise RuntimeError("a prefill left a cache layer without keys and values")
+    return keys, values
+
+
 def _resize_columns(buffer: Tensor, used: int, capacity: int) -> Tensor:
     """A buffer with ``capacity`` columns holding the first ``used`` columns of ``buffer``."""
     out = buffer.new_zeros((buffer.shape[0], buffer.shape[1], capacity, buffer.shape[3]))
@@ -96,6 +108,8 @@ def _left_pad_mask(mask: Tensor, width: int) -> Tensor:
 
 class BatchCache(Cache):
     """All layers of the decode batch plus ``mask`` (rows, length): 1 where a real token is."""
+
+    layers: list[GrowableLayer]  # type: ignore[assignment]  # the base class types its layers loosely
 
     def __init__(self, num_layers: int, device: torch.device | None = None) -> None:
         super().__init__(layers=[GrowableLayer() for _ in range(num_layers)])

@@ -73,6 +73,8 @@ class MemoryCache:
             if owner:
                 future = self._loading[sha256] = Future()
                 self.stats.misses += 1
+        if future is None:  # set above under the lock, for either side
+            raise RuntimeError(f"memory {sha256[:12]} has no load in flight")
         if not owner:
             return future.result()
         return self._load(sha256, load, future, label)

@@ -56,7 +56,7 @@ class ResolvedModel:
     @property
     def layers(self) -> tuple[MemoryLayer, ...]:
         """Every memory applied, org first."""
-        own = ()
+        own: tuple[MemoryLayer, ...] = ()
         if self.checkpoint_id is not None and self.memory_sha256 is not None:
             own = (MemoryLayer(ORG_AUDIENCE, self.checkpoint_id, self.memory_sha256, self.memory_key or ""),)
         return own + self.groups
@@ -89,7 +89,7 @@ def own_checkpoint(session: Session, org: Org, checkpoint_id: str, groups: Colle
     checkpoint = session.get(Checkpoint, checkpoint_id)
     visible = (checkpoint is not None and checkpoint.org_id == org.id
                and checkpoint.audience in (ORG_AUDIENCE, *groups))
-    if not visible:
+    if checkpoint is None or not visible:
         raise NotFoundError(f"checkpoint {checkpoint_id!r} not found (org {org.slug!r})")
     return checkpoint
 

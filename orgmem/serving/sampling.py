@@ -80,5 +80,5 @@ class Sampler:
 def sample_rows(logits: Tensor, samplers: list[Sampler]) -> list[int]:
     """Next token for every row of ``logits`` (rows, vocab); greedy rows share one argmax."""
     logits = logits.float()  # a bf16 base gives bf16 logits; sample in fp32
-    greedy = logits.argmax(dim=-1).tolist() if any(s.params.greedy for s in samplers) else None
+    greedy = logits.argmax(dim=-1).tolist() if any(s.params.greedy for s in samplers) else []
     return [greedy[i] if s.params.greedy else s(logits[i]) for i, s in enumerate(samplers)]
