@@ -4,13 +4,17 @@ wrong or missing credentials. None of these leaves anything behind."""
 from __future__ import annotations
 
 import os
+import re
 import socket
-import time
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
+import botocore.endpoint
 import pytest
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
 from orgmem.config import Settings
@@ -89,24 +93,65 @@ def _s3(port: int, **options) -> S3Store:
     return S3Store("orgmem-test", "p", S3Options(endpoint_url=f"http://127.0.0.1:{port}", **settings))
 
 
-def test_unreachable_endpoint_fails_fast_naming_endpoint_and_key(closed_port: int) -> None:
+class _Attempts:
+    """Counts the HTTP attempts a store's client sends and records the back-off it sleeps between
+    them (without sleeping): "fails fast" is judged by how many tries and how much planned waiting,
+    not by a stopwatch."""
+
+    def __init__(self, store: S3Store, monkeypatch) -> None:
+        self.sent = 0
+        self.backoff: list[float] = []
+        store.client.meta.events.register("before-send.s3", self._count)
+        monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=self.backoff.append))
+
+    def _count(self, **_) -> None:
+        self.sent += 1
+
+
+def _within(seconds: float, action):
+    """Run ``action`` on a thread and return its exception; the deadline only guards against a hang."""
+    outcome: dict[str, BaseException] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # handed back to the test
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(seconds), f"the store call hung for {seconds} s"
+    return outcome.get("error")
+
+
+def test_unreachable_endpoint_fails_fast_naming_endpoint_and_key(closed_port: int, monkeypatch) -> None:
     store = _s3(closed_port)
+    attempts = _Attempts(store, monkeypatch)
     for action in (lambda: store.get("orgs/acme/m.bin"), lambda: store.put("orgs/acme/m.bin", b"x")):
-        start = time.monotonic()
+        attempts.sent, attempts.backoff[:] = 0, []
         with pytest.raises(StoreUnavailableError) as caught:
             action()
-        assert time.monotonic() - start < 5
+        # botocore's ``max_attempts`` counts the retries after the first try: 1 + 3, each refused at
+        # once, with sub-second back-off between them
+        assert attempts.sent == 1 + store.options.max_attempts == 4
+        assert len(attempts.backoff) == 3 and sum(attempts.backoff) < 1
+        assert isinstance(caught.value.__cause__, EndpointConnectionError)
         assert f"127.0.0.1:{closed_port}" in str(caught.value) and "orgs/acme/m.bin" in str(caught.value)
     with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{closed_port}"):
         store.list()
 
 
-def test_hanging_endpoint_times_out(silent_port: int) -> None:
+def test_hanging_endpoint_times_out(silent_port: int, monkeypatch) -> None:
     store = _s3(silent_port, read_timeout=0.3, max_attempts=2)
-    start = time.monotonic()
-    with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{silent_port}.*'k'"):
-        store.get("k")
-    assert time.monotonic() - start < 5
+    attempts = _Attempts(store, monkeypatch)
+    # botocore's default read timeout (60 s a try) would blow the 30 s guard; ours ends each try
+    error = _within(30, lambda: store.get("k"))
+    assert isinstance(error, StoreUnavailableError), error
+    assert re.search(f"127.0.0.1:{silent_port}.*'k'", str(error)), error
+    assert isinstance(error.__cause__, ReadTimeoutError)
+    assert attempts.sent == 1 + 2 and len(attempts.backoff) == 2
 
 
 def test_missing_credentials_are_reported(closed_port: int, tmp_path: Path, monkeypatch) -> None:
