@@ -1,4 +1,4 @@
-"""The connector protocol: one small class per source kind, registered by kind.
+"""The connector protocol: one small class per source kind (``connectors.registry`` names them).
 
 Onyx-style: a connector takes its source config and the last cursor, yields document versions
 (or per-document failures) and, once iteration is over, hands back the next cursor. The ingest
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from orgmem.errors import OrgmemError
 
@@ -154,58 +154,3 @@ class Connector:
     def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
         """JSON cursor covering everything fetched except the ``unstored`` external ids."""
         raise NotImplementedError
-
-
-_REGISTRY: dict[str, type[Connector]] = {}
-
-
-def register(cls: type[Connector]) -> type[Connector]:
-    """Class decorator adding a connector to the registry; duplicate kinds are a bug."""
-    if not cls.kind:
-        raise ValueError(f"connector {cls.__name__} has no kind")
-    if cls.kind in _REGISTRY and _REGISTRY[cls.kind] is not cls:
-        raise ValueError(
-            f"connector kind {cls.kind!r} is already registered by {_REGISTRY[cls.kind].__name__}"
-        )
-    _REGISTRY[cls.kind] = cls
-    return cls
-
-
-def kinds() -> list[str]:
-    """Registered kinds, sorted."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def get_connector(kind: str) -> Connector:
-    """A fresh connector instance for ``kind``; unknown kinds name the known ones."""
-    _load_builtin()
-    try:
-        return _REGISTRY[kind]()
-    except KeyError:
-        raise SourceConfigError(
-            f"unknown source kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-
-
-def parse_config(kind: str, raw: dict[str, Any] | None) -> SourceConfig:
-    """Validate a raw config for ``kind``; the error names each bad field and why."""
-    _load_builtin()
-    if kind not in _REGISTRY:
-        get_connector(kind)  # raises the naming error
-    try:
-        return _REGISTRY[kind].config_cls.model_validate(raw or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc']) or '(config)'}': {err['msg']}"
-            for err in exc.errors()
-        )
-        raise SourceConfigError(f"invalid {kind} source config: {problems}") from None
-
-
-def _load_builtin() -> None:
-    """Import the built-in connector modules so their ``@register`` runs (lazy: keeps imports light)."""
-    import connectors.docs  # noqa: F401
-    import connectors.git  # noqa: F401
-    import connectors.rss  # noqa: F401
-    import connectors.slack  # noqa: F401

@@ -26,7 +26,6 @@ from connectors.base import (
     SourceConfig,
     SourceError,
     config_as,
-    register,
     text_hash,
 )
 from connectors.confine import confine_path, inside, read_no_follow
@@ -68,7 +67,6 @@ def extract(path: Path, data: bytes) -> tuple[str, str]:
     return title, raw
 
 
-@register
 class DocsConnector(Connector):
     kind = "docs"
     config_cls = DocsConfig

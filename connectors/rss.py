@@ -25,7 +25,6 @@ from connectors.base import (
     SourceConfig,
     SourceError,
     config_as,
-    register,
     text_hash,
 )
 from connectors.extract import html_to_text
@@ -92,7 +91,6 @@ def _client(config: RssConfig, policy: SourcePolicy) -> httpx.Client:
     return guarded_client(policy, timeout=config.timeout_s, headers={"User-Agent": "orgmem-rss/0.1"})
 
 
-@register
 class RssConnector(Connector):
     kind = "rss"
     config_cls = RssConfig

@@ -23,7 +23,6 @@ from connectors.base import (
     SourceConfigError,
     SourceError,
     config_as,
-    register,
     text_hash,
 )
 from connectors.confine import confine_path
@@ -52,7 +51,6 @@ class GitConfig(SourceConfig):
         return self
 
 
-@register
 class GitConnector(Connector):
     kind = "git"
     config_cls = GitConfig

@@ -24,7 +24,6 @@ from connectors.base import (
     SourceConfig,
     SourceError,
     config_as,
-    register,
 )
 from connectors.confine import confine_path
 from connectors.netguard import check_url
@@ -71,7 +70,6 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@register
 class SlackConnector(Connector):
     kind = "slack"
     config_cls = SlackConfig

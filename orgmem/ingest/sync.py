@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from connectors.base import DocumentFailure, DocumentVersion, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion
+from connectors.registry import get_connector, parse_config
 from orgmem.chunking import ChunkingConfig, token_counter
 from orgmem.config import get_settings
 from orgmem.db import models as m

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, SourceError
+from connectors.registry import get_connector, parse_config
 from tests.connectors.source_builders import make_docs_folder
 
 

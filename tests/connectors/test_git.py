@@ -7,7 +7,8 @@ from http.server import SimpleHTTPRequestHandler
 
 import pytest
 
-from connectors.base import DocumentVersion, SourceConfigError, SourceError, get_connector, parse_config
+from connectors.base import DocumentVersion, SourceConfigError, SourceError
+from connectors.registry import get_connector, parse_config
 from orgmem.config import get_settings
 from tests.connectors.source_builders import APP_V1, commit_all, git, make_git_repo, serve
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, SourceError
+from connectors.registry import get_connector, parse_config
 from tests.connectors.source_builders import ServerState, atom_feed, feed_server, rss_feed
 
 ITEMS = [

@@ -6,7 +6,8 @@ import zipfile
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, SourceError
+from connectors.registry import get_connector, parse_config
 from tests.connectors.source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
 
