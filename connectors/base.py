@@ -1,12 +1,13 @@
 """The connector protocol: one small class per source kind (``connectors.registry`` names them).
 
-Onyx-style: a connector takes its source config and the last cursor, yields document versions
-(or per-document failures) and, once iteration is over, hands back the next cursor. The ingest
-framework owns storage; a connector never touches the database, so each one can be tested alone.
+Onyx-style: a connector's ``fetch`` takes its source config and the last cursor, yields document
+versions (or per-document failures) and *returns* the next cursor, the generator's return value
+(``Pull`` reads it). The ingest framework owns storage; a connector never touches the database, so
+each one can be tested alone.
 
-Why the cursor is asked for *after* iteration and told what was not stored: the framework may
-fail to store a version (governance crash, DB error). The cursor must not advance past it, so
-``next_cursor(unstored=...)`` lets the connector keep those items for the next run.
+Why a second step for what was not stored: the framework may fail to store a version (governance
+crash, DB error). The cursor must not advance past it, so ``retry_cursor`` narrows the returned
+cursor to keep those items for the next run.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -78,6 +79,36 @@ class DocumentFailure:
 
 
 FetchItem = DocumentVersion | DocumentFailure
+Cursor = dict[str, Any]  # JSON, stored on the source between syncs
+#: what ``Connector.fetch`` is: items yielded, the next cursor returned
+Fetch = Generator[FetchItem, None, Cursor]
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+class Pull(Generic[ItemT, ResultT]):
+    """Iterate a generator and keep what it returns: ``for item in pull: ...`` then ``pull.result``.
+
+    A plain ``for`` loop drops the return value (it rides on ``StopIteration``); ``yield from``
+    hands it over, so wrapping the generator in one is all this does.
+    """
+
+    def __init__(self, generator: Generator[ItemT, None, ResultT]) -> None:
+        self._generator = generator
+        self._result: ResultT | None = None
+        self.done = False
+
+    def __iter__(self) -> Iterator[ItemT]:
+        self._result = yield from self._generator
+        self.done = True
+
+    @property
+    def result(self) -> ResultT:
+        """The return value; asking before the generator is exhausted is a bug."""
+        if not self.done:
+            raise RuntimeError("the generator has not finished: its return value is not there yet")
+        return self._result  # type: ignore[return-value]  # set by the finished ``yield from``
 
 
 class SourceConfig(BaseModel):
@@ -124,9 +155,10 @@ def restricted_audience(config: dict, external_id: str) -> str | None:
 class Connector:
     """Base class of a connector. Subclasses set ``kind`` and ``config_cls`` and implement fetch.
 
-    After ``fetch`` has been fully iterated, ``skipped`` counts deliberate skips by reason and
-    ``live_ids`` (when not None) is the complete set of ids the source holds now, so the
-    framework can tombstone stored documents that vanished (used after full listings).
+    After ``fetch`` has been fully iterated (its return value is the next cursor), ``skipped``
+    counts deliberate skips by reason and ``live_ids`` (when not None) is the complete set of ids
+    the source holds now, so the framework can tombstone stored documents that vanished (used
+    after full listings).
     """
 
     kind: ClassVar[str] = ""
@@ -148,9 +180,17 @@ class Connector:
     def check(self, config: SourceConfig) -> None:
         """Add-time check (and ``source test``): raise the SourceError a sync would raise, read nothing."""
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """Yield what changed since ``cursor``; return the next cursor (all yielded items stored)."""
         raise NotImplementedError
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        """JSON cursor covering everything fetched except the ``unstored`` external ids."""
-        raise NotImplementedError
+    def retry_cursor(
+        self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]
+    ) -> Cursor | None:
+        """The cursor to keep when the ``unstored`` external ids were yielded but not stored.
+
+        ``previous`` is the cursor ``fetch`` was given, ``cursor`` the one it returned. This default
+        keeps ``previous`` whenever anything is missing (everything is read again); connectors narrow
+        it to read only the missing items again.
+        """
+        return previous if unstored else cursor

@@ -19,8 +19,10 @@ from pydantic import field_validator
 
 from connectors.base import (
     Connector,
+    Cursor,
     DocumentFailure,
     DocumentVersion,
+    Fetch,
     FetchItem,
     SourceConfig,
     SourceError,
@@ -97,8 +99,6 @@ class RssConnector(Connector):
 
     def __init__(self) -> None:
         super().__init__()
-        self._prev: dict[str, Any] = {}
-        self._next: dict[str, Any] | None = None
         self._failed = False
 
     def check(self, config: SourceConfig) -> None:
@@ -108,14 +108,16 @@ class RssConnector(Connector):
         with _client(config, policy) as client:
             parse_feed(_download(client, config.url, {}, policy).content, config.url)
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """New or changed items; returns the validators and the seen ids (the validators only when
+        every linked page was read, so a failed page makes the next sync download the feed again)."""
         config = config_as(config, RssConfig)
-        self._prev = dict(cursor or {})
+        previous = dict(cursor or {})
         headers = {
             k: v
             for k, v in (
-                ("If-None-Match", self._prev.get("etag")),
-                ("If-Modified-Since", self._prev.get("modified")),
+                ("If-None-Match", previous.get("etag")),
+                ("If-Modified-Since", previous.get("modified")),
             )
             if v
         }
@@ -123,14 +125,13 @@ class RssConnector(Connector):
         with _client(config, policy) as client:
             resp = _download(client, config.url, headers, policy)
             if resp.status_code == 304:
-                self._next = self._prev
-                return
+                return previous
             feed = parse_feed(resp.content, config.url)
-            seen: dict[str, str] = dict(self._prev.get("seen", {}))
+            seen: dict[str, str] = dict(previous.get("seen", {}))
             yield from self._entries(client, feed.entries, config, seen)
-        self._next = {
-            "etag": resp.headers.get("etag"),
-            "modified": resp.headers.get("last-modified"),
+        return {
+            "etag": None if self._failed else resp.headers.get("etag"),
+            "modified": None if self._failed else resp.headers.get("last-modified"),
             "seen": dict(list(seen.items())[-MAX_SEEN:]),
         }
 
@@ -177,10 +178,9 @@ class RssConnector(Connector):
                 metadata={"feed": config.url, "link": link},
             )
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        if self._next is None:
-            return self._prev
-        if not (self._failed or unstored):
-            return self._next
-        seen = {k: v for k, v in self._next["seen"].items() if k not in unstored}
+    def retry_cursor(self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]) -> Cursor:
+        """Unstored items are forgotten as seen and the validators dropped: the feed is read again."""
+        if not unstored:
+            return cursor
+        seen = {k: v for k, v in cursor.get("seen", {}).items() if k not in unstored}
         return {"etag": None, "modified": None, "seen": seen}

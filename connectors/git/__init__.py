@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import model_validator
 
 from connectors.base import (
     Connector,
+    Cursor,
     DocumentFailure,
     DocumentVersion,
+    Fetch,
     FetchItem,
     SourceConfig,
     SourceConfigError,
@@ -57,8 +58,6 @@ class GitConnector(Connector):
 
     def __init__(self) -> None:
         super().__init__()
-        self._head: str | None = None
-        self._prev: dict[str, Any] = {}
         self._failed: set[str] = set()
 
     def _open(self, config: GitConfig) -> GitRepo:
@@ -93,15 +92,16 @@ class GitConnector(Connector):
             return
         self._open(config).resolve(config.branch)
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """Files changed since the cursor's commit (all files the first time); returns
+        ``{"commit": head, "retry": [paths that failed]}``."""
         config = config_as(config, GitConfig)
-        self._prev = dict(cursor or {})
+        previous = dict(cursor or {})
         repo = self._open(config)
         head = repo.resolve(config.branch)
-        self._head = head
-        old, retry = self._prev.get("commit"), list(self._prev.get("retry", []))
+        old, retry = previous.get("commit"), list(previous.get("retry", []))
         if old == head and not retry:
-            return
+            return self._cursor(head)
         stamp = datetime.fromisoformat(repo.commit_time(head))
         location = config.url or str(Path(config.path or "").expanduser().resolve())
         if old and repo.has_commit(old):
@@ -112,6 +112,10 @@ class GitConnector(Connector):
         for path in gone:
             yield DocumentVersion.tombstone(path, f"{location}:{path}", title=path)
         yield from self._read(repo, wanted, config, location, head, stamp)
+        return self._cursor(head)
+
+    def _cursor(self, head: str) -> Cursor:
+        return {"commit": head, "retry": sorted(self._failed)}
 
     def _changed_paths(
         self, repo: GitRepo, old: str, head: str, retry: list[str]
@@ -190,8 +194,6 @@ class GitConnector(Connector):
         if self.live_ids is None:
             yield DocumentVersion.tombstone(path, f"{location}:{path}", title=path)
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        if self._head is None:
-            return self._prev
-        retry = sorted(self._failed | set(unstored))
-        return {"commit": self._head, "retry": retry}
+    def retry_cursor(self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]) -> Cursor:
+        """The commit still moves; unstored paths join the retry list, read again next time."""
+        return {"commit": cursor["commit"], "retry": sorted(set(cursor["retry"]) | set(unstored))}
