@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orgmem.errors import OrgmemError
 
@@ -111,17 +111,38 @@ class Pull(Generic[ItemT, ResultT]):
         return self._result  # type: ignore[return-value]  # set by the finished ``yield from``
 
 
+def cli_hints(*aliases: str, metavar: str | None = None, local_path: bool = False) -> dict[str, Any]:
+    """A config field's ``json_schema_extra`` for ``orgmem source add``, which makes each field an option
+    (``--max-file-bytes`` from ``max_file_bytes``, its help from the field's description).
+
+    ``aliases``: other spellings of the option (kept when a flag was named before its field);
+    ``metavar``: what the value looks like in the help; ``local_path``: a path on this host, made
+    absolute at add time because the worker reads it from another directory.
+    """
+    return {"cli": {"aliases": list(aliases), "metavar": metavar, "local_path": local_path}}
+
+
 class SourceConfig(BaseModel):
-    """Base of every per-kind config: unknown fields are rejected so typos are caught early."""
+    """Base of every per-kind config: unknown fields are rejected so typos are caught early.
+
+    Each field's ``description`` is the help of its ``orgmem source add`` option: say what it does.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    redact_pii: list[Literal["email", "phone"]] = []  # opt-in PII redaction for this source
-    # a deleted item (removed file, deleted message) is also forgotten: rolled out of the weights
-    forget_on_delete: bool = False
+    redact_pii: list[Literal["email", "phone"]] = Field(
+        [], description="Redact this kind of PII before training: email | phone (repeat it)."
+    )
+    forget_on_delete: bool = Field(
+        False, description="Forget items deleted at the source (out of the weights too)."
+    )
     # restricted folders: glob over the item's id (a path for git/docs) -> the group that may see it;
     # such items go to that group's memory, never to the org memory (first matching glob wins)
-    restricted: dict[str, str] = {}
+    restricted: dict[str, str] = Field(
+        {},
+        description="Matching paths train GROUP's memory, not the org's (repeat it; the first match wins).",
+        json_schema_extra=cli_hints("--restrict", metavar="GLOB=GROUP"),
+    )
 
     @field_validator("restricted")
     @classmethod

@@ -16,7 +16,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from connectors.base import (
     Connector,
@@ -27,6 +27,7 @@ from connectors.base import (
     FetchItem,
     SourceConfig,
     SourceError,
+    cli_hints,
     config_as,
     text_hash,
 )
@@ -40,9 +41,9 @@ DEFAULT_EXTENSIONS = [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf
 class DocsConfig(SourceConfig):
     """A folder and which file types in it are documents."""
 
-    path: str
-    extensions: list[str] = DEFAULT_EXTENSIONS
-    max_file_bytes: int = 20_000_000
+    path: str = Field(description="The folder of documents.", json_schema_extra=cli_hints(local_path=True))
+    extensions: list[str] = Field(DEFAULT_EXTENSIONS, description="File types read (repeat it).")
+    max_file_bytes: int = Field(20_000_000, description="Skip larger files.")
 
     @field_validator("extensions")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any
 
 import feedparser
 import httpx
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from connectors.base import (
     Connector,
@@ -41,9 +41,11 @@ MAX_SEEN = 5000  # ids remembered for dedup; feeds rarely carry more than a few 
 
 
 class RssConfig(SourceConfig):
-    url: str
-    fetch_linked: bool = False
-    timeout_s: float = 20.0
+    """A feed, and whether each item's linked page is read too."""
+
+    url: str = Field(description="Feed URL (RSS 2.0 or Atom).")
+    fetch_linked: bool = Field(False, description="Fetch each item's page text.")
+    timeout_s: float = Field(20.0, description="HTTP timeout per request, in seconds.")
 
     @field_validator("url")
     @classmethod

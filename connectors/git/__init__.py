@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from connectors.base import (
     Connector,
@@ -23,6 +23,7 @@ from connectors.base import (
     SourceConfig,
     SourceConfigError,
     SourceError,
+    cli_hints,
     config_as,
     text_hash,
 )
@@ -38,10 +39,12 @@ _SYMLINK, _SUBMODULE = "120000", "160000"
 class GitConfig(SourceConfig):
     """Where the repository is and what to read from it."""
 
-    path: str | None = None
-    url: str | None = None
-    branch: str = "HEAD"
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    path: str | None = Field(
+        None, description="Local repository (or give url).", json_schema_extra=cli_hints(local_path=True)
+    )
+    url: str | None = Field(None, description="Clone URL (or give path).")
+    branch: str = Field("HEAD", description="Branch or ref.")
+    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, description="Skip larger files.")
 
     @model_validator(mode="after")
     def _one_location(self) -> GitConfig:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Collection
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler
 
@@ -23,6 +23,7 @@ from connectors.base import (
     Fetch,
     SourceConfig,
     SourceError,
+    cli_hints,
     config_as,
 )
 from connectors.confine import confine_path
@@ -34,15 +35,21 @@ from connectors.slack.export import check_export, read_export
 class SlackConfig(SourceConfig):
     """Either ``zip`` (export file) or the Web API (``token_env``, ``base_url``)."""
 
-    zip: str | None = None
-    token_env: str | None = None
-    base_url: str = "https://slack.com/api/"
-    workspace_url: str = "https://slack.com"
-    channels: list[str] = []
-    include_private: bool = False
-    lookback_days: int = 7
-    max_retries: int = 5
-    max_retry_wait_s: float = 60.0
+    zip: str | None = Field(
+        None,
+        description="Workspace export zip (or give token_env).",
+        json_schema_extra=cli_hints(local_path=True),
+    )
+    token_env: str | None = Field(None, description="Web API: the variable holding the bot token.")
+    base_url: str = Field("https://slack.com/api/", description="Web API: endpoint.")
+    workspace_url: str = Field("https://slack.com", description="Links in documents point here.")
+    channels: list[str] = Field(
+        [], description="Only this channel (repeat it).", json_schema_extra=cli_hints("--channel")
+    )
+    include_private: bool = Field(False, description="Private channels too.")
+    lookback_days: int = Field(7, description="Web API: days re-read at each sync (new thread replies).")
+    max_retries: int = Field(5, description="Web API: retries of a rate-limited (HTTP 429) call.")
+    max_retry_wait_s: float = Field(60.0, description="Web API: longest Retry-After wait, in seconds.")
 
     @model_validator(mode="after")
     def _one_mode(self) -> SlackConfig:
