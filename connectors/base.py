@@ -1,12 +1,13 @@
-"""The connector protocol: one small class per source kind, registered by kind.
+"""The connector protocol: one small class per source kind (``connectors.registry`` names them).
 
-Onyx-style: a connector takes its source config and the last cursor, yields document versions
-(or per-document failures) and, once iteration is over, hands back the next cursor. The ingest
-framework owns storage; a connector never touches the database, so each one can be tested alone.
+Onyx-style: a connector's ``fetch`` takes its source config and the last cursor, yields document
+versions (or per-document failures) and *returns* the next cursor, the generator's return value
+(``Pull`` reads it). The ingest framework owns storage; a connector never touches the database, so
+each one can be tested alone.
 
-Why the cursor is asked for *after* iteration and told what was not stored: the framework may
-fail to store a version (governance crash, DB error). The cursor must not advance past it, so
-``next_cursor(unstored=...)`` lets the connector keep those items for the next run.
+Why a second step for what was not stored: the framework may fail to store a version (governance
+crash, DB error). The cursor must not advance past it, so ``retry_cursor`` narrows the returned
+cursor to keep those items for the next run.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orgmem.errors import OrgmemError
 
@@ -78,19 +79,70 @@ class DocumentFailure:
 
 
 FetchItem = DocumentVersion | DocumentFailure
+Cursor = dict[str, Any]  # JSON, stored on the source between syncs
+#: what ``Connector.fetch`` is: items yielded, the next cursor returned
+Fetch = Generator[FetchItem, None, Cursor]
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+class Pull(Generic[ItemT, ResultT]):
+    """Iterate a generator and keep what it returns: ``for item in pull: ...`` then ``pull.result``.
+
+    A plain ``for`` loop drops the return value (it rides on ``StopIteration``); ``yield from``
+    hands it over, so wrapping the generator in one is all this does.
+    """
+
+    def __init__(self, generator: Generator[ItemT, None, ResultT]) -> None:
+        self._generator = generator
+        self._result: ResultT | None = None
+        self.done = False
+
+    def __iter__(self) -> Iterator[ItemT]:
+        self._result = yield from self._generator
+        self.done = True
+
+    @property
+    def result(self) -> ResultT:
+        """The return value; asking before the generator is exhausted is a bug."""
+        if not self.done:
+            raise RuntimeError("the generator has not finished: its return value is not there yet")
+        return self._result  # type: ignore[return-value]  # set by the finished ``yield from``
+
+
+def cli_hints(*aliases: str, metavar: str | None = None, local_path: bool = False) -> dict[str, Any]:
+    """A config field's ``json_schema_extra`` for ``orgmem source add``, which makes each field an option
+    (``--max-file-bytes`` from ``max_file_bytes``, its help from the field's description).
+
+    ``aliases``: other spellings of the option (kept when a flag was named before its field);
+    ``metavar``: what the value looks like in the help; ``local_path``: a path on this host, made
+    absolute at add time because the worker reads it from another directory.
+    """
+    return {"cli": {"aliases": list(aliases), "metavar": metavar, "local_path": local_path}}
 
 
 class SourceConfig(BaseModel):
-    """Base of every per-kind config: unknown fields are rejected so typos are caught early."""
+    """Base of every per-kind config: unknown fields are rejected so typos are caught early.
+
+    Each field's ``description`` is the help of its ``orgmem source add`` option: say what it does.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    redact_pii: list[Literal["email", "phone"]] = []  # opt-in PII redaction for this source
-    # a deleted item (removed file, deleted message) is also forgotten: rolled out of the weights
-    forget_on_delete: bool = False
+    redact_pii: list[Literal["email", "phone"]] = Field(
+        [], description="Redact this kind of PII before training: email | phone (repeat it)."
+    )
+    forget_on_delete: bool = Field(
+        False, description="Forget items deleted at the source (out of the weights too)."
+    )
     # restricted folders: glob over the item's id (a path for git/docs) -> the group that may see it;
     # such items go to that group's memory, never to the org memory (first matching glob wins)
-    restricted: dict[str, str] = {}
+    restricted: dict[str, str] = Field(
+        {},
+        description="Matching paths train GROUP's memory, not the org's (repeat it; the first match wins).",
+        json_schema_extra=cli_hints("--restrict", metavar="GLOB=GROUP"),
+    )
 
     @field_validator("restricted")
     @classmethod
@@ -124,9 +176,10 @@ def restricted_audience(config: dict, external_id: str) -> str | None:
 class Connector:
     """Base class of a connector. Subclasses set ``kind`` and ``config_cls`` and implement fetch.
 
-    After ``fetch`` has been fully iterated, ``skipped`` counts deliberate skips by reason and
-    ``live_ids`` (when not None) is the complete set of ids the source holds now, so the
-    framework can tombstone stored documents that vanished (used after full listings).
+    After ``fetch`` has been fully iterated (its return value is the next cursor), ``skipped``
+    counts deliberate skips by reason and ``live_ids`` (when not None) is the complete set of ids
+    the source holds now, so the framework can tombstone stored documents that vanished (used
+    after full listings).
     """
 
     kind: ClassVar[str] = ""
@@ -148,64 +201,17 @@ class Connector:
     def check(self, config: SourceConfig) -> None:
         """Add-time check (and ``source test``): raise the SourceError a sync would raise, read nothing."""
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """Yield what changed since ``cursor``; return the next cursor (all yielded items stored)."""
         raise NotImplementedError
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        """JSON cursor covering everything fetched except the ``unstored`` external ids."""
-        raise NotImplementedError
+    def retry_cursor(
+        self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]
+    ) -> Cursor | None:
+        """The cursor to keep when the ``unstored`` external ids were yielded but not stored.
 
-
-_REGISTRY: dict[str, type[Connector]] = {}
-
-
-def register(cls: type[Connector]) -> type[Connector]:
-    """Class decorator adding a connector to the registry; duplicate kinds are a bug."""
-    if not cls.kind:
-        raise ValueError(f"connector {cls.__name__} has no kind")
-    if cls.kind in _REGISTRY and _REGISTRY[cls.kind] is not cls:
-        raise ValueError(
-            f"connector kind {cls.kind!r} is already registered by {_REGISTRY[cls.kind].__name__}"
-        )
-    _REGISTRY[cls.kind] = cls
-    return cls
-
-
-def kinds() -> list[str]:
-    """Registered kinds, sorted."""
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def get_connector(kind: str) -> Connector:
-    """A fresh connector instance for ``kind``; unknown kinds name the known ones."""
-    _load_builtin()
-    try:
-        return _REGISTRY[kind]()
-    except KeyError:
-        raise SourceConfigError(
-            f"unknown source kind {kind!r}; known kinds: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-
-
-def parse_config(kind: str, raw: dict[str, Any] | None) -> SourceConfig:
-    """Validate a raw config for ``kind``; the error names each bad field and why."""
-    _load_builtin()
-    if kind not in _REGISTRY:
-        get_connector(kind)  # raises the naming error
-    try:
-        return _REGISTRY[kind].config_cls.model_validate(raw or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{'.'.join(str(p) for p in err['loc']) or '(config)'}': {err['msg']}"
-            for err in exc.errors()
-        )
-        raise SourceConfigError(f"invalid {kind} source config: {problems}") from None
-
-
-def _load_builtin() -> None:
-    """Import the built-in connector modules so their ``@register`` runs (lazy: keeps imports light)."""
-    import connectors.docs  # noqa: F401
-    import connectors.git  # noqa: F401
-    import connectors.rss  # noqa: F401
-    import connectors.slack  # noqa: F401
+        ``previous`` is the cursor ``fetch`` was given, ``cursor`` the one it returned. This default
+        keeps ``previous`` whenever anything is missing (everything is read again); connectors narrow
+        it to read only the missing items again.
+        """
+        return previous if unstored else cursor

@@ -16,17 +16,19 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from connectors.base import (
     Connector,
+    Cursor,
     DocumentFailure,
     DocumentVersion,
+    Fetch,
     FetchItem,
     SourceConfig,
     SourceError,
+    cli_hints,
     config_as,
-    register,
     text_hash,
 )
 from connectors.confine import confine_path, inside, read_no_follow
@@ -39,9 +41,9 @@ DEFAULT_EXTENSIONS = [".md", ".markdown", ".txt", ".rst", ".html", ".htm", ".pdf
 class DocsConfig(SourceConfig):
     """A folder and which file types in it are documents."""
 
-    path: str
-    extensions: list[str] = DEFAULT_EXTENSIONS
-    max_file_bytes: int = 20_000_000
+    path: str = Field(description="The folder of documents.", json_schema_extra=cli_hints(local_path=True))
+    extensions: list[str] = Field(DEFAULT_EXTENSIONS, description="File types read (repeat it).")
+    max_file_bytes: int = Field(20_000_000, description="Skip larger files.")
 
     @field_validator("extensions")
     @classmethod
@@ -68,7 +70,6 @@ def extract(path: Path, data: bytes) -> tuple[str, str]:
     return title, raw
 
 
-@register
 class DocsConnector(Connector):
     kind = "docs"
     config_cls = DocsConfig
@@ -77,7 +78,6 @@ class DocsConnector(Connector):
         super().__init__()
         self._prev: dict[str, list[Any]] = {}
         self._files: dict[str, list[Any]] = {}
-        self._done = False
 
     def _root(self, config: DocsConfig) -> Path:
         """The folder, resolved and confined; the same error at add time and at every sync."""
@@ -120,7 +120,8 @@ class DocsConnector(Connector):
                     continue
                 yield rel, path, stat
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """Changed files and tombstones; returns ``{"files": {id: [sha256, size, mtime_ns]}}``."""
         config = config_as(config, DocsConfig)
         root = self._root(config)
         self._prev = dict((cursor or {}).get("files", {}))
@@ -128,7 +129,7 @@ class DocsConnector(Connector):
             yield from self._one(rel, path, stat)
         for rel in sorted(set(self._prev) - set(self._files)):
             yield DocumentVersion.tombstone(rel, (root / rel).resolve().as_uri(), title=rel)
-        self._done = True
+        return {"files": dict(self._files)}
 
     def _one(self, rel: str, path: Path, stat: os.stat_result) -> Iterator[FetchItem]:
         prev = self._prev.get(rel)
@@ -163,11 +164,13 @@ class DocsConnector(Connector):
             metadata={"path": rel, "format": path.suffix.lower().lstrip(".")},
         )
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        if not self._done:
-            return {"files": self._prev}
-        files = {rel: entry for rel, entry in self._files.items() if rel not in unstored}
-        for rel in unstored:  # an unstored tombstone: keep the old entry so the removal is seen again
-            if rel in self._prev and rel not in self._files:
-                files[rel] = self._prev[rel]
+    def retry_cursor(self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]) -> Cursor:
+        """Unstored files leave the cursor (read again); an unstored tombstone keeps its old entry so
+        the removal is seen again."""
+        before = (previous or {}).get("files", {})
+        after = cursor["files"]
+        files = {rel: entry for rel, entry in after.items() if rel not in unstored}
+        for rel in unstored:
+            if rel in before and rel not in after:
+                files[rel] = before[rel]
         return {"files": files}

@@ -15,17 +15,18 @@ from typing import Any
 
 import feedparser
 import httpx
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from connectors.base import (
     Connector,
+    Cursor,
     DocumentFailure,
     DocumentVersion,
+    Fetch,
     FetchItem,
     SourceConfig,
     SourceError,
     config_as,
-    register,
     text_hash,
 )
 from connectors.extract import html_to_text
@@ -40,9 +41,11 @@ MAX_SEEN = 5000  # ids remembered for dedup; feeds rarely carry more than a few 
 
 
 class RssConfig(SourceConfig):
-    url: str
-    fetch_linked: bool = False
-    timeout_s: float = 20.0
+    """A feed, and whether each item's linked page is read too."""
+
+    url: str = Field(description="Feed URL (RSS 2.0 or Atom).")
+    fetch_linked: bool = Field(False, description="Fetch each item's page text.")
+    timeout_s: float = Field(20.0, description="HTTP timeout per request, in seconds.")
 
     @field_validator("url")
     @classmethod
@@ -92,15 +95,12 @@ def _client(config: RssConfig, policy: SourcePolicy) -> httpx.Client:
     return guarded_client(policy, timeout=config.timeout_s, headers={"User-Agent": "orgmem-rss/0.1"})
 
 
-@register
 class RssConnector(Connector):
     kind = "rss"
     config_cls = RssConfig
 
     def __init__(self) -> None:
         super().__init__()
-        self._prev: dict[str, Any] = {}
-        self._next: dict[str, Any] | None = None
         self._failed = False
 
     def check(self, config: SourceConfig) -> None:
@@ -110,14 +110,16 @@ class RssConnector(Connector):
         with _client(config, policy) as client:
             parse_feed(_download(client, config.url, {}, policy).content, config.url)
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """New or changed items; returns the validators and the seen ids (the validators only when
+        every linked page was read, so a failed page makes the next sync download the feed again)."""
         config = config_as(config, RssConfig)
-        self._prev = dict(cursor or {})
+        previous = dict(cursor or {})
         headers = {
             k: v
             for k, v in (
-                ("If-None-Match", self._prev.get("etag")),
-                ("If-Modified-Since", self._prev.get("modified")),
+                ("If-None-Match", previous.get("etag")),
+                ("If-Modified-Since", previous.get("modified")),
             )
             if v
         }
@@ -125,14 +127,13 @@ class RssConnector(Connector):
         with _client(config, policy) as client:
             resp = _download(client, config.url, headers, policy)
             if resp.status_code == 304:
-                self._next = self._prev
-                return
+                return previous
             feed = parse_feed(resp.content, config.url)
-            seen: dict[str, str] = dict(self._prev.get("seen", {}))
+            seen: dict[str, str] = dict(previous.get("seen", {}))
             yield from self._entries(client, feed.entries, config, seen)
-        self._next = {
-            "etag": resp.headers.get("etag"),
-            "modified": resp.headers.get("last-modified"),
+        return {
+            "etag": None if self._failed else resp.headers.get("etag"),
+            "modified": None if self._failed else resp.headers.get("last-modified"),
             "seen": dict(list(seen.items())[-MAX_SEEN:]),
         }
 
@@ -179,10 +180,9 @@ class RssConnector(Connector):
                 metadata={"feed": config.url, "link": link},
             )
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        if self._next is None:
-            return self._prev
-        if not (self._failed or unstored):
-            return self._next
-        seen = {k: v for k, v in self._next["seen"].items() if k not in unstored}
+    def retry_cursor(self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]) -> Cursor:
+        """Unstored items are forgotten as seen and the validators dropped: the feed is read again."""
+        if not unstored:
+            return cursor
+        seen = {k: v for k, v in cursor.get("seen", {}).items() if k not in unstored}
         return {"etag": None, "modified": None, "seen": seen}

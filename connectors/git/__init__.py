@@ -10,20 +10,21 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from connectors.base import (
     Connector,
+    Cursor,
     DocumentFailure,
     DocumentVersion,
+    Fetch,
     FetchItem,
     SourceConfig,
     SourceConfigError,
     SourceError,
+    cli_hints,
     config_as,
-    register,
     text_hash,
 )
 from connectors.confine import confine_path
@@ -38,10 +39,12 @@ _SYMLINK, _SUBMODULE = "120000", "160000"
 class GitConfig(SourceConfig):
     """Where the repository is and what to read from it."""
 
-    path: str | None = None
-    url: str | None = None
-    branch: str = "HEAD"
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    path: str | None = Field(
+        None, description="Local repository (or give url).", json_schema_extra=cli_hints(local_path=True)
+    )
+    url: str | None = Field(None, description="Clone URL (or give path).")
+    branch: str = Field("HEAD", description="Branch or ref.")
+    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, description="Skip larger files.")
 
     @model_validator(mode="after")
     def _one_location(self) -> GitConfig:
@@ -52,15 +55,12 @@ class GitConfig(SourceConfig):
         return self
 
 
-@register
 class GitConnector(Connector):
     kind = "git"
     config_cls = GitConfig
 
     def __init__(self) -> None:
         super().__init__()
-        self._head: str | None = None
-        self._prev: dict[str, Any] = {}
         self._failed: set[str] = set()
 
     def _open(self, config: GitConfig) -> GitRepo:
@@ -95,15 +95,16 @@ class GitConnector(Connector):
             return
         self._open(config).resolve(config.branch)
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """Files changed since the cursor's commit (all files the first time); returns
+        ``{"commit": head, "retry": [paths that failed]}``."""
         config = config_as(config, GitConfig)
-        self._prev = dict(cursor or {})
+        previous = dict(cursor or {})
         repo = self._open(config)
         head = repo.resolve(config.branch)
-        self._head = head
-        old, retry = self._prev.get("commit"), list(self._prev.get("retry", []))
+        old, retry = previous.get("commit"), list(previous.get("retry", []))
         if old == head and not retry:
-            return
+            return self._cursor(head)
         stamp = datetime.fromisoformat(repo.commit_time(head))
         location = config.url or str(Path(config.path or "").expanduser().resolve())
         if old and repo.has_commit(old):
@@ -114,6 +115,10 @@ class GitConnector(Connector):
         for path in gone:
             yield DocumentVersion.tombstone(path, f"{location}:{path}", title=path)
         yield from self._read(repo, wanted, config, location, head, stamp)
+        return self._cursor(head)
+
+    def _cursor(self, head: str) -> Cursor:
+        return {"commit": head, "retry": sorted(self._failed)}
 
     def _changed_paths(
         self, repo: GitRepo, old: str, head: str, retry: list[str]
@@ -192,8 +197,6 @@ class GitConnector(Connector):
         if self.live_ids is None:
             yield DocumentVersion.tombstone(path, f"{location}:{path}", title=path)
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        if self._head is None:
-            return self._prev
-        retry = sorted(self._failed | set(unstored))
-        return {"commit": self._head, "retry": retry}
+    def retry_cursor(self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]) -> Cursor:
+        """The commit still moves; unstored paths join the retry list, read again next time."""
+        return {"commit": cursor["commit"], "retry": sorted(set(cursor["retry"]) | set(unstored))}

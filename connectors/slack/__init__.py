@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from slack_sdk import WebClient
 from slack_sdk.http_retry import ConnectionErrorRetryHandler
 
 from connectors.base import (
     Connector,
+    Cursor,
     DocumentFailure,
-    FetchItem,
+    Fetch,
     SourceConfig,
     SourceError,
+    cli_hints,
     config_as,
-    register,
 )
 from connectors.confine import confine_path
 from connectors.netguard import check_url
@@ -35,15 +35,21 @@ from connectors.slack.export import check_export, read_export
 class SlackConfig(SourceConfig):
     """Either ``zip`` (export file) or the Web API (``token_env``, ``base_url``)."""
 
-    zip: str | None = None
-    token_env: str | None = None
-    base_url: str = "https://slack.com/api/"
-    workspace_url: str = "https://slack.com"
-    channels: list[str] = []
-    include_private: bool = False
-    lookback_days: int = 7
-    max_retries: int = 5
-    max_retry_wait_s: float = 60.0
+    zip: str | None = Field(
+        None,
+        description="Workspace export zip (or give token_env).",
+        json_schema_extra=cli_hints(local_path=True),
+    )
+    token_env: str | None = Field(None, description="Web API: the variable holding the bot token.")
+    base_url: str = Field("https://slack.com/api/", description="Web API: endpoint.")
+    workspace_url: str = Field("https://slack.com", description="Links in documents point here.")
+    channels: list[str] = Field(
+        [], description="Only this channel (repeat it).", json_schema_extra=cli_hints("--channel")
+    )
+    include_private: bool = Field(False, description="Private channels too.")
+    lookback_days: int = Field(7, description="Web API: days re-read at each sync (new thread replies).")
+    max_retries: int = Field(5, description="Web API: retries of a rate-limited (HTTP 429) call.")
+    max_retry_wait_s: float = Field(60.0, description="Web API: longest Retry-After wait, in seconds.")
 
     @model_validator(mode="after")
     def _one_mode(self) -> SlackConfig:
@@ -71,16 +77,12 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@register
 class SlackConnector(Connector):
     kind = "slack"
     config_cls = SlackConfig
 
     def __init__(self) -> None:
         super().__init__()
-        self._prev: dict[str, Any] = {}
-        self._next: dict[str, Any] | None = None
-        self._failed = False
         self._reader: ApiReader | None = None
 
     def _zip(self, config: SlackConfig) -> Path:
@@ -108,29 +110,30 @@ class SlackConnector(Connector):
                 )
         self._check_api(config)
 
-    def fetch(self, config: SourceConfig, cursor: dict[str, Any] | None) -> Iterator[FetchItem]:
+    def fetch(self, config: SourceConfig, cursor: Cursor | None) -> Fetch:
+        """Export mode returns the zip's digest, API mode the newest ts per channel."""
         config = config_as(config, SlackConfig)
-        self._prev = dict(cursor or {})
-        items = self._export(config) if config.zip else self._api(config)
-        for item in items:
-            self._failed |= isinstance(item, DocumentFailure)
-            yield item
+        previous = dict(cursor or {})
+        return (yield from self._export(config, previous) if config.zip else self._api(config, previous))
 
-    def _export(self, config: SlackConfig) -> Iterator[FetchItem]:
+    def _export(self, config: SlackConfig, previous: Cursor) -> Fetch:
         path = self._zip(config)
         digest = _file_sha256(path)
-        if self._prev.get("zip_sha256") == digest:
-            self._next = self._prev
-            return
-        yield from read_export(
+        if previous.get("zip_sha256") == digest:
+            return previous
+        failed = False
+        for item in read_export(
             path,
             include_private=config.include_private,
             only=config.channels,
             uri_base=config.workspace_url.rstrip("/"),
-        )
-        self._next = {"zip_sha256": digest}
+        ):
+            failed |= isinstance(item, DocumentFailure)
+            yield item
+        # any gap (an unreadable channel): keep the old digest so the whole export is read again
+        return previous if failed else {"zip_sha256": digest}
 
-    def _api(self, config: SlackConfig) -> Iterator[FetchItem]:
+    def _api(self, config: SlackConfig, previous: Cursor) -> Fetch:
         token = os.environ.get(config.token_env or "")
         if not token:
             raise SourceError(
@@ -153,20 +156,23 @@ class SlackConnector(Connector):
             lookback_days=config.lookback_days,
             uri_base=config.workspace_url.rstrip("/"),
         )
-        yield from self._reader.read(dict(self._prev.get("channels", {})))
-        self._next = {"channels": self._reader.channel_latest}
+        yield from self._reader.read(dict(previous.get("channels", {})))
+        return {"channels": self._reader.channel_latest}
 
-    def next_cursor(self, unstored: Collection[str] = ()) -> dict[str, Any]:
-        if self._next is None:
-            return self._prev
-        if "zip_sha256" in self._next:  # any gap: forget the digest so the whole export is re-read
-            return self._prev if (self._failed or unstored) else self._next
-        channels = dict(self._next["channels"])
-        previous = self._prev.get("channels", {})
+    def retry_cursor(self, previous: Cursor | None, cursor: Cursor, unstored: Collection[str]) -> Cursor:
+        """Export: any unstored document keeps the old digest. API: each channel with an unstored
+        document goes back to its old newest ts (or is read whole again when it had none)."""
+        before = dict(previous or {})
+        if not unstored:
+            return cursor
+        if "channels" not in cursor:
+            return before
+        channels = dict(cursor["channels"])
+        old = before.get("channels", {})
         for external_id in unstored:
             channel_id = external_id.split("/", 1)[0]
-            if channel_id in previous:
-                channels[channel_id] = previous[channel_id]
+            if channel_id in old:
+                channels[channel_id] = old[channel_id]
             else:
                 channels.pop(channel_id, None)
         return {"channels": channels}

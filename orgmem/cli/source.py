@@ -1,13 +1,13 @@
-"""``orgmem source add|list|remove``: register an org's data sources (git, docs, slack, rss)."""
+"""``orgmem source add|test|list|remove``: register an org's data sources (kinds: ``connectors.registry``)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from connectors.registry import kinds
 from orgmem.cli.common import (
     ActorOption,
     JsonFlag,
@@ -17,14 +17,15 @@ from orgmem.cli.common import (
     format_table,
     short_time,
 )
+from orgmem.cli.source_options import SourceAddCommand, given_fields, set_entries
 
 app = typer.Typer(help="Register, list and remove an org's data sources.", no_args_is_help=True)
 
 Opt = typer.Option
 
 
-def build_config(raw_json: str | None, flags: dict[str, Any]) -> dict[str, Any]:
-    """``--config JSON`` overlaid by the explicit flags that were given (None / empty = not given)."""
+def build_config(raw_json: str | None, *layers: dict[str, Any]) -> dict[str, Any]:
+    """``--config JSON`` overlaid by each later layer (``--set``, then the field options given)."""
     config: dict[str, Any] = {}
     if raw_json:
         try:
@@ -33,85 +34,37 @@ def build_config(raw_json: str | None, flags: dict[str, Any]) -> dict[str, Any]:
             raise typer.BadParameter(f"--config is not valid JSON: {exc}") from None
         if not isinstance(config, dict):
             raise typer.BadParameter("--config must be a JSON object")
-    config.update({k: v for k, v in flags.items() if v not in (None, [], False)})
+    for layer in layers:
+        config.update(layer)
     return config
 
 
-def absolute(value: str | None) -> str | None:
-    """A ``--path``/``--zip`` as the absolute path the worker will read (sources name absolute paths)."""
-    return str(Path(value).expanduser().absolute()) if value else None
-
-
-def parse_restrict(values: list[str]) -> dict[str, str]:
-    """``["hr/*=hr", ...]`` -> ``{"hr/*": "hr"}``, in the order given (the first match wins)."""
-    out: dict[str, str] = {}
-    for value in values:
-        pattern, sep, group = value.rpartition("=")
-        if not sep or not pattern or not group:
-            raise typer.BadParameter(f"--restrict {value!r}: expected GLOB=GROUP, e.g. 'hr/*=hr'")
-        out[pattern] = group
-    return out
-
-
-@app.command("add")
+@app.command("add", cls=SourceAddCommand)
 def add(
+    ctx: typer.Context,
     org: Annotated[str, typer.Argument(help="Org slug.")],
-    kind: Annotated[str, typer.Argument(help="git | docs | slack | rss")],
+    kind: Annotated[str, typer.Argument(help=" | ".join(kinds()) + " (then --help: that kind's options)")],
     name: Annotated[str | None, Opt("--name", help="Source name, unique in the org (default: KIND).")] = None,
     audience: Annotated[str, Opt("--audience", help="'org' or a group name allowed to see it.")] = "org",
-    path: Annotated[str | None, Opt("--path", help="git: local repository; docs: folder.")] = None,
-    url: Annotated[str | None, Opt("--url", help="git: clone URL; rss: feed URL.")] = None,
-    branch: Annotated[str | None, Opt("--branch", help="git: branch or ref (default HEAD).")] = None,
-    zip_path: Annotated[str | None, Opt("--zip", help="slack: workspace export zip.")] = None,
-    channel: Annotated[
-        list[str] | None, Opt("--channel", help="slack: only this channel (repeatable).")
-    ] = None,
-    token_env: Annotated[
-        str | None, Opt("--token-env", help="slack API: variable holding the bot token.")
-    ] = None,
-    base_url: Annotated[
-        str | None, Opt("--base-url", help="slack API: endpoint (default slack.com).")
-    ] = None,
-    include_private: Annotated[bool, Opt("--include-private", help="slack: private channels too.")] = False,
-    fetch_linked: Annotated[bool, Opt("--fetch-linked", help="rss: fetch each item's page text.")] = False,
-    max_file_bytes: Annotated[
-        int | None, Opt("--max-file-bytes", help="git/docs: skip larger files.")
-    ] = None,
-    redact_pii: Annotated[list[str] | None, Opt("--redact-pii", help="email | phone (repeatable).")] = None,
-    forget_on_delete: Annotated[
-        bool, Opt("--forget-on-delete", help="Forget items deleted at the source (out of the weights too).")
-    ] = False,
-    restrict: Annotated[
+    settings: Annotated[
         list[str] | None,
-        Opt("--restrict", help="GLOB=GROUP: matching paths train GROUP's memory, not the org's (repeat it)."),
+        Opt("--set", metavar="KEY=VALUE", help="Any config field (repeat it; JSON for lists and objects)."),
     ] = None,
-    config_json: Annotated[str | None, Opt("--config", help="Full config as JSON (flags override).")] = None,
+    config_json: Annotated[
+        str | None, Opt("--config", help="Full config as JSON (--set and the field options override).")
+    ] = None,
     actor: ActorOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register a source; its config is validated and the source checked now (path under the source roots,
-    repository and branch, zip layout, feed answers), with the error a sync would give."""
+    repository and branch, zip layout, feed answers), with the error a sync would give.
+
+    The source options below come from each kind's config; `orgmem source add ORG KIND --help` lists
+    only KIND's."""
     from orgmem.ingest import add_source
     from orgmem.lineage import get_org
 
-    config = build_config(
-        config_json,
-        {
-            "path": absolute(path),
-            "url": url,
-            "branch": branch,
-            "zip": absolute(zip_path),
-            "channels": channel or [],
-            "token_env": token_env,
-            "base_url": base_url,
-            "include_private": include_private,
-            "fetch_linked": fetch_linked,
-            "max_file_bytes": max_file_bytes,
-            "redact_pii": redact_pii or [],
-            "forget_on_delete": forget_on_delete,
-            "restricted": parse_restrict(restrict) if restrict else None,
-        },
-    )
+    config = build_config(config_json, set_entries(kind, settings) if settings else {}, given_fields(ctx))
     with db_session(write=True) as session:
         source = add_source(
             session,

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import SourceConfigError, SourceError, get_connector, parse_config
+from connectors.base import SourceConfigError, SourceError
 from connectors.policy import SourcePolicy
+from connectors.registry import get_connector, parse_config
 from orgmem.config import Settings
 from orgmem.db import models as m
 from orgmem.db.enums import ChunkStatus

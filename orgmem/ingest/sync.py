@@ -3,8 +3,8 @@
 Guarantees:
 - each document version is stored whole with its chunks (see ``SourceWriter``), in transactions
   of at most ``BATCH_DOCS`` documents, so a crash loses at most an uncommitted batch, never half a document;
-- the cursor advances only after the iteration finished and every batch is committed, and the
-  connector is told which items were not stored so its next cursor still covers them;
+- the cursor advances only after the iteration finished and every batch is committed: the one the
+  connector's generator returned, narrowed by ``retry_cursor`` to still cover the items not stored;
 - a source that cannot be read at all (missing repo, corrupt zip, 404 feed) is recorded on the
   source (``last_error``), as a sync failure and on the job; nothing of its cursor moves.
 """
@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from connectors.base import DocumentFailure, DocumentVersion, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, Pull
+from connectors.registry import get_connector, parse_config
 from orgmem.chunking import ChunkingConfig, token_counter
 from orgmem.config import get_settings
 from orgmem.db import models as m
@@ -114,7 +115,8 @@ class _Run:
             count_tokens=count_tokens or default_token_counter(),
             chunking=chunking,
         )
-        items = connector.fetch(config, self.source.cursor)
+        previous = self.source.cursor
+        items = Pull(connector.fetch(config, previous))  # the generator returns the next cursor
         for item in tqdm(
             items,
             desc=f"sync {self.org.slug}/{self.source.name}",
@@ -130,7 +132,7 @@ class _Run:
             for ext in self.writer.tombstone_missing(connector.live_ids, self.unstored):
                 self.store(DocumentVersion.tombstone(ext, "", title=ext))
         self.commit()
-        self.source.cursor = connector.next_cursor(unstored=self.unstored)
+        self.source.cursor = connector.retry_cursor(previous, items.result, self.unstored)
         self.report.cursor_advanced = True
         self.report.skipped.update(connector.skipped)
 

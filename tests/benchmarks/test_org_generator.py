@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from benchmarks.org_generator import GeneratorConfig, OrgGenerator, main
-from connectors.base import DocumentVersion, get_connector, parse_config
+from connectors.base import DocumentVersion
 from connectors.extract import html_to_text
+from connectors.registry import get_connector, parse_config
 from orgmem.eval.probes import active_probes, check_unique, contains_answer, join_cloze, load_probes
 
 SMALL = dict(seed=3, nights=3, facts_per_night=10, updates_per_night=2, deletes_per_night=1)

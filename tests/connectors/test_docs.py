@@ -6,14 +6,16 @@ import os
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
+from connectors.registry import get_connector, parse_config
 from tests.connectors.source_builders import make_docs_folder
 
 
 def fetch(folder, cursor=None, unstored=()):
     connector = get_connector("docs")
-    items = list(connector.fetch(parse_config("docs", {"path": str(folder)}), cursor))
-    return connector, items, connector.next_cursor(unstored=unstored)
+    pull = Pull(connector.fetch(parse_config("docs", {"path": str(folder)}), cursor))
+    items = list(pull)  # the generator returns the next cursor
+    return connector, items, connector.retry_cursor(cursor, pull.result, unstored)
 
 
 def versions(items) -> dict[str, DocumentVersion]:

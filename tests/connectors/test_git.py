@@ -7,15 +7,17 @@ from http.server import SimpleHTTPRequestHandler
 
 import pytest
 
-from connectors.base import DocumentVersion, SourceConfigError, SourceError, get_connector, parse_config
+from connectors.base import DocumentVersion, Pull, SourceConfigError, SourceError
+from connectors.registry import get_connector, parse_config
 from orgmem.config import get_settings
 from tests.connectors.source_builders import APP_V1, commit_all, git, make_git_repo, serve
 
 
 def fetch(config: dict, cursor: dict | None = None, unstored: tuple[str, ...] = ()):
     connector = get_connector("git")
-    items = list(connector.fetch(parse_config("git", config), cursor))
-    return connector, items, connector.next_cursor(unstored=unstored)
+    pull = Pull(connector.fetch(parse_config("git", config), cursor))
+    items = list(pull)  # the generator returns the next cursor
+    return connector, items, connector.retry_cursor(cursor, pull.result, unstored)
 
 
 def by_id(items) -> dict[str, DocumentVersion]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
+from connectors.registry import get_connector, parse_config
 from tests.connectors.source_builders import ServerState, atom_feed, feed_server, rss_feed
 
 ITEMS = [
@@ -25,8 +26,9 @@ def _loopback_allowed(monkeypatch):
 
 def fetch(config, cursor=None, unstored=()):
     connector = get_connector("rss")
-    items = list(connector.fetch(parse_config("rss", config), cursor))
-    return items, connector.next_cursor(unstored=unstored)
+    pull = Pull(connector.fetch(parse_config("rss", config), cursor))
+    items = list(pull)  # the generator returns the next cursor
+    return items, connector.retry_cursor(cursor, pull.result, unstored)
 
 
 def versions(items) -> dict[str, DocumentVersion]:

@@ -6,7 +6,8 @@ import zipfile
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
+from connectors.registry import get_connector, parse_config
 from tests.connectors.source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
 
@@ -21,8 +22,9 @@ def _loopback_allowed(monkeypatch):
 
 def fetch(config, cursor=None, unstored=()):
     connector = get_connector("slack")
-    items = list(connector.fetch(parse_config("slack", config), cursor))
-    return items, connector.next_cursor(unstored=unstored)
+    pull = Pull(connector.fetch(parse_config("slack", config), cursor))
+    items = list(pull)  # the generator returns the next cursor
+    return items, connector.retry_cursor(cursor, pull.result, unstored)
 
 
 def versions(items) -> dict[str, DocumentVersion]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from connectors.base import DocumentFailure, SourceError, get_connector, parse_config
+from connectors.base import DocumentFailure, SourceError
+from connectors.registry import get_connector, parse_config
 from orgmem.config import get_settings
 from tests.connectors.source_builders import ServerState, feed_server, rss_feed, serve
 

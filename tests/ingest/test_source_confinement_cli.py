@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from connectors.base import DocumentVersion, get_connector, parse_config
+from connectors.base import DocumentVersion
+from connectors.registry import get_connector, parse_config
 from orgmem.cli.main import app
 from orgmem.config import get_settings
 from tests.connectors.source_builders import make_docs_folder, make_git_repo
