@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from orgmem.checkpoints import MEMORY, TRAIN_STATE, InputRef, commit_checkpoint
+from orgmem.checkpoints import MEMORY, TRAIN_STATE, CheckpointDraft, InputRef, commit_checkpoint
 from orgmem.config import get_settings
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
@@ -234,17 +234,15 @@ def _commit(
         # what governance the training data went through, so a rule change can find this checkpoint
         governance = governance_for_chunks(session, [ref.chunk_id for ref in refs])
         metrics["governance"] = manifest["governance"] = governance
-        commit = commit_checkpoint(
-            session,
-            store,
-            inputs.org_slug,
-            inputs.parent_id,
-            {MEMORY: result.memory, TRAIN_STATE: result.train_state},
-            manifest,
-            refs,
-            metrics,
-            CheckpointStatus.CANDIDATE,
-            actor,
+        draft = CheckpointDraft(
+            org=inputs.org_slug,
+            parent_id=inputs.parent_id,
+            objects={MEMORY: result.memory, TRAIN_STATE: result.train_state},
+            manifest=manifest,
+            inputs=refs,
+            metrics=metrics,
+            status=CheckpointStatus.CANDIDATE,
+            created_by=actor,
             base_model=base.name,
             base_fingerprint=base.fingerprint,
             memory_kind=meta["kind"],
@@ -253,8 +251,8 @@ def _commit(
             notes=underlay_note(underlay["checkpoint_id"]) if underlay is not None else None,
             digest_extra=inputs.digest_extra,
             audience=inputs.audience,
-            guard=ctx.guard_commit,
         )
+        commit = commit_checkpoint(session, store, draft, guard=ctx.guard_commit)
         return commit.checkpoint.id, commit.created
 
 
