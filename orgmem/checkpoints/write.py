@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.checkpoints.digest import input_digest
 from orgmem.checkpoints.layout import MANIFEST, MANIFEST_FORMAT, object_key, validate_object_name
+from orgmem.checkpoints.metrics import CheckpointMetrics
 from orgmem.db.enums import CheckpointStatus, InputRole
 from orgmem.db.models import Checkpoint, CheckpointInput, CheckpointObject, Chunk, Org
 from orgmem.db.session import begin_write
@@ -33,7 +34,7 @@ from orgmem.errors import ConflictError, IntegrityError, NotFoundError, OrgmemEr
 from orgmem.lineage.audiences import ORG_AUDIENCE, audiences_of_chunks, head_holder, validate_audience
 from orgmem.lineage.audit import record_audit
 from orgmem.lineage.orgs import resolve_org
-from orgmem.lineage.serving import promote
+from orgmem.lineage.transitions import promote
 from orgmem.lineage.tree import get_checkpoint
 from orgmem.store.base import ObjectInfo, ObjectStore, sha256_hex
 
@@ -91,6 +92,7 @@ class CheckpointDraft:
     ``status="promoted"`` also promotes it (parent must be the head) in the commit's transaction.
     ``audience``: the lineage it belongs to; every input chunk must be of that audience, so a
     group's or a private channel's material can never be committed into the org memory.
+    ``metrics``: sectioned (``CheckpointMetrics``) or already in the stored form.
     ``digest_extra``: what else, besides the new inputs and the parent, makes it a different
     checkpoint (the recipe); see ``orgmem.checkpoints.digest``.
     """
@@ -103,7 +105,7 @@ class CheckpointDraft:
     memory_kind: str
     manifest: Mapping[str, Any] = field(default_factory=dict)
     inputs: Sequence[InputRef | int] = ()
-    metrics: Mapping[str, Any] = field(default_factory=dict)
+    metrics: CheckpointMetrics | Mapping[str, Any] = field(default_factory=dict)
     status: CheckpointStatus | str = CheckpointStatus.CANDIDATE
     created_by: str = "system"
     memory_config: Mapping[str, Any] | None = None
@@ -155,7 +157,7 @@ def commit_checkpoint(
         status=(
             CheckpointStatus.CANDIDATE if plan.status == CheckpointStatus.PROMOTED else plan.status
         ).value,
-        metrics=dict(draft.metrics),
+        metrics=_stored_metrics(draft.metrics),
         input_digest=plan.digest,
         created_by=draft.created_by,
         created_at=created_at,
@@ -189,6 +191,10 @@ def commit_checkpoint(
         "committed checkpoint", extra={"org": plan.org.slug, "checkpoint": ck_id, "parent": plan.parent_id}
     )
     return CommitResult(checkpoint, created=True)
+
+
+def _stored_metrics(metrics: CheckpointMetrics | Mapping[str, Any]) -> dict[str, Any]:
+    return metrics.to_json() if isinstance(metrics, CheckpointMetrics) else dict(metrics)
 
 
 def _plan(session: Session, draft: CheckpointDraft) -> _Plan:
