@@ -3,7 +3,8 @@
 1. A CMS recipe sweep: night 1 of the knowledge corpus (43 facts) per recipe, exactly what
    ``knowledge_tune.py`` measures on CPU, in fp32 so its rows compare with the CPU log.
 2. Titans: meta-train the base's Titans memory for a time budget and report the
-   written-vs-shuffled gap before and after (ML_NOTES: 13 CPU minutes did not make it recall);
+   written-vs-shuffled gap before and after (13 CPU minutes did not make it recall:
+   ``docs/knowledge_tuning.md``);
    then write night 1 into a Titans memory with that initialisation and measure recall.
 3. The full two-night benchmark row (``knowledge.py``'s metrics) for the best recipes.
 

@@ -65,7 +65,7 @@ def make_memory(base, seed: int) -> bytes:
 def build_deployment(base, memories: list[bytes], root: Path):
     """SQLite + local store with one org per memory, one promoted checkpoint each; a started ServingState."""
     from orgmem.api.state import ServingState
-    from orgmem.checkpoints import MEMORY, commit_checkpoint
+    from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
     from orgmem.config import Settings
     from orgmem.db.migrate import upgrade
     from orgmem.db.session import session_scope
@@ -86,9 +86,10 @@ def build_deployment(base, memories: list[bytes], root: Path):
             org = create_org(s, slug, actor="bench")
             org_id = org.id
         with session_scope(settings.database_url) as s:
-            commit_checkpoint(s, store, slug, None, objects={MEMORY: memories[i]}, manifest={},
-                              inputs=[], metrics={}, status="promoted", created_by="bench",
-                              base_model=base.name, base_fingerprint=base.fingerprint, memory_kind="cms")
+            commit_checkpoint(s, store, CheckpointDraft(
+                org=slug, parent_id=None, objects={MEMORY: memories[i]}, manifest={}, inputs=[], metrics={},
+                status="promoted", created_by="bench", base_model=base.name,
+                base_fingerprint=base.fingerprint, memory_kind="cms"))
         identities.append(ApiKeyIdentity(i + 1, "bench", "admin", f"omk_bench{i:04d}", org_id, slug))
     # As ``orgmem serve`` runs it: the engine decodes on the main thread (see GenerationEngine.run_here).
     state = ServingState(settings, ServeSettings(cache_size=max(16, n_orgs), max_batch=16), base=base,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from orgmem.checkpoints import MEMORY, TRAIN_STATE, InputRef, commit_checkpoint
+from orgmem.checkpoints import MEMORY, TRAIN_STATE, CheckpointDraft, InputRef, commit_checkpoint
 from orgmem.db.models import Checkpoint, Chunk, Document, DocumentVersion, Org, Source
 from orgmem.store.base import ObjectStore
 
@@ -50,11 +50,9 @@ def record(
     """Commit a checkpoint trained on ``chunks`` (new) and ``replay``, with tiny fake objects."""
     inputs = [InputRef(c.id) for c in chunks] + [InputRef(c.id, "replay") for c in replay or []]
     tag = ",".join(sorted(c.chunk_key[:8] for c in chunks)) + f"<{parent}"
-    result = commit_checkpoint(
-        session,
-        store,
-        org,
-        parent,
+    draft = CheckpointDraft(
+        org=org,
+        parent_id=parent,
         objects={MEMORY: b"memory:" + tag.encode(), TRAIN_STATE: b"state:" + tag.encode()},
         manifest={"note": "test"},
         inputs=inputs,
@@ -66,4 +64,4 @@ def record(
         memory_kind="cms",
         memory_config={"levels": 2},
     )
-    return result.checkpoint
+    return commit_checkpoint(session, store, draft).checkpoint

@@ -3,14 +3,17 @@
 from orgmem.checkpoints.digest import input_digest
 from orgmem.checkpoints.gc import DEFAULT_GRACE, GcReport, collect_garbage
 from orgmem.checkpoints.layout import MANIFEST, MEMORY, TRAIN_STATE, checkpoint_prefix, object_key
+from orgmem.checkpoints.metrics import CheckpointMetrics
 from orgmem.checkpoints.read import load_checkpoint_objects, load_manifest
-from orgmem.checkpoints.write import CommitResult, InputRef, commit_checkpoint
+from orgmem.checkpoints.write import CheckpointDraft, CommitResult, InputRef, commit_checkpoint
 
 __all__ = [
     "DEFAULT_GRACE",
     "MANIFEST",
     "MEMORY",
     "TRAIN_STATE",
+    "CheckpointDraft",
+    "CheckpointMetrics",
     "CommitResult",
     "GcReport",
     "InputRef",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.checkpoints.digest import input_digest
 from orgmem.checkpoints.layout import MANIFEST, MANIFEST_FORMAT, object_key, validate_object_name
+from orgmem.checkpoints.metrics import CheckpointMetrics
 from orgmem.db.enums import CheckpointStatus, InputRole
 from orgmem.db.models import Checkpoint, CheckpointInput, CheckpointObject, Chunk, Org
 from orgmem.db.session import begin_write
@@ -33,7 +34,7 @@ from orgmem.errors import ConflictError, IntegrityError, NotFoundError, OrgmemEr
 from orgmem.lineage.audiences import ORG_AUDIENCE, audiences_of_chunks, head_holder, validate_audience
 from orgmem.lineage.audit import record_audit
 from orgmem.lineage.orgs import resolve_org
-from orgmem.lineage.serving import promote
+from orgmem.lineage.transitions import promote
 from orgmem.lineage.tree import get_checkpoint
 from orgmem.store.base import ObjectInfo, ObjectStore, sha256_hex
 
@@ -84,53 +85,64 @@ class _Plan:
     digest: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckpointDraft:
+    """What one checkpoint to write is: its place in the lineage, its objects and its record.
+
+    ``status="promoted"`` also promotes it (parent must be the head) in the commit's transaction.
+    ``audience``: the lineage it belongs to; every input chunk must be of that audience, so a
+    group's or a private channel's material can never be committed into the org memory.
+    ``metrics``: sectioned (``CheckpointMetrics``) or already in the stored form.
+    ``digest_extra``: what else, besides the new inputs and the parent, makes it a different
+    checkpoint (the recipe); see ``orgmem.checkpoints.digest``.
+    """
+
+    org: Org | str
+    parent_id: str | None
+    objects: Mapping[str, bytes]
+    base_model: str
+    base_fingerprint: str
+    memory_kind: str
+    manifest: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Sequence[InputRef | int] = ()
+    metrics: CheckpointMetrics | Mapping[str, Any] = field(default_factory=dict)
+    status: CheckpointStatus | str = CheckpointStatus.CANDIDATE
+    created_by: str = "system"
+    memory_config: Mapping[str, Any] | None = None
+    job_id: str | None = None
+    notes: str | None = None
+    digest_extra: Mapping[str, Any] | None = None
+    audience: str = ORG_AUDIENCE
+
+
 def commit_checkpoint(
     session: Session,
     store: ObjectStore,
-    org: Org | str,
-    parent_id: str | None,
-    objects: Mapping[str, bytes],
-    manifest: Mapping[str, Any],
-    inputs: Sequence[InputRef | int],
-    metrics: Mapping[str, Any],
-    status: CheckpointStatus | str = CheckpointStatus.CANDIDATE,
-    created_by: str = "system",
+    draft: CheckpointDraft,
     *,
-    base_model: str,
-    base_fingerprint: str,
-    memory_kind: str,
-    memory_config: Mapping[str, Any] | None = None,
-    job_id: str | None = None,
-    notes: str | None = None,
-    digest_extra: Mapping[str, Any] | None = None,
-    audience: str = ORG_AUDIENCE,
     guard: Callable[[Session], None] | None = None,
 ) -> CommitResult:
-    """Store a new checkpoint of ``org`` and commit the session; idempotent by (org, input digest).
+    """Store ``draft`` as a new checkpoint and commit the session; idempotent by (org, input digest).
 
     ``guard(session)`` runs first in the rows' transaction and may raise to refuse the commit
     (a job checks it still holds its lease: ``orgmem.jobs.guard_commit``); the uploaded objects
     are then orphans like those of any failed commit.
-
-    ``status="promoted"`` also promotes it (parent must be the head) in the same transaction.
-    ``audience``: the lineage it belongs to; every input chunk must be of that audience, so a
-    group's or a private channel's material can never be committed into the org memory.
     """
-    plan = _plan(session, org, parent_id, objects, manifest, inputs, status, digest_extra, audience)
+    plan = _plan(session, draft)
     existing = _existing(session, plan)
     if existing is not None:
         return CommitResult(existing, created=False)
     session.commit()  # end the read transaction: no database lock is held while uploading
     ck_id, created_at = new_id("ck"), utcnow()
     record = {
-        "base_model": base_model,
-        "base_fingerprint": base_fingerprint,
-        "memory_kind": memory_kind,
-        "memory_config": dict(memory_config or {}),
+        "base_model": draft.base_model,
+        "base_fingerprint": draft.base_fingerprint,
+        "memory_kind": draft.memory_kind,
+        "memory_config": dict(draft.memory_config or {}),
         "audience": plan.audience,
     }
     try:
-        infos = _upload(store, plan, ck_id, created_at, objects, {**manifest, **record})
+        infos = _upload(store, plan, ck_id, created_at, draft.objects, {**draft.manifest, **record})
     except BaseException:
         logger.error(
             "checkpoint upload failed; objects written so far are orphans for `orgmem store gc`",
@@ -145,18 +157,18 @@ def commit_checkpoint(
         status=(
             CheckpointStatus.CANDIDATE if plan.status == CheckpointStatus.PROMOTED else plan.status
         ).value,
-        metrics=dict(metrics),
+        metrics=_stored_metrics(draft.metrics),
         input_digest=plan.digest,
-        created_by=created_by,
+        created_by=draft.created_by,
         created_at=created_at,
-        job_id=job_id,
-        notes=notes,
+        job_id=draft.job_id,
+        notes=draft.notes,
         **record,
     )
     try:
         if guard is not None:
             guard(session)
-        _insert(session, plan, checkpoint, infos, created_by)
+        _insert(session, plan, checkpoint, infos, draft.created_by)
         session.commit()
     except DBIntegrityError:
         session.rollback()
@@ -176,37 +188,32 @@ def commit_checkpoint(
         )
         raise
     logger.info(
-        "committed checkpoint", extra={"org": plan.org.slug, "checkpoint": ck_id, "parent": parent_id}
+        "committed checkpoint", extra={"org": plan.org.slug, "checkpoint": ck_id, "parent": plan.parent_id}
     )
     return CommitResult(checkpoint, created=True)
 
 
-def _plan(
-    session: Session,
-    org: Org | str,
-    parent_id: str | None,
-    objects: Mapping[str, bytes],
-    manifest: Mapping[str, Any],
-    inputs: Sequence[InputRef | int],
-    status: CheckpointStatus | str,
-    digest_extra: Mapping[str, Any] | None,
-    audience: str = ORG_AUDIENCE,
-) -> _Plan:
-    org = resolve_org(session, org)
+def _stored_metrics(metrics: CheckpointMetrics | Mapping[str, Any]) -> dict[str, Any]:
+    return metrics.to_json() if isinstance(metrics, CheckpointMetrics) else dict(metrics)
+
+
+def _plan(session: Session, draft: CheckpointDraft) -> _Plan:
+    org = resolve_org(session, draft.org)
+    parent_id, audience, digest_extra = draft.parent_id, draft.audience, draft.digest_extra
     validate_audience(audience)
     try:
-        status = CheckpointStatus(status)
+        status = CheckpointStatus(draft.status)
     except ValueError:
         raise OrgmemError(
-            f"checkpoint status {status!r} must be one of candidate, promoted, rejected"
+            f"checkpoint status {draft.status!r} must be one of candidate, promoted, rejected"
         ) from None
     if status not in _COMMIT_STATUSES:
         raise OrgmemError(f"a new checkpoint of org {org.slug!r} cannot start as {status.value!r}")
-    for name in objects:
+    for name in draft.objects:
         validate_object_name(name)
-    if MANIFEST in objects:
+    if MANIFEST in draft.objects:
         raise OrgmemError(f"object name {MANIFEST!r} is reserved: pass the manifest as a dict")
-    clash = sorted(_RESERVED_MANIFEST_KEYS & set(manifest))
+    clash = sorted(_RESERVED_MANIFEST_KEYS & set(draft.manifest))
     if clash:
         raise OrgmemError(f"manifest keys {clash} are reserved; they are filled in by commit_checkpoint")
     if parent_id is not None:
@@ -225,7 +232,7 @@ def _plan(
             f"cannot commit a promoted checkpoint on parent {parent_id!r}: org {org.slug!r} "
             f"(audience {audience!r}) head is {head!r}"
         )
-    chunks = _resolve_inputs(session, org, inputs)
+    chunks = _resolve_inputs(session, org, draft.inputs)
     _refuse_other_audiences(session, org, chunks, audience)
     new_keys = [chunk.chunk_key for chunk, role in chunks.values() if role == InputRole.NEW]
     if audience != ORG_AUDIENCE:  # a group's first night must not match the org's (same parent: none)

@@ -13,12 +13,12 @@ either ``app`` (a ``typer.Typer`` group) or ``command`` (a function, one command
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -123,25 +123,9 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
-def reserved(name: str, issue: int, summary: str) -> Callable[..., None]:
-    """A placeholder command for a part of the CLI that another issue delivers."""
-
-    def command(ctx: typer.Context) -> None:
-        typer.echo(f"`orgmem {name}` arrives with issue #{issue}", err=True)
-        raise typer.Exit(2)
-
-    command.__doc__ = f"{summary} (arrives with issue #{issue})."
-    command.__name__ = name
-    command.context_settings = {  # type: ignore[attr-defined]
-        "allow_extra_args": True,
-        "ignore_unknown_options": True,
-    }
-    return command
-
-
-def mount(app: typer.Typer, name: str) -> None:
+def mount(app: typer.Typer, module: ModuleType) -> None:
     """Add ``orgmem/cli/<name>.py`` to ``app`` as ``orgmem <name>`` (its ``app`` group or ``command``)."""
-    module = importlib.import_module(f"orgmem.cli.{name}")
+    name = module.__name__.rsplit(".", 1)[-1]
     group = getattr(module, "app", None)
     if isinstance(group, typer.Typer):
         app.add_typer(group, name=name)

@@ -2,7 +2,7 @@
 
 Lineage, setup, store and database commands live in this package's own modules; the commands
 other parts of the system deliver are mounted from ``orgmem/cli/<name>.py`` (each exports ``app``
-or ``command``, see ``common.mount``), so replacing one of those files is all it takes.
+or ``command``, see ``common.mount``) as ``orgmem <name>``.
 An ``OrgmemError`` anywhere becomes its message on stderr and its exit code, never a traceback.
 """
 
@@ -14,7 +14,32 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from orgmem.cli import db, lineage, org, setup, store
+from orgmem.cli import (
+    audit,
+    consolidate,
+    db,
+    demo,
+    forget,
+    governance,
+    job,
+    jobs,
+    keys,
+    lineage,
+    memory,
+    model,
+    org,
+    receipt,
+    receipts,
+    schedule,
+    scheduler,
+    serve,
+    setup,
+    source,
+    store,
+    sync,
+    worker,
+)
+from orgmem.cli import eval as eval_
 from orgmem.cli.common import mount
 from orgmem.errors import OrgmemError
 
@@ -68,26 +93,26 @@ lineage.register(app)
 app.add_typer(store.app, name="store")
 app.add_typer(db.app, name="db")
 
-# Delivered by other issues: replace the module, keep the line.
-mount(app, "source")
-mount(app, "sync")
-mount(app, "consolidate")
-mount(app, "jobs")
-mount(app, "job")
-mount(app, "schedule")
-mount(app, "forget")
-mount(app, "receipts")
-mount(app, "receipt")
-mount(app, "audit")
-mount(app, "governance")
-mount(app, "keys")
-mount(app, "serve")
-mount(app, "worker")
-mount(app, "scheduler")
-mount(app, "eval")
-mount(app, "memory")
-mount(app, "demo")
-mount(app, "model")
+# Each of these modules exports ``app`` (a group) or ``command`` (one command); see ``common.mount``.
+mount(app, source)
+mount(app, sync)
+mount(app, consolidate)
+mount(app, jobs)
+mount(app, job)
+mount(app, schedule)
+mount(app, forget)
+mount(app, receipts)
+mount(app, receipt)
+mount(app, audit)
+mount(app, governance)
+mount(app, keys)
+mount(app, serve)
+mount(app, worker)
+mount(app, scheduler)
+mount(app, eval_)
+mount(app, memory)
+mount(app, demo)
+mount(app, model)
 
 if __name__ == "__main__":
     app()

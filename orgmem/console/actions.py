@@ -81,7 +81,7 @@ def describe(session: Session, org: Org, action: str, *, checkpoint: str | None 
              document: str | None = None, audience: str = ORG_AUDIENCE, groups: tuple[str, ...] = ()
              ) -> Plan:
     """What ``action`` will do; refuses a missing, foreign or hidden checkpoint or document. A
-    checkpoint's own audience decides the lineage (as in ``orgmem.lineage.serving``)."""
+    checkpoint's own audience decides the lineage (as in ``orgmem.lineage.transitions``)."""
     spec = ACTIONS[action]
     if spec.needs_checkpoint:
         if not checkpoint:

@@ -36,6 +36,9 @@ _EXPORTS = {
 
 
 def __getattr__(name: str):
+    # A lazy loader, not an indirection: the names are listed above and in TYPE_CHECKING (so import
+    # graphs and type checkers see them); the import waits until first use, so that importing
+    # ``orgmem.engine.forms`` does not import torch.
     if name in _EXPORTS:
         import importlib
 

@@ -1,6 +1,6 @@
 """``ConsolidationConfig``: every knob of one consolidation, JSON-serialisable for lineage.
 
-Defaults are the measured recipe (ML_NOTES + our SmolLM2 runs): material in three forms (raw
+Defaults are the measured recipe (SmolLM2 runs, ``docs/knowledge_tuning.md``): material in three forms (raw
 text windows, standalone statements, derived chat Q → A), a KL(base‖adapted) term on rehearsal
 text the base wrote itself (weight 30), the memory's gate-sparsity term, replay of older chunks.
 The step shape (512 material tokens, 1 rehearsal sequence, 6 chat turns per conversation, 3

@@ -1,8 +1,8 @@
 """Training forms derived from raw chunks: statements and question → answer pairs.
 
-Why: ML_NOTES measured that training the material *also in chat form* is what makes question
-answering work (16 → 25–27 of 30 facts), but real documents come with no fact list and no
-questions. This module derives them from the text itself, with no hand-written questions:
+Why: training the material *also in chat form* is what makes question answering work (16 → 25–27
+of 30 facts; ``docs/knowledge_tuning.md``, starting point), but real documents come with no fact
+list and no questions. This module derives them from the text itself, with no hand-written questions:
 
 1. ``split_units(chunk)`` cuts a chunk into self-contained statements (``Unit``): sentences and
    list items of prose, one message per chat line, a comment + assignment or a docstring in code.

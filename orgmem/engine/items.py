@@ -3,7 +3,7 @@
 - ``text``: windows of a chunk's tokens (loss on every token) — the document as written.
 - ``statement``: each derived statement alone (loss on every token) — what cloze recall needs.
 - ``chat``: derived question → statement turns in the chat template, several per conversation
-  (loss on the assistant turns only) — what question answering needs (ML_NOTES).
+  (loss on the assistant turns only) — what question answering needs (``docs/knowledge_tuning.md``).
 
 Target ``t`` means "token t is predicted from tokens < t"; the loss reads logits at ``t - 1``.
 """

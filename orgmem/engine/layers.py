@@ -2,7 +2,8 @@
 
 Why: only the wrapped (upper) layers carry memory, so the frozen lower layers' outputs are the
 same at every step. Computing them once per consolidation and running only the upper layers per
-step gives identical logits for a fraction of the cost (ML_NOTES: ~33% less time per step).
+step gives identical logits for a fraction of the cost (~33% less time per step:
+``docs/knowledge_tuning.md``).
 
 Packing: several items share a row; a block-diagonal causal mask (``segments``) and positions
 restarting at 0 per item make each item compute exactly what it would compute alone.

@@ -1,9 +1,9 @@
 """Self-synthesised rehearsal: the base's own replies to generic prompts, plus its reference.
 
-Why: ML_NOTES measured that a KL(base‖adapted) term on generic chat text *sampled from the base
-itself* removes drift and leakage without costing recall; it needs no data set. The replies are
-generated once per base (greedy, cached in ``<base.cache_dir>/rehearsal.json``), and the base's
-reference distribution (top-k log-probs) plus the lower layers' hidden states are computed once
+Why: a KL(base‖adapted) term on generic chat text *sampled from the base itself* removes drift and
+leakage without costing recall (``docs/knowledge_tuning.md``, starting point); it needs no data set.
+The replies are generated once per base (greedy, cached in ``<base.cache_dir>/rehearsal.json``),
+and the base's reference distribution (top-k log-probs) plus the lower layers' hidden states are computed once
 per (base, first memory layer) and cached beside it, so a consolidation never runs the base twice.
 """
 

@@ -7,7 +7,7 @@ from orgmem.lineage.audit import default_actor, record_audit
 from orgmem.lineage.chunks import ChunkStatusChange, sync_chunk_status
 from orgmem.lineage.history import ServedAt, event_dict, served_at, serving_history
 from orgmem.lineage.orgs import create_org, get_org, list_orgs, resolve_org, validate_slug
-from orgmem.lineage.serving import ServingChange, pin, promote, quarantine, reject, rollback, unpin
+from orgmem.lineage.transitions import ServingChange, pin, promote, quarantine, reject, rollback, unpin
 from orgmem.lineage.tree import TreeNode, ancestry, descendants, get_checkpoint, list_tree, parent_map
 
 __all__ = [

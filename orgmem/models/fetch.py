@@ -77,7 +77,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
         str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32, local_files_only=True
     )
-    # transformers marks GGUF-loaded models as quantized and refuses to save them (ML_NOTES).
+    # transformers marks GGUF-loaded models as quantized and refuses to save them (docs/knowledge_tuning.md).
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -24,7 +24,14 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from orgmem.checkpoints import MEMORY, TRAIN_STATE, InputRef, commit_checkpoint
+from orgmem.checkpoints import (
+    MEMORY,
+    TRAIN_STATE,
+    CheckpointDraft,
+    CheckpointMetrics,
+    InputRef,
+    commit_checkpoint,
+)
 from orgmem.config import get_settings
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
@@ -112,7 +119,7 @@ class ConsolidationOutcome:
 
 
 def _stored_decision(ck: Checkpoint) -> GateDecision | None:
-    stored = (ck.metrics or {}).get("gate")
+    stored = CheckpointMetrics.from_json(ck.metrics).gate
     if not stored:
         return None
     return GateDecision(bool(stored["passed"]), [Check(**c) for c in stored.get("checks", [])])
@@ -122,7 +129,7 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
     """A retry after the commit: apply the stored gate decision if that never happened."""
     with session_scope(write=True) as session:
         ck = session.get(Checkpoint, ck_id)
-        status, metrics, decision = ck.status, dict(ck.metrics or {}), _stored_decision(ck)
+        status, metrics, decision = ck.status, CheckpointMetrics.from_json(ck.metrics), _stored_decision(ck)
         if status == CheckpointStatus.CANDIDATE.value and decision is not None:
             status = apply_decision(session, inputs.org_slug, ck_id, decision)
     ctx.event(f"checkpoint {ck_id} for these inputs exists ({status}); not training again")
@@ -135,8 +142,8 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
         False,
         len(inputs.new),
         len(inputs.replay),
-        metrics.get("gate", {}),
-        metrics,
+        metrics.gate if metrics.gate is not None else {},
+        metrics.to_json(),
         time.time() - t0,
     )
 
@@ -213,7 +220,7 @@ def _commit(
     store: ObjectStore,
     inputs: Inputs,
     result,
-    metrics: dict,
+    metrics: CheckpointMetrics,
     cfg,
     base,
     ctx: Reporter,
@@ -228,23 +235,21 @@ def _commit(
         "counts": {"new_chunks": len(inputs.new), "replay_chunks": len(inputs.replay)},
     }
     if underlay is not None:  # a group: which org memory it was trained and judged on
-        metrics["underlay"] = manifest["underlay"] = underlay
+        metrics.underlay = manifest["underlay"] = underlay
     refs = [InputRef(cid, role) for cid, role in inputs.input_refs]
     with session_scope() as session:
         # what governance the training data went through, so a rule change can find this checkpoint
         governance = governance_for_chunks(session, [ref.chunk_id for ref in refs])
-        metrics["governance"] = manifest["governance"] = governance
-        commit = commit_checkpoint(
-            session,
-            store,
-            inputs.org_slug,
-            inputs.parent_id,
-            {MEMORY: result.memory, TRAIN_STATE: result.train_state},
-            manifest,
-            refs,
-            metrics,
-            CheckpointStatus.CANDIDATE,
-            actor,
+        metrics.governance = manifest["governance"] = governance
+        draft = CheckpointDraft(
+            org=inputs.org_slug,
+            parent_id=inputs.parent_id,
+            objects={MEMORY: result.memory, TRAIN_STATE: result.train_state},
+            manifest=manifest,
+            inputs=refs,
+            metrics=metrics,
+            status=CheckpointStatus.CANDIDATE,
+            created_by=actor,
             base_model=base.name,
             base_fingerprint=base.fingerprint,
             memory_kind=meta["kind"],
@@ -253,8 +258,8 @@ def _commit(
             notes=underlay_note(underlay["checkpoint_id"]) if underlay is not None else None,
             digest_extra=inputs.digest_extra,
             audience=inputs.audience,
-            guard=ctx.guard_commit,
         )
+        commit = commit_checkpoint(session, store, draft, guard=ctx.guard_commit)
         return commit.checkpoint.id, commit.created
 
 
@@ -345,13 +350,16 @@ def consolidate_org(
         f"trained {result.metrics.get('steps')} steps in {result.seconds:.1f} s "
         f"(loss {result.metrics.get('loss_first')} → {result.metrics.get('loss_last')}); evaluating",
     )
-    metrics = evaluate_candidate(
+    evaluation = evaluate_candidate(
         base, parent.memory, result.memory, inputs.new, inputs.replay, cfg.pipeline, underlay=underlay
     )
-    metrics["engine"] = result.metrics
-    decision = decide(metrics, gate_config)  # on the raw values: a NaN metric fails its check
-    metrics = finite_json({**metrics, "gate": decision.to_dict()})  # what JSON columns can store
-    ctx.progress(0.85, f"evaluated in {metrics['eval_seconds']} s; gate {decision.summary()}")
+    decision = decide(evaluation, gate_config)  # on the raw values: a NaN metric fails its check
+    metrics = CheckpointMetrics(  # finite: what JSON columns can store
+        evaluation=finite_json(evaluation),
+        engine=finite_json(result.metrics),
+        gate=finite_json(decision.to_dict()),
+    )
+    ctx.progress(0.85, f"evaluated in {metrics.evaluation['eval_seconds']} s; gate {decision.summary()}")
     ctx.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
     record = underlay_record(underlay_id, underlay) if grouped else None
     ck_id, created = _commit(store, inputs, result, metrics, cfg, base, ctx, actor, record)
@@ -361,7 +369,7 @@ def consolidate_org(
     ctx.event(
         f"checkpoint {ck_id} {status}: {decision.summary()}",
         level="info" if decision.passed else "warning",
-        data={"gate": metrics["gate"]},
+        data={"gate": metrics.gate},
     )
     return ConsolidationOutcome(
         org_slug,
@@ -372,7 +380,7 @@ def consolidate_org(
         created,
         len(inputs.new),
         len(inputs.replay),
-        metrics["gate"],
-        metrics,
+        metrics.gate,
+        metrics.to_json(),
         time.time() - t0,
     )

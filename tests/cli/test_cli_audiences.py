@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from orgmem.checkpoints import MEMORY, InputRef, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, InputRef, commit_checkpoint
 from orgmem.db.models import Chunk, Document, DocumentVersion
 from orgmem.db.session import session_factory
 from orgmem.lineage import get_org
@@ -16,11 +16,11 @@ from tests.lineage_factories import add_chunks, record
 
 
 def _group_checkpoint(session: Session, store: ObjectStore, org, parent, chunks: list[Chunk], audience: str):
-    result = commit_checkpoint(
-        session, store, org, parent, objects={MEMORY: f"{audience}:{parent}".encode()}, manifest={},
+    result = commit_checkpoint(session, store, CheckpointDraft(
+        org=org, parent_id=parent, objects={MEMORY: f"{audience}:{parent}".encode()}, manifest={},
         inputs=[InputRef(c.id) for c in chunks], metrics={}, status="promoted", created_by="test",
         base_model="tiny-random", base_fingerprint="f" * 64, memory_kind="cms", audience=audience,
-    )
+    ))
     return result.checkpoint
 
 

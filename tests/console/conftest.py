@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from orgmem.app import create_app
-from orgmem.checkpoints import MEMORY, InputRef, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, InputRef, commit_checkpoint
 from orgmem.config import get_settings
 from orgmem.db.models import Checkpoint, Document, DocumentVersion, Org, Source
 from orgmem.db.session import session_scope
@@ -119,11 +119,12 @@ def add_group_data(dep: Deployment) -> GroupData:
         s.commit()
         ids = []
         for i, chunk in enumerate(chunks[:2]):
-            ck = commit_checkpoint(
-                s, store, org, ids[-1] if ids else None, objects={MEMORY: f"eng:{i}".encode()}, manifest={},
+            ck = commit_checkpoint(s, store, CheckpointDraft(
+                org=org, parent_id=ids[-1] if ids else None, objects={MEMORY: f"eng:{i}".encode()},
+                manifest={},
                 inputs=[InputRef(chunk.id)], metrics={"new_cloze_recall": 0.1 * (i + 1)}, status="promoted",
                 created_by="test", base_model="tiny-random", base_fingerprint="f" * 64, memory_kind="cms",
-                audience="eng")
+                audience="eng"))
             ids.append(ck.checkpoint.id)
         key = create_key(s, "acme", "admin", "eng-admin", actor="test", groups=["eng"]).key
     return GroupData(e1=ids[0], e2=ids[1], key=key)

@@ -12,6 +12,7 @@ from orgmem.checkpoints import (
     MANIFEST,
     MEMORY,
     TRAIN_STATE,
+    CheckpointDraft,
     InputRef,
     commit_checkpoint,
     load_checkpoint_objects,
@@ -99,7 +100,7 @@ def _commit(session, store, org, **overrides):
         memory_kind="cms",
     )
     args.update(overrides)
-    return commit_checkpoint(session, store, org, **args)
+    return commit_checkpoint(session, store, CheckpointDraft(org=org, **args))
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from orgmem.checkpoints import MEMORY, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
 from orgmem.db import session_scope
 from orgmem.db.models import AudienceHead, Checkpoint, CheckpointInput, Chunk, Document, DocumentVersion
 from orgmem.errors import ConflictError, OrgmemError
@@ -104,8 +104,9 @@ def test_group_lineage_continues_replays_and_rolls_back_on_its_own(org):
 def test_commit_refuses_chunks_of_another_audience(org):
     private_ids = _add(org, PRIVATE, "slack-private:nightjar")
     with session_scope() as s, pytest.raises(ConflictError, match=r"another audience than 'org'"):
-        commit_checkpoint(s, open_store(), org, None, {MEMORY: b"x"}, {}, private_ids, {},
-                          base_model="tiny-random", base_fingerprint="f" * 64, memory_kind="cms")
+        commit_checkpoint(s, open_store(), CheckpointDraft(
+            org=org, parent_id=None, objects={MEMORY: b"x"}, manifest={}, inputs=private_ids, metrics={},
+            base_model="tiny-random", base_fingerprint="f" * 64, memory_kind="cms"))
     with session_scope() as s:
         assert s.scalar(select(Checkpoint.id)) is None, "nothing half-written"
 

@@ -153,7 +153,7 @@ def test_the_nightly_worker_purges_what_is_due(org, chain, monkeypatch):
 
 def test_forgetting_a_group_document_rolls_back_the_group_head(org, chain):
     """A group's memory has its own lineage and head: forgetting its document moves that head."""
-    from orgmem.checkpoints import commit_checkpoint
+    from orgmem.checkpoints import CheckpointDraft, commit_checkpoint
     from orgmem.db.models import Document
     from orgmem.lineage.audiences import head_holder
 
@@ -162,10 +162,11 @@ def test_forgetting_a_group_document_rolls_back_the_group_head(org, chain):
         (secret,) = add_chunks(s, get_org(s, org), ["payroll"], source_name="hr")
         s.scalar(select(Document).where(Document.external_id == "payroll.md")).audience = "hr"
         s.commit()
-        group_ck = commit_checkpoint(
-            s, store, org, None, objects={MEMORY: b"hr memory"}, manifest={}, inputs=[secret.id], metrics={},
+        group_ck = commit_checkpoint(s, store, CheckpointDraft(
+            org=org, parent_id=None, objects={MEMORY: b"hr memory"}, manifest={}, inputs=[secret.id],
+            metrics={},
             status="promoted", created_by="test", base_model="tiny-random", base_fingerprint="f" * 64,
-            memory_kind="cms", audience="hr").checkpoint.id  # fmt: skip
+            memory_kind="cms", audience="hr")).checkpoint.id  # fmt: skip
     with session_scope() as s:
         result = forget_document(s, org, "payroll.md", actor="dpo")
     assert result.quarantined == [group_ck] and result.deletion_status == "done"

@@ -15,7 +15,7 @@ from pathlib import Path
 import openai
 import torch
 
-from orgmem.checkpoints import MEMORY, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
 from orgmem.config import Settings
 from orgmem.db.migrate import upgrade
 from orgmem.db.session import session_scope
@@ -91,9 +91,10 @@ class Deployment:
 
 
 def _commit(session, store, base, org: str, parent: str | None, data: bytes) -> str:
-    result = commit_checkpoint(session, store, org, parent, objects={MEMORY: data}, manifest={}, inputs=[],
-                               metrics={}, status="promoted", created_by="test", base_model=base.name,
-                               base_fingerprint=base.fingerprint, memory_kind="cms")
+    result = commit_checkpoint(session, store, CheckpointDraft(
+        org=org, parent_id=parent, objects={MEMORY: data}, manifest={}, inputs=[], metrics={},
+        status="promoted", created_by="test", base_model=base.name, base_fingerprint=base.fingerprint,
+        memory_kind="cms"))
     return result.checkpoint.id
 
 

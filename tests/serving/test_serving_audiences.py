@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from orgmem.app import create_app
-from orgmem.checkpoints import MEMORY, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
 from orgmem.db.session import session_scope
 from orgmem.keys import authenticate, create_key
 from orgmem.serving.config import ServeSettings
@@ -41,10 +41,10 @@ def dep(tmp_path_factory, tiny_base, memories, run_server):
     group_memory = teach_on_top(tiny_base, memories["acme-2"], GROUP_ANSWER)
     with session_scope(d.settings.database_url) as s:
         store = open_store(settings=d.settings)
-        ck = commit_checkpoint(s, store, "acme", None, objects={MEMORY: group_memory},
-                               manifest={}, inputs=[], metrics={}, status="promoted", created_by="test",
-                               base_model=tiny_base.name, base_fingerprint=tiny_base.fingerprint,
-                               memory_kind="cms", audience="legal")
+        ck = commit_checkpoint(s, store, CheckpointDraft(
+            org="acme", parent_id=None, objects={MEMORY: group_memory}, manifest={}, inputs=[], metrics={},
+            status="promoted", created_by="test", base_model=tiny_base.name,
+            base_fingerprint=tiny_base.fingerprint, memory_kind="cms", audience="legal"))
         d.checkpoints["legal-1"] = ck.checkpoint.id
     with session_scope(d.settings.database_url, write=True) as s:
         d.keys["legal-employee"] = create_key(s, "acme", "employee", "counsel", groups=["legal"]).key

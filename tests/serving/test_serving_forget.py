@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from orgmem.checkpoints import MEMORY, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
 from orgmem.db.session import session_scope
 from orgmem.lineage import get_org
 from orgmem.store import open_store
@@ -22,10 +22,11 @@ def _checkpoint_trained_on_a_plan(dep, memories) -> str:
     store = open_store(settings=dep.settings)
     with session_scope(dep.settings.database_url) as s:
         (chunk,) = add_chunks(s, get_org(s, "acme"), ["plan"])
-        result = commit_checkpoint(
-            s, store, "acme", dep.checkpoints["acme-2"], objects={MEMORY: memories["acme-2"]}, manifest={},
+        result = commit_checkpoint(s, store, CheckpointDraft(
+            org="acme", parent_id=dep.checkpoints["acme-2"], objects={MEMORY: memories["acme-2"]},
+            manifest={},
             inputs=[chunk.id], metrics={}, status="promoted", created_by="test", base_model="tiny-random",
-            base_fingerprint=dep.state.base.fingerprint, memory_kind="cms")  # fmt: skip
+            base_fingerprint=dep.state.base.fingerprint, memory_kind="cms"))  # fmt: skip
         return result.checkpoint.id
 
 

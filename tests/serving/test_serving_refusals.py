@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from orgmem.checkpoints import MEMORY, commit_checkpoint
+from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
 from orgmem.db.session import session_scope
 from orgmem.keys import create_key
 from orgmem.lineage import create_org, quarantine
@@ -22,9 +22,10 @@ def side_checkpoint(dep, data: bytes, tag: str, **overrides) -> str:
     store = open_store(settings=dep.settings)
     record = {"base_model": "tiny-random", "base_fingerprint": dep.state.base.fingerprint, **overrides}
     with session_scope(dep.settings.database_url) as s:
-        result = commit_checkpoint(s, store, "acme", dep.checkpoints["acme-1"], objects={MEMORY: data},
-                                   manifest={}, inputs=[], metrics={}, status="candidate", created_by="test",
-                                   memory_kind="cms", digest_extra={"tag": tag}, **record)
+        result = commit_checkpoint(s, store, CheckpointDraft(
+            org="acme", parent_id=dep.checkpoints["acme-1"], objects={MEMORY: data}, manifest={}, inputs=[],
+            metrics={}, status="candidate", created_by="test", memory_kind="cms", digest_extra={"tag": tag},
+            **record))
         return result.checkpoint.id
 
 

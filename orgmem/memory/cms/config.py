@@ -13,10 +13,10 @@ class CmsConfig(MemoryConfig):
     """A chain of MLP levels per wrapped layer, each level with its own update period.
 
     Neurons are copied from the pretrained MLP with a zero-init output projection and a per-token
-    gate sigma(w.x + b) with a sparsity penalty on its mean (ML_NOTES). Defaults measured on
-    SmolLM2 with the engine's ~30-step nights (ML_NOTES used b = -3, lr 3e-3 and 80 full-batch
-    steps): b = -3 learned too slowly (cloze 2/30), b = -1 with a fast lr of 1e-2 reached cloze
-    10/30 at KL 0.005; the fast level at 3e-2, or slow levels at the fast lr, diverged (a slow
+    gate sigma(w.x + b) with a sparsity penalty on its mean (``docs/knowledge_tuning.md``). Defaults
+    measured on SmolLM2 with the engine's ~30-step nights (the first CPU runs used b = -3, lr 3e-3
+    and 80 full-batch steps): b = -3 learned too slowly (cloze 2/30), b = -1 with a fast lr of 1e-2
+    reached cloze 10/30 at KL 0.005; the fast level at 3e-2, or slow levels at the fast lr, diverged (a slow
     level's accumulated step lands on top of what the fast level already learned).
     """
 

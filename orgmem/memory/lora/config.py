@@ -19,7 +19,7 @@ class LoraMemoryConfig(MemoryConfig):
     target_modules: list[str] = field(default_factory=lambda: ["gate_proj", "up_proj", "down_proj"],
                                       metadata={"help": "Module names inside each wrapped layer."})
     lr: float = field(default=1e-3, metadata={
-        "help": "Learning rate (ML_NOTES: 1e-3 learns, 3e-4 does not)."})
+        "help": "Learning rate (1e-3 learns, 3e-4 does not: docs/knowledge_tuning.md)."})
 
     def __post_init__(self) -> None:
         if self.r <= 0 or not self.target_modules:

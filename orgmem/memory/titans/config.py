@@ -53,7 +53,7 @@ class TitansConfig(MemoryConfig):
                              "must be >= 1")
 
     def resolve_layers(self, num_layers: int) -> list[int]:
-        """Default: one layer around 3/4 depth (layer 22 of SmolLM2's 30, as in ML_NOTES)."""
+        """Default: one layer around 3/4 depth (layer 22 of SmolLM2's 30, as in docs/knowledge_tuning.md)."""
         if self.layers is None:
             return [min(num_layers - 1, (3 * num_layers) // 4)]
         return super().resolve_layers(num_layers)

@@ -9,10 +9,11 @@ Outer step on a batch of episodes (``episodes.py``), lower layers cached (``bank
 4. base: the queries without memory (no gradient).
 
 loss = NLL(written) + control_weight * KL(base || shuffled) on the answer tokens. Why not simply
-NLL(written): a memory can lower it by teaching the answer *format* (ML_NOTES: the CPU run mostly
-learned that); with the shuffled control such help must also leave the unrelated-memory model at
-the base distribution, so only fact-specific retrieval pays. (Training on NLL(written) - NLL(shuffled)
-directly would reward making wrong memories hurt.) The reported gap is NLL(shuffled) - NLL(written).
+NLL(written): a memory can lower it by teaching the answer *format* (the CPU run mostly learned
+that: ``docs/knowledge_tuning.md``); with the shuffled control such help must also leave the
+unrelated-memory model at the base distribution, so only fact-specific retrieval pays. (Training on
+NLL(written) - NLL(shuffled) directly would reward making wrong memories hurt.) The reported gap is
+NLL(shuffled) - NLL(written).
 
 Resumable: a checkpoint every ``checkpoint_every`` steps under ``<models_dir>/<base>/titans_meta/``;
 the episode stream is a pure function of (seed, step), so resuming equals running straight through.
@@ -163,7 +164,8 @@ def evaluate(kind: TitansMemory, model, bank: EpisodeBank, batch_size: int, cont
 
 @torch.no_grad()
 def set_centers(kind: TitansMemory, model, bank: EpisodeBank) -> None:
-    """Calibrate each memory on the states entering its layer (ML_NOTES: centre correlated states)."""
+    """Calibrate each memory on the states entering its layer: centre the correlated states
+    (``docs/knowledge_tuning.md``)."""
     kind.set_enabled(False)
     try:
         for key, memory in kind.memories.items():

@@ -12,9 +12,10 @@ The math, per memory head, with keys/values/queries projected from the layer's h
 theta_t (learning rate), eta_j and alpha_j (chunk means) come from learned projections of x_t;
 lambda_j is the largest eigenvalue of the chunk's key Gram matrix sum_t k_t k_t^T.
 Why the guards: hidden states are centred (one layer's states are highly correlated, so uncentred
-reads return the average stored value; ML_NOTES), keys and values are unit-normalised, theta_t <=
-max_lr < 1 and dividing by lambda_j bound the step along any key direction (distinct keys each get
-a full step, repeated keys share one), and the chunk gradient is clipped: a write cannot diverge.
+reads return the average stored value; ``docs/knowledge_tuning.md``), keys and values are
+unit-normalised, theta_t <= max_lr < 1 and dividing by lambda_j bound the step along any key
+direction (distinct keys each get a full step, repeated keys share one), and the chunk gradient is
+clipped: a write cannot diverge.
 W_0's last layer is zero, so an empty memory reads exactly zero, and ``gate_scale`` starts at zero
 (gate closed): attaching the memory leaves the base model's function unchanged. Decay pulls towards
 W_0 rather than to zero so forgetting returns the memory to "empty" instead of destroying its first
@@ -174,7 +175,7 @@ class NeuralMemory(nn.Module):
 
     # ---- projections -------------------------------------------------------------------------
     def normalise(self, x: Tensor) -> Tensor:
-        """Centre (ML_NOTES: correlated states) and RMS-normalise the hidden states."""
+        """Centre (correlated states: docs/knowledge_tuning.md) and RMS-normalise the hidden states."""
         return F.rms_norm(x.float() - self.center, (self.dim,), eps=1e-6)
 
     def _split_heads(self, t: Tensor) -> Tensor:

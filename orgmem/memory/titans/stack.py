@@ -1,9 +1,9 @@
 """Run a slice of a Llama-family decoder stack on hidden states (for cached lower layers).
 
 Meta-training touches only the layers from the first memory layer up: the frozen layers below see
-the same tokens every time, so their output is computed once per episode and cached (ML_NOTES:
-identical logits, a large share of the step time saved). Sequences here are fresh (positions from
-0) and right-padded, so a plain causal mask is exact for every real token.
+the same tokens every time, so their output is computed once per episode and cached (identical
+logits, a large share of the step time saved: ``docs/knowledge_tuning.md``). Sequences here are fresh
+(positions from 0) and right-padded, so a plain causal mask is exact for every real token.
 """
 
 from __future__ import annotations
