@@ -19,6 +19,7 @@ from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audit import audit_dict, list_audit, parse_since
 from orgmem.lineage.receipts import get_receipt, list_receipts, receipt_dict, set_replay_job
+from orgmem.ops.jobs import submit_consolidation
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,8 @@ class ForgetRequest(BaseModel):
 def _queue_replay(org: str, actor: str, document: str) -> tuple[str | None, str | None]:
     """(job id, note): the replay is best effort; the forget itself is already committed."""
     try:
-        from workers.enqueue import enqueue_consolidation
-
-        return enqueue_consolidation(org, actor=actor, params={"after_forget": document}), None
-    except (ImportError, OrgmemError) as exc:
+        return submit_consolidation(org, actor=actor, params={"after_forget": document}), None
+    except OrgmemError as exc:
         return None, f"replay not queued: {exc}"
 
 

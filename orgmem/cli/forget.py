@@ -23,8 +23,8 @@ def command(
     from orgmem.errors import OrgmemError
     from orgmem.lineage import get_org
     from orgmem.lineage.receipts import get_receipt, receipt_dict, receipt_text, set_replay_job
+    from orgmem.ops.jobs import submit_consolidation
     from orgmem.pipeline.forget import forget_document
-    from workers.enqueue import enqueue_consolidation
 
     who = actor_or_default(actor)
     with db_session(write=True) as session:
@@ -32,7 +32,7 @@ def command(
     note = None
     if replay and result.quarantined:
         try:
-            job = enqueue_consolidation(org, actor=who, params={"after_forget": result.document})
+            job = submit_consolidation(org, actor=who, params={"after_forget": result.document})
             with db_session(write=True) as session:
                 set_replay_job(session, result.receipt_id, job)
         except OrgmemError as exc:
