@@ -4,7 +4,7 @@ For each replay policy: a fresh orgmem home (SQLite, folder store), an org whose
 git repository, a docs folder, a Slack export, an RSS feed served over HTTP on 127.0.0.1) are
 written night by night by ``benchmarks/org_generator.py``. Each night runs what the scheduler
 runs on a worker: a sync job of every source chained to a consolidation job (the product's replay
-policy, gate and promotion), in this process (``workers.enqueue.run_inline``). After each night
+policy, gate and promotion), in this process (``orgmem.ops.jobs.run_inline``). After each night
 the served checkpoint is asked every probe true that night, and measured:
 
 - retention matrix: question and cloze recall of each night's facts after every later night, and
@@ -200,7 +200,7 @@ def run_night() -> tuple[dict, dict | None]:
     """What the scheduler runs: sync every source, chained to the consolidation (both inline)."""
     from orgmem.db.session import session_scope
     from orgmem.jobs import get_job, job_dict
-    from workers.enqueue import create_sync, run_inline
+    from orgmem.ops.jobs import create_sync, run_inline
 
     sync_id = create_sync(ORG, actor="benchmark", then_consolidate=True)
     run_inline(sync_id)

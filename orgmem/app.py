@@ -23,6 +23,7 @@ from orgmem.config import Settings, get_settings
 from orgmem.console import routes as console_routes
 from orgmem.serving.config import ServeSettings
 from orgmem.store import ObjectStore
+from workers.queue import install_celery_queue
 
 DESCRIPTION = """Each org's own model on a shared base, OpenAI-compatible.
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
                store: ObjectStore | None = None, engine_in_caller: bool = False) -> FastAPI:
     """The app; ``base`` (a loaded ``BaseModel``) skips loading, ``store`` overrides the configured one,
     ``engine_in_caller``: the caller decodes (``app.state.serving.run_engine_here``), see ``orgmem serve``."""
+    install_celery_queue()  # the /api job routes queue for the workers
     state = ServingState(settings or get_settings(), serve or ServeSettings(), base=base, store=store,
                          engine_in_caller=engine_in_caller)
 

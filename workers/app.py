@@ -17,12 +17,13 @@ from celery import Celery
 
 from orgmem.config import Settings, get_settings
 from orgmem.errors import OrgmemError
+from workers.names import CONSOLIDATE_QUEUE, CONSOLIDATE_TASK, INGEST_QUEUE, QUEUES, SYNC_TASK
 
-INGEST_QUEUE = "ingest"
-CONSOLIDATE_QUEUE = "consolidate"
-QUEUES = (INGEST_QUEUE, CONSOLIDATE_QUEUE)
-SYNC_TASK = "orgmem.sync"
-CONSOLIDATE_TASK = "orgmem.consolidate"
+__all__ = [
+    "CONSOLIDATE_QUEUE", "CONSOLIDATE_TASK", "INGEST_QUEUE", "QUEUES", "SYNC_TASK",
+    "broker_options", "filesystem_folders", "get_app", "make_app",
+]
+
 #: Redis re-delivers an unacknowledged message after this long; consolidations can take hours.
 VISIBILITY_TIMEOUT_S = 12 * 3600
 

@@ -157,14 +157,15 @@ def follow_job(job_id: str, say: Say, seen: set[int], poll: float = 1.0) -> dict
 
 def run_night(org: str, say: Say, *, inline: bool) -> dict:
     """Sync every source, then consolidate (what the scheduler runs); returns the consolidate job."""
-    from workers.enqueue import create_sync, run_inline, send
+    from orgmem.ops.jobs import create_sync, run_inline
+    from workers.queue import CeleryJobQueue
 
     sync_id = create_sync(org, actor="demo", then_consolidate=True)
     seen: set[int] = set()
     if inline:
         run_inline(sync_id)
     else:
-        send(sync_id)
+        CeleryJobQueue().send(sync_id)
     sync = follow_job(sync_id, say, seen)
     next_ids = _chained_jobs(sync_id) if sync["status"] == "succeeded" else []
     if sync["status"] != "succeeded" or not next_ids:

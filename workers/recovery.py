@@ -16,6 +16,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from orgmem.db.session import session_scope
 from orgmem.jobs import get_job_settings, recover_stale_jobs
+from workers.queue import CeleryJobQueue
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,11 @@ _loop: RecoveryLoop | None = None
 
 def recover_once() -> list[str]:
     """Re-queue and re-send every job whose lease expired; returns their ids."""
-    from workers.enqueue import send
-
     with session_scope(write=True) as session:
         job_ids = recover_stale_jobs(session, get_job_settings().max_attempts)
+    queue = CeleryJobQueue()
     for job_id in job_ids:
-        send(job_id)
+        queue.send(job_id)
     return job_ids
 
 

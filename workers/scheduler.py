@@ -19,7 +19,8 @@ from sqlalchemy import select
 from orgmem.db.models import Org, Schedule
 from orgmem.db.session import session_scope
 from orgmem.jobs import get_job_settings
-from workers.schedules import NIGHTLY_FUNC, job_id_for, make_scheduler, parse_trigger
+from orgmem.ops.schedule_store import NIGHTLY_FUNC, job_id_for, make_scheduler, parse_trigger
+from workers.queue import install_celery_queue
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def build(scheduler_cls: type[BaseScheduler] = BackgroundScheduler) -> BaseSched
 
 def run_scheduler() -> BaseScheduler:
     """Start the scheduler in background threads; the caller keeps the process alive and shuts it down."""
+    install_celery_queue()
     scheduler = build(BackgroundScheduler)
     scheduler.start(paused=True)  # stores are open; reconcile before anything fires
     reconcile(scheduler)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from orgmem.errors import OrgmemError
 from workers.app import CONSOLIDATE_QUEUE, QUEUES, get_app
+from workers.queue import install_celery_queue
 
 logger = logging.getLogger(__name__)
 
@@ -61,4 +62,5 @@ def start_worker(queues: Sequence[str], **options: object) -> None:
     """Run a worker in this process until it is stopped (SIGTERM: warm shutdown)."""
     argv = worker_argv(queues, **options)  # type: ignore[arg-type]
     logger.info("starting worker", extra={"argv": " ".join(argv)})
+    install_celery_queue()
     get_app().worker_main(argv=argv)

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from orgmem.api.auth import get_state, require_org_admin
-from orgmem.errors import OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audit import audit_dict, list_audit, parse_since
-from orgmem.lineage.receipts import get_receipt, list_receipts, receipt_dict, set_replay_job
+from orgmem.lineage.receipts import get_receipt, list_receipts, receipt_dict
+from orgmem.ops.forget import forget as forget_document
 
 logger = logging.getLogger(__name__)
 
@@ -31,34 +31,13 @@ class ForgetRequest(BaseModel):
     replay: bool = Field(True, description="Queue a consolidation of the remaining material.")
 
 
-def _queue_replay(org: str, actor: str, document: str) -> tuple[str | None, str | None]:
-    """(job id, note): the replay is best effort; the forget itself is already committed."""
-    try:
-        from workers.enqueue import enqueue_consolidation
-
-        return enqueue_consolidation(org, actor=actor, params={"after_forget": document}), None
-    except (ImportError, OrgmemError) as exc:
-        return None, f"replay not queued: {exc}"
-
-
 @router.post("/forget", summary="Forget a document: roll back, quarantine, delete objects, receipt")
 def forget(org: str, body: ForgetRequest, request: Request,
            identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    from orgmem.pipeline.forget import forget_document
-
     state = get_state(request)
-    with state.session(write=True) as session:
-        result = forget_document(session, org, body.document, actor=identity.actor, reason=body.reason,
-                                 store=state.store)
-    note = None
-    if body.replay and result.quarantined:
-        job, note = _queue_replay(org, identity.actor, result.document)
-        if job is not None:
-            with state.session(write=True) as session:
-                set_replay_job(session, result.receipt_id, job)
-    with state.session() as session:
-        out = receipt_dict(get_receipt(session, result.receipt_id), org)
-    return {**out, "replay_note": note} if note else out
+    done = forget_document(org, body.document, actor=identity.actor, reason=body.reason, replay=body.replay,
+                           store=state.store, url=state.db_url)
+    return {**done.receipt, "replay_note": done.replay_note} if done.replay_note else done.receipt
 
 
 @router.get("/receipts", summary="The org's forget receipts, newest first")

@@ -1,38 +1,30 @@
 """``/api``: sources, background jobs (sync, consolidate) and schedules of an org.
 
 These call the same functions as ``orgmem source|sync|consolidate|jobs|job|schedule``
-(``orgmem.ingest``, ``workers.enqueue``, ``orgmem.jobs``, ``workers.schedules``). Those parts
-ship separately; if one is not installed in this process the route answers 501 naming what is
-missing, instead of failing at import.
+(``orgmem.ingest``, ``orgmem.ops.jobs``, ``orgmem.jobs``, ``orgmem.ops.schedules``). Jobs leave
+through the process's job queue (``orgmem.jobs.queue``), which the app installs.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from orgmem import ingest, jobs
 from orgmem.api.auth import get_state, require_org_admin
 from orgmem.errors import ApiError, NotFoundError, OrgmemError, permission_denied
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
+from orgmem.ops import jobs as job_ops
+from orgmem.ops import schedules
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/orgs/{org}", tags=["admin: data and jobs"])
-
-
-def _module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        logger.warning("route needs a module this server lacks: %s", exc, extra={"module": name})
-        raise ApiError(501, f"{name} is not available in this server; use the CLI on a machine "
-                       "with the workers installed", "server_error", "not_implemented") from None
 
 
 class SourceCreate(BaseModel):
@@ -67,7 +59,6 @@ def source_dict(source, stats: dict[str, int] | None = None) -> dict[str, Any]:
 
 @router.get("/sources", summary="The org's data sources")
 def sources_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
-    ingest = _module("orgmem.ingest")
     with get_state(request).session() as session:
         org_row = get_org(session, org)
         sources = ingest.list_sources(session, org_row)
@@ -77,7 +68,6 @@ def sources_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(
 @router.post("/sources", status_code=201, summary="Register a source (config validated by its connector)")
 def sources_add(org: str, body: SourceCreate, request: Request,
                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    ingest = _module("orgmem.ingest")
     with get_state(request).session(write=True) as session:
         source = ingest.add_source(session, get_org(session, org), body.kind, body.name, body.config,
                                    audience=body.audience, actor=identity.actor, admin=True,
@@ -90,7 +80,6 @@ def sources_test(org: str, name: str, request: Request,
                  identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     """The add-time check again, as the sync sees it (the operator's confinement, which the source met
     when it was added); ``ok: false`` carries the error the next sync would record."""
-    ingest = _module("orgmem.ingest")
     with get_state(request).session() as session:
         org_row = get_org(session, org)
         ingest.get_source(session, org_row, name)  # unknown: 404
@@ -104,7 +93,6 @@ def sources_test(org: str, name: str, request: Request,
 @router.delete("/sources/{name}", summary="Remove a source (or disable it if checkpoints used it)")
 def sources_remove(org: str, name: str, request: Request, disable_if_used: bool = Query(False),
                    identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    ingest = _module("orgmem.ingest")
     with get_state(request).session(write=True) as session:
         outcome = ingest.remove_source(session, get_org(session, org), name, disable_if_used=disable_if_used,
                                        actor=identity.actor)
@@ -117,8 +105,8 @@ def sources_remove(org: str, name: str, request: Request, disable_if_used: bool 
 def sync(org: str, request: Request, body: SyncRequest | None = None,
          identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     body = body or SyncRequest()
-    job_id = _module("workers.enqueue").enqueue_sync(org, actor=identity.actor, source=body.source,
-                                                     then_consolidate=body.then_consolidate)
+    job_id = job_ops.submit_sync(org, actor=identity.actor, source=body.source,
+                                 then_consolidate=body.then_consolidate)
     return {"job_id": job_id, "status": "queued"}
 
 
@@ -138,20 +126,19 @@ def consolidate(org: str, request: Request, body: ConsolidateRequest | None = No
         params["audience"] = audience
     else:
         params.pop("audience", None)
-    job_id = _module("workers.enqueue").enqueue_consolidation(org, actor=identity.actor, params=params)
+    job_id = job_ops.submit_consolidation(org, actor=identity.actor, params=params)
     return {"job_id": job_id, "status": "queued"}
 
 
 @router.get("/jobs", summary="The org's jobs, newest first")
 def jobs_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin),
               kind: str | None = None, status: str | None = None, limit: int = Query(50, ge=1, le=500)):
-    jobs = _module("orgmem.jobs")
     with get_state(request).session() as session:
         rows = jobs.list_jobs(session, get_org(session, org), kind=kind, status=status, limit=limit)
         return [jobs.job_dict(session, job) for job in rows]
 
 
-def _own_job(session, jobs, org: str, job_id: str):
+def _own_job(session, org: str, job_id: str):
     """A job of ``org``; another org's job is "not found", word for word like one that does not exist."""
     org_id = get_org(session, org).id
     try:
@@ -166,35 +153,31 @@ def _own_job(session, jobs, org: str, job_id: str):
 @router.get("/jobs/{job_id}", summary="One job with its events")
 def job_show(org: str, job_id: str, request: Request,
              identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    jobs = _module("orgmem.jobs")
     with get_state(request).session() as session:
-        return jobs.job_dict(session, _own_job(session, jobs, org, job_id), events=True)
+        return jobs.job_dict(session, _own_job(session, org, job_id), events=True)
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a queued job or stop a running one")
 def job_cancel(org: str, job_id: str, request: Request,
                identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    jobs = _module("orgmem.jobs")
     with get_state(request).session() as session:
-        _own_job(session, jobs, org, job_id)
+        _own_job(session, org, job_id)
     with get_state(request).session(write=True) as session:
-        job = jobs.cancel_job(session, job_id, actor=identity.actor)
-        return jobs.job_dict(session, job)
+        return job_ops.cancel(session, job_id, actor=identity.actor).job
 
 
 # -- schedule ------------------------------------------------------------------------------------
 
 @router.get("/schedule", summary="When the nightly loop runs")
 def schedule_show(org: str, identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    return _module("workers.schedules").get_schedule(org).as_dict()
+    return schedules.get_schedule(org).as_dict()
 
 
 @router.put("/schedule", summary="Run sync + consolidate at this cron time in this zone")
 def schedule_set(org: str, body: ScheduleSet, identity: ApiKeyIdentity = Depends(require_org_admin)):
-    schedules = _module("workers.schedules")
     return schedules.set_schedule(org, body.cron, body.timezone, actor=identity.actor).as_dict()
 
 
 @router.delete("/schedule", summary="Turn the schedule off (kept, disabled)")
 def schedule_off(org: str, identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    return _module("workers.schedules").disable_schedule(org, actor=identity.actor).as_dict()
+    return schedules.disable_schedule(org, actor=identity.actor).as_dict()

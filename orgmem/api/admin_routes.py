@@ -1,6 +1,6 @@
 """``/api``: the admin REST API for orgs, checkpoints, serving state, history and keys.
 
-Each route is the HTTP face of a library function the CLI also uses (``orgmem.lineage``,
+Each route is the HTTP face of a function the CLI also uses (``orgmem.lineage``, ``orgmem.ops``,
 ``orgmem.keys``), with the key's identity as the recorded actor. Every ``/api/orgs/{org}`` route
 needs an admin key of that org. Changes of what an org serves also warm the new checkpoint's
 memory in the background, so the first request after a pin does not pay for the load.
@@ -19,10 +19,12 @@ from orgmem.api.auth import get_state, require_key, require_operator, require_or
 from orgmem.api.state import ServingState
 from orgmem.db.models import Checkpoint, Org
 from orgmem.errors import NotFoundError, permission_denied
-from orgmem.keys import ApiKeyIdentity, create_key, key_dict, list_keys, revoke_key
-from orgmem.lineage import create_org, get_org, list_tree, pin, promote, rollback, unpin
+from orgmem.keys import ApiKeyIdentity
+from orgmem.lineage import create_org, get_org, list_tree
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
 from orgmem.lineage.history import event_dict, served_at, serving_history
+from orgmem.ops import keys
+from orgmem.ops import serving as serving_ops
 from orgmem.serving.resolve import own_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -84,15 +86,21 @@ def _warm(state: ServingState, identity: ApiKeyIdentity, org: str) -> None:
         logger.warning("could not warm served memory: %s", exc, extra={"org": org})
 
 
+def warm_hook(request: Request, background: BackgroundTasks,
+              identity: ApiKeyIdentity) -> serving_ops.Warm | None:
+    """The ``orgmem.ops.serving`` hook of this server: warm the org's memory after the response
+    (None while the server is not ready: nothing is loaded to warm yet)."""
+    state = get_state(request)
+    if not state.ready:
+        return None
+    return lambda org: background.add_task(_warm, state, identity, org)
+
+
 def _serving_change(request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
                     action, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    state = get_state(request)
-    with state.session(write=True) as session:
-        change = action(session, org, *args, actor=identity.actor, **kwargs)
-        out = change.as_dict()
-    if state.ready:
-        background.add_task(_warm, state, identity, org)
-    return out
+    warm = warm_hook(request, background, identity)
+    with get_state(request).session(write=True) as session:
+        return action(session, org, *args, actor=identity.actor, warm=warm, **kwargs)
 
 
 # -- identity and orgs ---------------------------------------------------------------------------
@@ -161,30 +169,31 @@ def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Req
                        background: BackgroundTasks,
                        identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     _own(request, org, checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, promote, checkpoint_id, reason=body.reason,
-                           force=body.force)
+    return _serving_change(request, background, identity, org, serving_ops.promote_checkpoint, checkpoint_id,
+                           reason=body.reason, force=body.force)
 
 
 @router.post("/orgs/{org}/pin", summary="Serve one checkpoint until unpinned")
 def pin_checkpoint(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
                    identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     _own(request, org, body.checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, pin, body.checkpoint_id, reason=body.reason)
+    return _serving_change(request, background, identity, org, serving_ops.pin_checkpoint, body.checkpoint_id,
+                           reason=body.reason)
 
 
 @router.post("/orgs/{org}/unpin", summary="Serve the head again")
 def unpin_org(org: str, request: Request, background: BackgroundTasks, body: Reason | None = None,
               identity: ApiKeyIdentity = Depends(require_org_admin),
               audience: str | None = AudienceQuery) -> dict[str, Any]:
-    return _serving_change(request, background, identity, org, unpin, reason=body.reason if body else None,
-                           audience=_audience(identity, audience))
+    return _serving_change(request, background, identity, org, serving_ops.unpin_org,
+                           reason=body.reason if body else None, audience=_audience(identity, audience))
 
 
 @router.post("/orgs/{org}/rollback", summary="Move the head back to an ancestor")
 def rollback_org(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
                  identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     _own(request, org, body.checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, rollback, body.checkpoint_id,
+    return _serving_change(request, background, identity, org, serving_ops.rollback_org, body.checkpoint_id,
                            reason=body.reason)
 
 
@@ -206,7 +215,7 @@ def history(org: str, request: Request, identity: ApiKeyIdentity = Depends(requi
 @router.get("/orgs/{org}/keys", summary="The org's API keys (never the keys themselves)")
 def keys_list(org: str, request: Request, identity: ApiKeyIdentity = Depends(require_org_admin)):
     with get_state(request).session() as session:
-        return [key_dict(row, org) for row in list_keys(session, org)]
+        return keys.listing(session, org)
 
 
 @router.post("/orgs/{org}/keys", status_code=201, summary="Create a key; the response is the only copy")
@@ -217,12 +226,11 @@ def keys_create(org: str, body: KeyCreate, request: Request,
         raise permission_denied(f"API key {identity.prefix}… does not carry group(s) {beyond}; it cannot "
                                 "create a key that reaches them")
     with get_state(request).session(write=True) as session:
-        created = create_key(session, org, body.role, body.name, actor=identity.actor, groups=body.groups)
-        return {**key_dict(created.row, org), "key": created.key}
+        return keys.create(session, org, body.role, body.name, actor=identity.actor, groups=body.groups)
 
 
 @router.delete("/orgs/{org}/keys/{ref}", summary="Revoke a key (by id or prefix)")
 def keys_revoke(org: str, ref: str, request: Request,
                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     with get_state(request).session(write=True) as session:
-        return key_dict(revoke_key(session, org, ref, actor=identity.actor), org)
+        return keys.revoke(session, org, ref, actor=identity.actor)

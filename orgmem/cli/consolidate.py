@@ -59,7 +59,7 @@ def result_text(view: dict[str, Any]) -> str:
 
 
 def follow(job_id: str, timeout: float | None, quiet: bool) -> dict[str, Any]:
-    from workers.enqueue import wait_for
+    from orgmem.ops.jobs import wait_for
 
     def show(view: dict[str, Any]) -> None:
         if not quiet:
@@ -90,8 +90,9 @@ def command(
     as_json: JsonFlag = False,
 ) -> None:
     """Consolidate ORG's pending chunks into a new checkpoint, evaluate it and gate it."""
+    from orgmem.jobs import job_queue
     from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
-    from workers.enqueue import create_consolidation, run_inline, send
+    from orgmem.ops.jobs import create_consolidation, run_inline
 
     params: dict[str, Any] = {
         "engine": parse_json_object(engine, "--engine"),
@@ -106,7 +107,7 @@ def command(
     if inline:
         run_inline(job_id)
     else:
-        send(job_id)
+        job_queue().send(job_id)
         if not wait:
             emit({"job": job_id, "status": "queued"}, as_json, job_id)
             return

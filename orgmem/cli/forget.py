@@ -20,26 +20,14 @@ def command(
     as_json: JsonFlag = False,
 ) -> None:
     """Roll back past every checkpoint trained on DOCUMENT, quarantine them, never train on it again."""
-    from orgmem.errors import OrgmemError
-    from orgmem.lineage import get_org
-    from orgmem.lineage.receipts import get_receipt, receipt_dict, receipt_text, set_replay_job
-    from orgmem.pipeline.forget import forget_document
-    from workers.enqueue import enqueue_consolidation
+    from orgmem.lineage.receipts import receipt_text
+    from orgmem.ops.forget import forget
 
-    who = actor_or_default(actor)
-    with db_session(write=True) as session:
-        result = forget_document(session, org, document, actor=who, reason=reason)
-    note = None
-    if replay and result.quarantined:
-        try:
-            job = enqueue_consolidation(org, actor=who, params={"after_forget": result.document})
-            with db_session(write=True) as session:
-                set_replay_job(session, result.receipt_id, job)
-        except OrgmemError as exc:
-            note = f"replay not queued: {exc}"
-    with db_session() as session:
-        data = receipt_dict(get_receipt(session, result.receipt_id), org)
-        data["org"] = get_org(session, org).slug
+    with db_session():
+        pass  # refuses an unmigrated database with the fix
+    done = forget(org, document, actor=actor_or_default(actor), reason=reason, replay=replay)
+    data, note = dict(done.receipt), done.replay_note
+    data["org"] = done.org
     if note:
         data["replay_note"] = note
     emit(data, as_json, lambda: receipt_text(data) + (f"\n{note}" if note else ""))

@@ -51,34 +51,28 @@ def show(job_id: JobArg, as_json: JsonFlag = False) -> None:
 @app.command("cancel")
 def cancel(job_id: JobArg, actor: ActorOption = None, as_json: JsonFlag = False) -> None:
     """Cancel a queued job, or stop a running one before it commits anything; frees its org."""
-    from orgmem.jobs import cancel_job, get_job
-    from orgmem.jobs.holder import lease_text
+    from orgmem.ops.jobs import cancel
 
     with db_session(write=True) as session:
-        job = get_job(session, job_id)
-        held = lease_text(job) if job.lease_owner is not None else None
-        cancel_job(session, job_id, actor=actor_or_default(actor))
-    view = _view(job_id, events=False)
+        done = cancel(session, job_id, actor=actor_or_default(actor))
     released = (
-        f"; its lease ({held}) is released, so the org can be consolidated again; a worker still "
+        f"; its lease ({done.released}) is released, so the org can be consolidated again; a worker still "
         "running it stops before committing"
-        if held
+        if done.released
         else ""
     )
-    emit(view, as_json, f"job {job_id} cancelled{released}")
+    emit(done.job, as_json, f"job {job_id} cancelled{released}")
 
 
 @app.command("retry")
 def retry(job_id: JobArg, actor: ActorOption = None, as_json: JsonFlag = False) -> None:
     """Run a failed or cancelled job again (same job id); re-send a queued one whose message was lost."""
-    from orgmem.jobs import get_job, requeue_failed
-    from workers.enqueue import send
+    from orgmem.ops.jobs import retry as retry_job
 
-    with db_session(write=True) as session:
-        if get_job(session, job_id).status != "queued":
-            requeue_failed(session, job_id, actor=actor_or_default(actor))
-    send(job_id)
-    emit(_view(job_id, events=False), as_json, f"job {job_id} queued again")
+    with db_session():
+        pass  # refuses an unmigrated database with the fix
+    view = retry_job(job_id, actor=actor_or_default(actor))
+    emit(view, as_json, f"job {job_id} queued again")
 
 
 @app.command("wait")

@@ -27,15 +27,14 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key and print it once (it is not stored; keep it now)."""
-    from orgmem.keys import create_key, key_dict
+    from orgmem.ops import keys
 
     with db_session(write=True) as session:
-        created = create_key(session, org, role, name, actor=actor_or_default(actor), groups=group)
-        data = {**key_dict(created.row, org), "key": created.key}
+        data = keys.create(session, org, role, name, actor=actor_or_default(actor), groups=group)
     emit(data, as_json, lambda: (
         f"created {data['role']} key {data['name']!r} (id {data['id']}) for org {org!r}"
         f"{' with groups ' + ', '.join(data['groups']) if data['groups'] else ''}:\n\n"
-        f"    {created.key}\n\nIt is shown only now; only its hash is stored."))
+        f"    {data['key']}\n\nIt is shown only now; only its hash is stored."))
 
 
 @app.command("list")
@@ -44,10 +43,10 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """List an org's keys (prefix, role, last use; never the keys)."""
-    from orgmem.keys import key_dict, list_keys
+    from orgmem.ops.keys import listing
 
     with db_session() as session:
-        keys = [key_dict(row, org) for row in list_keys(session, org)]
+        keys = listing(session, org)
     rows = [(k["id"], k["prefix"] + "…", k["name"], k["role"], ",".join(k["groups"]) or "-",
              "active" if k["active"] else "revoked", (k["last_used_at"] or "-")[:19]) for k in keys]
     headers = ["ID", "PREFIX", "NAME", "ROLE", "GROUPS", "STATE", "LAST USED"]
@@ -63,8 +62,8 @@ def revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key: refused from the next request on."""
-    from orgmem.keys import key_dict, revoke_key
+    from orgmem.ops.keys import revoke as revoke_key
 
     with db_session(write=True) as session:
-        data = key_dict(revoke_key(session, org, key, actor=actor_or_default(actor)), org)
+        data = revoke_key(session, org, key, actor=actor_or_default(actor))
     emit(data, as_json, f"revoked key {data['prefix']}… ({data['name']}) of org {org!r}")

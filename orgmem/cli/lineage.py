@@ -26,20 +26,9 @@ from orgmem.cli.common import (
 )
 from orgmem.db.models import Checkpoint, CheckpointInput, Org
 from orgmem.errors import ConflictError
-from orgmem.lineage import (
-    ServingChange,
-    event_dict,
-    get_checkpoint,
-    get_org,
-    list_tree,
-    pin,
-    promote,
-    rollback,
-    served_at,
-    serving_history,
-    unpin,
-)
+from orgmem.lineage import event_dict, get_checkpoint, get_org, list_tree, served_at, serving_history
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, validate_audience
+from orgmem.ops.serving import pin_checkpoint, promote_checkpoint, rollback_org, unpin_org
 
 OrgArg = Annotated[str, typer.Argument(help="Org slug.")]
 CheckpointArg = Annotated[str, typer.Argument(help="Checkpoint id (ck_...).")]
@@ -184,13 +173,13 @@ def show(checkpoint_id: CheckpointArg, as_json: JsonFlag = False) -> None:
 
 def _apply(
     org: str | None,
-    run: Callable[[Session], ServingChange],
+    run: Callable[[Session], dict[str, Any]],
     as_json: bool,
     summary: Callable[[dict[str, Any]], str],
 ) -> None:
     """Run one serving change in a write transaction and report it (JSON or one line)."""
     with db_session(write=True) as session:
-        data = run(session).as_dict()
+        data = run(session)
     if org is not None:
         data = {"org": org, **data}
     served, head = data["served_checkpoint_id"] or "nothing", data["head_checkpoint_id"] or "-"
@@ -207,9 +196,10 @@ def promote_cmd(
 ) -> None:
     """Make a checkpoint built on the head the new head (and served, unless pinned)."""
 
-    def run(session: Session) -> ServingChange:
+    def run(session: Session) -> dict[str, Any]:
         org = session.get(Org, get_checkpoint(session, checkpoint_id).org_id)
-        return promote(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason, force=force)
+        return promote_checkpoint(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason,
+                                  force=force)
 
     _apply(None, run, as_json, lambda d: f"promoted {checkpoint_id}" + (" (forced)" if force else ""))
 
@@ -224,9 +214,9 @@ def pin_cmd(
 ) -> None:
     """Serve this checkpoint until unpinned, whatever gets promoted meanwhile."""
 
-    def run(session: Session) -> ServingChange:
+    def run(session: Session) -> dict[str, Any]:
         _expect_audience(session, org, checkpoint_id, audience)
-        return pin(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
+        return pin_checkpoint(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
 
     _apply(
         org,
@@ -246,7 +236,7 @@ def unpin_cmd(
     """Serve the head again."""
     _apply(
         org,
-        lambda s: unpin(s, org, actor=actor_or_default(actor), reason=reason, audience=audience),
+        lambda s: unpin_org(s, org, actor=actor_or_default(actor), reason=reason, audience=audience),
         as_json,
         lambda d: f"unpinned {org}",
     )
@@ -262,9 +252,9 @@ def rollback_cmd(
 ) -> None:
     """Move the head back to an ancestor; data only the abandoned branch consumed becomes pending."""
 
-    def run(session: Session) -> ServingChange:
+    def run(session: Session) -> dict[str, Any]:
         _expect_audience(session, org, checkpoint_id, audience)
-        return rollback(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
+        return rollback_org(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
 
     _apply(
         org,

@@ -81,7 +81,9 @@ def _root(
 
     from orgmem.config import get_settings
     from orgmem.logs import configure_logging
+    from workers.queue import install_celery_queue
 
+    install_celery_queue()  # this process queues jobs for the workers (imports Celery on the first send)
     cfg = get_settings()
     level = log_level or (cfg.log_level if "ORGMEM_LOG_LEVEL" in os.environ else "WARNING")
     configure_logging(level, as_json=cfg.log_json)

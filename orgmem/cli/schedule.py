@@ -44,7 +44,7 @@ def command(
     as_json: JsonFlag = False,
 ) -> None:
     """Set, turn off, show (no options) or list (`orgmem schedule list`) nightly schedules."""
-    from workers.schedules import disable_schedule, get_schedule, list_schedules, set_schedule
+    from orgmem.ops.schedules import disable_schedule, get_schedule, list_schedules, set_schedule
 
     with db_session():
         pass  # refuses an unmigrated database with the fix

@@ -32,13 +32,11 @@ def command(
     if not inline:
         _queued(org, source, wait, actor, as_json)
         return
-    from orgmem.ingest.inline import run_inline_sync
-    from orgmem.lineage import get_org
+    from orgmem.ops.jobs import sync_inline
 
-    with db_session(write=True) as session:
-        job_id, reports = run_inline_sync(
-            session, get_org(session, org), source_name=source, progress=progress
-        )
+    with db_session():
+        pass  # refuses an unmigrated database with the fix
+    job_id, reports = sync_inline(org, source=source, progress=progress)
     data = {"job": job_id, "sources": [r.to_dict() for r in reports]}
     lines = [r.summary() for r in reports] or [f"org {org!r} has no enabled sources"]
     emit(data, as_json, "\n".join([*lines, f"job {job_id}"]))
@@ -48,11 +46,11 @@ def command(
 
 def _queued(org: str, source: str | None, wait: bool, actor: str | None, as_json: bool) -> None:
     from orgmem.lineage import get_org
-    from workers.enqueue import enqueue_sync, wait_for
+    from orgmem.ops.jobs import submit_sync, wait_for
 
     with db_session() as session:
         get_org(session, org)  # an unknown org fails here, before anything is queued
-    job_id = enqueue_sync(org, actor=actor_or_default(actor), source=source)
+    job_id = submit_sync(org, actor=actor_or_default(actor), source=source)
     if not wait:
         emit({"job": job_id, "status": "queued"}, as_json, job_id)
         return

@@ -1,7 +1,7 @@
 """The console's state-changing requests (POST): log in and out, the org actions, and chat.
 
 Each org action is confirmed on its own page first (``pages.confirm``), carries the CSRF token,
-and calls the ``/api`` route function that does the same (pin, unpin, rollback, sync,
+and calls the ``orgmem.ops`` function the ``/api`` route calls too (pin, unpin, rollback, sync,
 consolidate, forget), with the key's identity as the recorded actor. The
 result comes back as a flash message on the page the action belongs to (a forget's links to its
 receipt). Pin and rollback move the lineage of the checkpoint's own audience; unpin and the page
@@ -11,21 +11,19 @@ key reads only: every action refuses it (``security.console_org_admin``).
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from pydantic import ValidationError
-from pydantic.fields import FieldInfo
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
-from orgmem.api import accountability_routes, admin_jobs, admin_routes, openai_routes
+from orgmem.api import admin_routes, openai_routes
+from orgmem.api.auth import get_state
 from orgmem.api.errors import public_error
 from orgmem.api.openai_schema import ChatCompletionBody
 from orgmem.console import security
@@ -34,7 +32,11 @@ from orgmem.console.views import short
 from orgmem.db.models import Org
 from orgmem.errors import ApiError, OrgmemError
 from orgmem.keys import ApiKeyIdentity
+from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
+from orgmem.ops import serving as serving_ops
+from orgmem.ops.forget import forget
+from orgmem.ops.jobs import submit_consolidation, submit_sync
 from orgmem.serving.resolve import GROUP_SEPARATOR, own_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -143,64 +145,60 @@ async def logout(request: Request) -> Response:
 Flash = tuple[str, str] | tuple[str, str, str]  # (kind, text[, link to a console page])
 
 
-def _forget(common: dict[str, Any], document: str, reason: str | None) -> Flash:
-    """``POST /api/orgs/{org}/forget``: forget, receipt, and queue the replay of the rest."""
+def _forget(request: Request, identity: ApiKeyIdentity, org: str, document: str, reason: str | None) -> Flash:
+    """Forget, receipt, and queue the replay of the rest (as ``POST /api/orgs/{org}/forget``)."""
     if not document:
         raise ApiError(400, "forget needs a document (its id, path / external id or URI)", param="document")
-    body = accountability_routes.ForgetRequest(document=document, reason=reason)
-    out = call_route(accountability_routes.forget, body=body, **common)
+    state = get_state(request)
+    done = forget(org, document, actor=identity.actor, reason=reason, store=state.store, url=state.db_url)
+    out = done.receipt
     text = (f"forgot {out['document']!r} (receipt {out['id']}): {out['chunks_excluded']} chunk(s) excluded; "
             f"quarantined {', '.join(out['quarantined']) or 'nothing'}; head {short(out['head_before'])} -> "
             f"{short(out['head_after'])}")
     if out.get("replay_job"):
         text += f"; replay queued as job {out['replay_job']}"
-    elif out.get("replay_note"):
-        text += f"; {out['replay_note']}"
-    return "ok", text, f"{security.PATH}/orgs/{common['org']}/receipts/{quote(out['id'])}"
+    elif done.replay_note:
+        text += f"; {done.replay_note}"
+    return "ok", text, f"{security.PATH}/orgs/{org}/receipts/{quote(out['id'])}"
 
 
-def call_route(route: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call an ``/api`` route function as a plain function. A parameter left out gets the default
-    declared inside its ``Query(...)``/``Body(...)`` marker, not the marker object FastAPI would
-    have resolved (so a new optional query parameter on the route does not break the console)."""
-    for name, param in inspect.signature(route).parameters.items():
-        if name not in kwargs and isinstance(param.default, FieldInfo):
-            if param.default.is_required():
-                raise TypeError(f"{route.__name__}: required parameter {name!r} not given")
-            kwargs[name] = param.default.get_default(call_default_factory=True)
-    return route(**kwargs)
+def _serving(action: str, request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
+             checkpoint: str, reason: str | None, audience: str) -> Flash:
+    """Pin, unpin or roll back (as the ``/api`` routes: the key's own checkpoints, the server warmed)."""
+    warm = admin_routes.warm_hook(request, background, identity)
+    with get_state(request).session(write=True) as session:
+        if action == "unpin":
+            out = serving_ops.unpin_org(session, org, actor=identity.actor, reason=reason, audience=audience,
+                                        warm=warm)
+            return "ok", f"unpinned{_of(audience)}; serving {short(out['served_checkpoint_id'])}"
+        own_checkpoint(session, get_org(session, org), checkpoint, identity.groups)
+        if action == "pin":
+            out = serving_ops.pin_checkpoint(session, org, checkpoint, actor=identity.actor, reason=reason,
+                                             warm=warm)
+            return "ok", f"pinned {checkpoint}; serving {short(out['served_checkpoint_id'])}"
+        out = serving_ops.rollback_org(session, org, checkpoint, actor=identity.actor, reason=reason,
+                                       warm=warm)
+    pending = out.get("chunks_to_pending")
+    back = f"; {pending} chunk(s) pending again" if pending else ""
+    return "ok", f"rolled back to {checkpoint}; serving {short(out['served_checkpoint_id'])}{back}"
 
 
 def _run(action: str, request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
          form: dict[str, str], audience: str) -> Flash:
-    """Do ``action`` through the API's own route functions; returns the flash message."""
+    """Do ``action`` through the same ``orgmem.ops`` functions as the API; returns the flash message."""
     ck = form.get("checkpoint", "").strip()
     reason = form.get("reason", "").strip() or None
     if ACTIONS[action].reason_required and not reason:
         raise ApiError(400, f"{action} needs a reason (it is recorded in the serving history)",
                        param="reason")
-    common = {"org": org, "request": request, "identity": identity}
     if action == "sync":
-        job = call_route(admin_jobs.sync, body=admin_jobs.SyncRequest(), **common)
-        return "ok", f"sync queued as job {job['job_id']}"
+        return "ok", f"sync queued as job {submit_sync(org, actor=identity.actor)}"
     if action == "consolidate":
-        job = call_route(admin_jobs.consolidate, body=admin_jobs.ConsolidateRequest(), **common)
-        return "ok", f"consolidation queued as job {job['job_id']}"
+        job = submit_consolidation(org, actor=identity.actor, params={})
+        return "ok", f"consolidation queued as job {job}"
     if action == "forget":
-        return _forget(common, form.get("document", "").strip(), reason)
-    common["background"] = background
-    if action == "unpin":
-        out = call_route(admin_routes.unpin_org, body=admin_routes.Reason(reason=reason), audience=audience,
-                         **common)
-        return "ok", f"unpinned{_of(audience)}; serving {short(out['served_checkpoint_id'])}"
-    body = admin_routes.CheckpointAction(checkpoint_id=ck, reason=reason)
-    if action == "pin":
-        out = call_route(admin_routes.pin_checkpoint, body=body, **common)
-        return "ok", f"pinned {ck}; serving {short(out['served_checkpoint_id'])}"
-    out = call_route(admin_routes.rollback_org, body=body, **common)
-    pending = out.get("chunks_to_pending")
-    back = f"; {pending} chunk(s) pending again" if pending else ""
-    return "ok", f"rolled back to {ck}; serving {short(out['served_checkpoint_id'])}{back}"
+        return _forget(request, identity, org, form.get("document", "").strip(), reason)
+    return _serving(action, request, background, identity, org, ck, reason, audience)
 
 
 @router.post("/orgs/{org}/actions/{action}")

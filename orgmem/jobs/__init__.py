@@ -4,7 +4,8 @@ The jobs table is the truth about queued work. ``create_job`` makes a row; a wor
 ``run_job(job_id, handler)`` which claims a lease (at most one consolidation per org), renews it
 from a heartbeat, and records success, failure, retry or cancellation. ``recover_stale_jobs``
 re-queues the jobs of workers that died; a holder that died on this machine frees its lease at
-once (``holder``, ``orphans``). The queue itself (Celery) lives in ``workers``.
+once (``holder``, ``orphans``). How a job leaves the process is ``queue.JobQueue``: ``workers``
+plugs Celery into it, ``queue.InlineQueue`` runs a job here instead.
 """
 
 from orgmem.jobs.context import Heartbeat, JobContext
@@ -32,6 +33,7 @@ from orgmem.jobs.lifecycle import (
     schedule_retry,
 )
 from orgmem.jobs.orphans import release_if_gone
+from orgmem.jobs.queue import InlineQueue, JobQueue, install_job_queue, job_queue
 from orgmem.jobs.records import (
     ACTIVE,
     FINISHED,
@@ -43,7 +45,7 @@ from orgmem.jobs.records import (
     list_jobs,
     set_progress,
 )
-from orgmem.jobs.runner import TRANSIENT_ERRORS, Handler, Outcome, run_job, worker_name
+from orgmem.jobs.runner import TRANSIENT_ERRORS, Handler, JobFailed, Outcome, run_job, worker_name
 from orgmem.jobs.settings import JobSettings, get_job_settings
 
 __all__ = [
@@ -54,8 +56,11 @@ __all__ = [
     "Handler",
     "Heartbeat",
     "Holder",
+    "InlineQueue",
     "JobCancelled",
     "JobContext",
+    "JobFailed",
+    "JobQueue",
     "JobSettings",
     "LeaseHeldError",
     "LeaseLostError",
@@ -68,11 +73,13 @@ __all__ = [
     "finish_job",
     "get_job",
     "get_job_settings",
+    "install_job_queue",
     "guard_commit",
     "held_message",
     "is_gone",
     "job_dict",
     "job_events",
+    "job_queue",
     "list_jobs",
     "live_org_holder",
     "mark_cancelled",

@@ -38,6 +38,16 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class JobFailed(OrgmemError):
+    """A handler's own verdict that its job failed, with the details to record (e.g. the partial
+    result); not a crash, so the runner records it without a traceback and never retries it."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None,
+                 cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.details, self.cause = details or {}, cause
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one attempt ended in. ``retry_in``: re-send the job after this many seconds."""
@@ -70,6 +80,9 @@ def _claim(job_id: str, owner: str, cfg: JobSettings) -> JobContext | Outcome:
 def _failed(ctx: JobContext, exc: BaseException, cfg: JobSettings) -> Outcome:
     error = str(exc) or type(exc).__name__
     with session_scope(write=True) as session:
+        if isinstance(exc, JobFailed):
+            fail_job(session, ctx.job_id, ctx.owner, error, details=exc.details)
+            return Outcome(ctx.job_id, "failed", error=error)
         if isinstance(exc, TRANSIENT_ERRORS) and ctx.attempt < cfg.max_attempts:
             delay = cfg.retry_backoff_seconds * (2 ** (ctx.attempt - 1))
             schedule_retry(session, ctx.job_id, ctx.owner, error, delay)
@@ -102,6 +115,8 @@ def run_job(
     except LeaseLostError as exc:  # another worker took over; it owns the job's status now
         logger.warning("lease lost, leaving the job to its new holder", extra={"job": job_id})
         return Outcome(job_id, "lost", error=str(exc))
+    except JobFailed as exc:
+        return _failed(ctx, exc, cfg)
     except Exception as exc:
         logger.exception("job attempt failed", extra={"job": job_id, "attempt": ctx.attempt})
         return _failed(ctx, exc, cfg)

@@ -91,7 +91,7 @@ def shot(page, name: str) -> None:
 def test_admin_logs_in_pins_rolls_back_chats_and_forgets(page, console_env):
     from playwright.sync_api import expect
 
-    from workers.enqueue import create_sync
+    from orgmem.ops.jobs import create_sync
 
     dep, data = console_env
     started = time.time()

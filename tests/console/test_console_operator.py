@@ -31,7 +31,7 @@ def cells(page: str, org: str) -> dict[str, str]:
 
 
 def test_operator_sees_every_org_with_sources_pending_and_last_job(operator):
-    from workers.enqueue import create_sync
+    from orgmem.ops.jobs import create_sync
 
     client, _, _ = operator
     create_sync("globex", actor="test")

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from orgmem.db import session_scope
 from orgmem.db.models import Checkpoint, CheckpointObject, Chunk
+from orgmem.ops.schedule_store import job_id_for, open_job_store
 from orgmem.store import open_store
 from tests.connectors.source_builders import (
     ServerState,
@@ -26,7 +27,7 @@ from tests.connectors.source_builders import (
     rss_feed,
 )
 from tests.workers.procs import Worker, cli_json, job_view, orgmem_cmd, run_cli, wait_job, wait_until
-from workers.schedules import job_id_for, open_job_store, run_nightly
+from workers.schedules import run_nightly
 
 NEWS_1 = (
     "n1",

@@ -11,10 +11,10 @@ from orgmem.db.models import Checkpoint, Chunk
 from orgmem.engine.dp_worker import KILL_RANK_ENV, KILL_STEP_ENV
 from orgmem.jobs import JobSettings, get_job, job_dict, run_job
 from orgmem.lineage import get_org
+from orgmem.ops.handlers import dispatch
+from orgmem.ops.jobs import create_consolidation
 from orgmem.store import open_store
 from tests.pipeline.conftest import FAST_PARAMS, NIGHT1, add_chunks
-from workers.enqueue import create_consolidation
-from workers.handlers import dispatch
 
 SETTINGS = JobSettings(
     lease_seconds=30.0,

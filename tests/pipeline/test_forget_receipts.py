@@ -138,7 +138,7 @@ def test_cli_forget_prints_the_receipt_and_lists_it(org, chain):
 
 
 def test_the_nightly_worker_purges_what_is_due(org, chain, monkeypatch):
-    from workers.handlers import _purge_forgotten
+    from orgmem.ops.handlers import _purge_forgotten
 
     monkeypatch.setenv("ORGMEM_FORGET_GRACE_HOURS", "1")
     get_settings.cache_clear()

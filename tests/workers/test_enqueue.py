@@ -10,8 +10,8 @@ from orgmem.db import session_scope
 from orgmem.errors import ConflictError, OrgmemError
 from orgmem.jobs import list_jobs
 from orgmem.lineage import get_org
+from orgmem.ops.jobs import create_consolidation, create_sync, run_inline
 from tests.pipeline.conftest import FAST_PARAMS, NIGHT1, add_chunks
-from workers.enqueue import create_consolidation, create_sync, run_inline
 from workers.worker import parse_queues, worker_argv
 
 

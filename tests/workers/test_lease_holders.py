@@ -35,9 +35,9 @@ from orgmem.jobs import (
     run_job,
 )
 from orgmem.lineage import get_org
+from orgmem.ops.jobs import create_consolidation, run_inline
 from tests.pipeline.conftest import FAST_PARAMS, NIGHT1, add_chunks
 from tests.workers.procs import wait_until
-from workers.enqueue import create_consolidation, run_inline
 
 FAST = JobSettings(lease_seconds=2.0, heartbeat_seconds=0.2, max_attempts=1, lease_wait_seconds=0.5)
 HOST = socket.gethostname()

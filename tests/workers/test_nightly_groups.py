@@ -10,10 +10,10 @@ from orgmem.db.models import Chunk, Job
 from orgmem.ingest import add_source
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import pending_groups
+from orgmem.ops.chain import CHAIN_KEY, next_group
+from orgmem.ops.jobs import create_consolidation, create_sync, run_inline
 from tests.pipeline.conftest import FAST_PARAMS
 from tests.workers.test_enqueue import tiny  # noqa: F401  (fixture)
-from workers.enqueue import create_consolidation, create_sync, run_inline
-from workers.nightly import CHAIN_KEY, next_group
 
 DOCS = {
     "handbook": ("org", "Heron listens on port 7415 and keeps its route cache in Redis database 3."),

@@ -13,16 +13,14 @@ from orgmem.db.types import utcnow
 from orgmem.errors import NotFoundError, OrgmemError
 from orgmem.jobs import list_jobs
 from orgmem.lineage import create_org, get_org
-from workers.scheduler import build, reconcile, run_scheduler
-from workers.schedules import (
+from orgmem.ops.schedule_store import job_id_for, open_job_store, parse_trigger
+from orgmem.ops.schedules import (
     disable_schedule,
     get_schedule,
-    job_id_for,
     list_schedules,
-    open_job_store,
-    parse_trigger,
     set_schedule,
 )
+from workers.scheduler import build, reconcile, run_scheduler
 
 OSLO = ZoneInfo("Europe/Oslo")
 

@@ -1,20 +1,24 @@
 """What each job kind does once a worker claimed it: ``dispatch(ctx)`` picks the handler by kind.
 
 Handlers return the JSON result stored on the job and raise to fail it (``orgmem.jobs.runner``
-decides between retry and failure). Heavy imports (torch, connectors) happen here, inside the
-worker process that runs the job, not when the Celery app is loaded.
+decides between retry and failure). Heavy imports (torch, connectors) happen inside the
+handlers, in the process that runs the job, not when a queue or the CLI is loaded. ``SyncHere``
+is ``orgmem sync --inline``'s handler: the whole org in one go, any source error fails the job.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orgmem.db.models import Org, Source
 from orgmem.db.session import session_scope
 from orgmem.errors import NotFoundError, OrgmemError
-from orgmem.jobs import JobContext
+from orgmem.jobs import JobContext, JobFailed
+
+if TYPE_CHECKING:
+    from orgmem.ingest.report import SyncReport
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,33 @@ def _purge_forgotten() -> list[str]:
     except Exception:
         logger.exception("purging forgotten checkpoint objects failed")
         return []
+
+
+class SyncHere:
+    """Handler of an inline sync; keeps the reports (and the exception, raised again by the caller)."""
+
+    def __init__(self, source: str | None, *, progress: bool = True,
+                 count_tokens: Callable[[str], int] | None = None) -> None:
+        self.source, self.progress, self.count_tokens = source, progress, count_tokens
+        self.reports: list[SyncReport] = []
+        self.error: BaseException | None = None
+
+    def __call__(self, ctx: JobContext) -> dict[str, Any]:
+        from orgmem.ingest import sync_org
+
+        try:
+            with session_scope(write=True) as session:
+                org = session.get(Org, ctx.org_id)
+                self.reports = sync_org(session, org, source_name=self.source, job_id=ctx.job_id,
+                                        progress=self.progress, count_tokens=self.count_tokens)
+        except Exception as exc:
+            self.error = exc
+            raise JobFailed(f"{type(exc).__name__}: {exc}", cause=exc) from exc
+        result = {"sources": [r.to_dict() for r in self.reports]}
+        errors = [f"{r.source}: {r.error}" for r in self.reports if r.error]
+        if errors:
+            raise JobFailed("; ".join(errors), details=result)
+        return result
 
 
 HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
