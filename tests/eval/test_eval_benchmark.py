@@ -1,13 +1,18 @@
-"""The knowledge benchmark's quick path end to end on the tiny base, and its corpus's consistency."""
+"""The knowledge benchmark's code judged by what it measures: its scoring gives an answer that is in
+the prompt a hit and one that is not a miss, a replaced value counts as stale; the quick path end
+to end on the tiny base applies each memory (its replies differ from the base's) and reports every
+arm; and its corpus is consistent."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
-from benchmarks import knowledge
+from benchmarks import baselines, knowledge
 from orgmem.eval.corpus import load_corpus
+from orgmem.models import load_tokenizer
 
 
 def test_corpus_probes_agree_with_documents():
@@ -41,6 +46,7 @@ def test_quick_run_end_to_end(tmp_path, capsys):
     assert runs["base"]["kl"] == 0 and runs["base"]["replies_changed"] == 0
     for kind in ("cms", "lora"):
         r = runs[kind]
+        assert r["kl"] > 0, f"{kind}: the evaluation did not apply the trained memory"
         assert r["steps"] == [3, 3] and r["tokens_per_s"] > 0 and r["checkpoint_bytes"] > 0
         assert r["consolidation"][1]["consolidations"] == 2  # night 2 continued night 1's state
         assert r["reports"]["night2"]["groups"]["updated"]["n"] == 3
@@ -103,3 +109,60 @@ def test_baselines_only_runs_no_memory_kind(tmp_path):
     assert knowledge.main(["--render", str(out / "knowledge.json"), "--out", str(tmp_path / "again")]) == 0
     table = (tmp_path / "again" / "knowledge.md").read_text()
     assert "| base+oracle chunk |" in table and "- **base+BM25 top-3**" in table
+
+
+# -- the baselines' scoring, with a stand-in reader so the check does not depend on a model's skill -----
+
+@pytest.fixture(scope="module")
+def quick_bench():
+    corpus = load_corpus(knowledge.ROOT / "corpus")
+    base = SimpleNamespace(tokenizer=load_tokenizer("tiny-random"), model=None)
+    return corpus, knowledge.select_probes(corpus.probes, quick=True), base
+
+
+def _run(monkeypatch, quick_bench, night: int, condition: str, reader) -> dict:
+    corpus, probes, base = quick_bench
+    monkeypatch.setattr(baselines, "answer_all", lambda base, prompts, *_: [reader(p) for p in prompts])
+    state = baselines.night_state(corpus, night, base.tokenizer)
+    return baselines.run_condition(base, probes, state, night, condition)
+
+
+@pytest.mark.parametrize("night", [1, 2])
+def test_a_fact_in_the_prompt_scores_and_one_not_in_it_does_not(monkeypatch, quick_bench, night):
+    """A reader that repeats its prompt answers exactly what the prompt holds."""
+    def echo(prompt: str) -> str:
+        return prompt
+
+    closed = _run(monkeypatch, quick_bench, night, "closed_book", echo)
+    oracle = _run(monkeypatch, quick_bench, night, "oracle", echo)
+    bm25 = _run(monkeypatch, quick_bench, night, "bm25_top3", echo)
+    assert closed["n"] == oracle["n"] == bm25["n"] > 0
+    # the bare question gives nothing away; the oracle chunk states every answer, the new value of
+    # every update and none of the replaced ones
+    assert (closed["hits"], closed["oracle_in_context"]) == (0, 0)
+    assert oracle["hits"] == oracle["oracle_in_context"] == oracle["n"] and oracle["oracle_missing"] == 0
+    assert oracle["stale"] == 0 and oracle["updates"]["hits"] == oracle["updates"]["n"]
+    assert oracle["recall"] > closed["recall"]
+    pairs = zip(oracle["probes"], closed["probes"], strict=True)
+    assert all(r["prompt_tokens"] > c["prompt_tokens"] for r, c in pairs)
+    # with BM25 a probe whose oracle chunk was retrieved is answered (else it is marked stale)
+    assert all(r["question_hit"] or r["question_stale"] for r in bm25["probes"] if r["oracle_in_context"])
+    assert all(len(r["chunks"]) == baselines.TOP_K for r in bm25["probes"])
+
+
+def test_the_reference_answer_scores_and_the_replaced_value_is_stale(monkeypatch, quick_bench):
+    _, probes, _ = quick_bench
+    by_question = {p.question: p for p in probes if p.question}
+
+    def probe_of(prompt: str):
+        return by_question[prompt]  # closed book: the prompt is the bare question
+
+    right = _run(monkeypatch, quick_bench, 2, "closed_book", lambda q: f"It is {probe_of(q).answer}.")
+    assert right["hits"] == right["n"] and right["recall"] == 1 and right["stale"] == 0
+    old = _run(monkeypatch, quick_bench, 2, "closed_book",
+               lambda q: f"It is {(probe_of(q).replaces or ('no idea',))[0]}.")
+    assert old["updates"]["n"] > 0 and old["stale"] == old["updates"]["n"] and old["hits"] == 0
+    both = _run(monkeypatch, quick_bench, 2, "closed_book",
+                lambda q: " or ".join([probe_of(q).answer, *probe_of(q).replaces]))
+    # naming the old value beside the new one is not an update answered
+    assert both["updates"]["hits"] == 0 and both["hits"] == both["n"] - both["updates"]["n"]
