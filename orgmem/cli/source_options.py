@@ -15,15 +15,17 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import click
 import typer
 from pydantic.fields import FieldInfo
 from typer.core import TyperCommand
 
 from connectors.base import SourceConfig
 from connectors.registry import config_class, kinds
+
+if TYPE_CHECKING:  # the Context TyperCommand's methods take: Typer's own copy of click's
+    from typer._click.core import Context
 
 Shape = Literal["flag", "scalar", "list", "pairs"]
 _PARAMS, _VALUES, _HELP_KIND = "source_add.params", "source_add.values", "source_add.help_kind"
@@ -121,8 +123,9 @@ def field_options(selected: list[str], taken: set[str]) -> list[FieldOption]:
     options, used = [], set(taken)
     base = set(SourceConfig.model_fields)
     for name, owners in sorted(seen.items(), key=lambda item: (item[0] in base, 0)):
-        shapes = {shape_of(info.annotation) for _, info in owners}
-        if None in shapes:
+        found = {shape_of(info.annotation) for _, info in owners}
+        shapes = {shape for shape in found if shape is not None}
+        if len(shapes) < len(found):
             continue
         if len(shapes) > 1:
             owned = [kind for kind, _ in owners]
@@ -149,7 +152,7 @@ def field_options(selected: list[str], taken: set[str]) -> list[FieldOption]:
     return options
 
 
-def click_params(options: list[FieldOption]) -> list[click.Parameter]:
+def click_params(options: list[FieldOption]) -> list[Any]:
     """The options as Typer builds them (rich help panels included): from a throwaway command whose
     signature is the options, through Typer's public ``get_command``."""
 
@@ -180,7 +183,7 @@ class SourceAddCommand(TyperCommand):
     """``source add``: its own options plus the generated ones, read out of ``ctx.params`` before the
     function runs (``given_fields``)."""
 
-    def _generated(self, ctx: click.Context) -> list[tuple[FieldOption, click.Parameter]]:
+    def _generated(self, ctx: Context) -> list[tuple[FieldOption, Any]]:
         if _PARAMS not in ctx.meta:
             taken = {flag for p in self.params for flag in getattr(p, "opts", [])} | {"--help"}
             wanted = kinds()
@@ -189,33 +192,36 @@ class SourceAddCommand(TyperCommand):
             ctx.meta[_PARAMS] = list(zip(options, click_params(options), strict=True))
         return ctx.meta[_PARAMS]
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+    def get_params(self, ctx: Context) -> list[Any]:
         own = super().get_params(ctx)
         tail = [p for p in own if p.name == "help"]
         return [*[p for p in own if p.name != "help"], *(p for _, p in self._generated(ctx)), *tail]
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if any(a in ctx.help_option_names for a in args):  # help for one kind: find the KIND given
             try:
                 opts, _, _ = self.make_parser(ctx).parse_args(args=list(args))
-            except click.UsageError:
+            except Exception:  # a bad command line: the real parse below says what is wrong
                 opts = {}
             ctx.meta.pop(_PARAMS, None)
             ctx.meta[_HELP_KIND] = opts.get("kind")
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         values = {}
         for opt, param in self._generated(ctx):
             value = ctx.params.pop(param.name or "", None)
             source = ctx.get_parameter_source(param.name or "")
-            if source is not None and source.name == "COMMANDLINE":  # Typer's click is its own copy
-                values[opt.field] = opt.entry(value)
+            if source is None or source.name != "COMMANDLINE":  # (Typer's click is its own copy)
+                continue
+            if opt.local_path and not value:  # `--path ""` names no path, as before: the field is not given
+                continue
+            values[opt.field] = opt.entry(value)
         ctx.meta[_VALUES] = values
         return super().invoke(ctx)
 
 
-def given_fields(ctx: click.Context) -> dict[str, Any]:
+def given_fields(ctx: Context) -> dict[str, Any]:
     """The config entries given as generated options (only those on the command line)."""
     return dict(ctx.meta.get(_VALUES, {}))
 
