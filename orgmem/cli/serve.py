@@ -55,7 +55,7 @@ def run_with_engine_on_main_thread(app, config) -> None:
     server = uvicorn.Server(config)
     http = threading.Thread(target=server.run, name="orgmem-http", daemon=True)
 
-    def on_sigterm(signum, frame):  # uvicorn only handles signals on the main thread: forward them
+    def on_sigterm(_signum, _frame):  # uvicorn only handles signals on the main thread: forward them
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)

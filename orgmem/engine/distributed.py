@@ -79,10 +79,6 @@ class DataParallel:
             return None
         return cls(dist.get_rank(), dist.get_world_size())
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
     # -- sharding ----------------------------------------------------------------------------------
     def material(self, items: Sequence[ItemT]) -> list[ItemT]:
         return list(items[self.rank :: self.world_size])
