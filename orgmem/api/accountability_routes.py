@@ -1,6 +1,6 @@
 """``/api/orgs/{org}``: forget a document, its receipts, and the org's audit trail (admin keys only).
 
-The HTTP face of ``orgmem forget``, ``orgmem receipts``/``receipt show`` and ``orgmem audit``,
+The HTTP face of ``orgmem forget``, ``orgmem receipts list|show`` and ``orgmem audit``,
 with the key's identity as the recorded actor. Another org's receipt is a 404 naming only the
 caller's own org, so ids of other orgs cannot be probed.
 """

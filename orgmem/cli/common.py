@@ -21,8 +21,10 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Annotated, Any
 
+import click
 import typer
 from sqlalchemy.orm import Session
+from typer.core import TyperGroup
 
 from orgmem.config import Settings, get_settings
 from orgmem.store.base import ObjectStore
@@ -123,14 +125,27 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
-def mount(app: typer.Typer, module: ModuleType) -> None:
-    """Add ``orgmem/cli/<name>.py`` to ``app`` as ``orgmem <name>`` (its ``app`` group or ``command``)."""
+class ListByDefault(TyperGroup):
+    """A noun's group (``orgmem jobs``) that lists when the first word is not one of its verbs, so
+    the older one-command spelling ``orgmem jobs ORG`` means ``orgmem jobs list ORG``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+def mount(app: typer.Typer, module: ModuleType, *, alias: str | None = None) -> None:
+    """Add ``orgmem/cli/<name>.py`` to ``app`` as ``orgmem <name>`` (its ``app`` group or ``command``);
+    ``alias``: also as ``orgmem <alias>``, hidden from help (an older spelling scripts may use)."""
     name = module.__name__.rsplit(".", 1)[-1]
     group = getattr(module, "app", None)
     if isinstance(group, typer.Typer):
         app.add_typer(group, name=name)
+        if alias is not None:
+            app.add_typer(group, name=alias, hidden=True)
         return
     command = getattr(module, "command", None)
     if not callable(command):
-        raise RuntimeError(f"orgmem.cli.{name} must export `app` (typer.Typer) or `command` (a function)")
+        raise RuntimeError(f"{module.__name__} must export `app` (typer.Typer) or `command` (a function)")
     app.command(name, context_settings=getattr(command, "context_settings", None))(command)

@@ -68,7 +68,7 @@ def follow(job_id: str, timeout: float | None, quiet: bool) -> dict[str, Any]:
     try:
         return wait_for(job_id, timeout=timeout, poll=1.0, on_update=show)
     except TimeoutError as exc:
-        raise OrgmemError(f"{exc}; it keeps running: `orgmem job show {job_id}`") from None
+        raise OrgmemError(f"{exc}; it keeps running: `orgmem jobs show {job_id}`") from None
 
 
 def command(

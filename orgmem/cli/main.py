@@ -21,14 +21,12 @@ from orgmem.cli import (
     demo,
     forget,
     governance,
-    job,
     jobs,
     keys,
     lineage,
     memory,
     model,
     org,
-    receipt,
     receipts,
     schedule,
     scheduler,
@@ -99,12 +97,10 @@ app.add_typer(db.app, name="db")
 mount(app, source)
 mount(app, sync)
 mount(app, consolidate)
-mount(app, jobs)
-mount(app, job)
+mount(app, jobs, alias="job")
 mount(app, schedule)
 mount(app, forget)
-mount(app, receipts)
-mount(app, receipt)
+mount(app, receipts, alias="receipt")
 mount(app, audit)
 mount(app, governance)
 mount(app, keys)

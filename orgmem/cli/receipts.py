@@ -1,4 +1,8 @@
-"""``orgmem receipts ORG``: every forget of an org, newest first, with its deletion status."""
+"""``orgmem receipts list ORG`` and ``orgmem receipts show ID``: what each forget did.
+
+``orgmem receipts ORG`` (no verb) still lists, and ``orgmem receipt show ID`` is a hidden alias
+(``main``), so scripts written for the older spellings keep working.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,17 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import JsonFlag, db_session, emit, format_table, short_time
+from orgmem.cli.common import JsonFlag, ListByDefault, db_session, emit, format_table, short_time
+
+app = typer.Typer(cls=ListByDefault, help="Forget receipts: list an org's, show one.", no_args_is_help=True)
 
 
-def command(
+@app.command("list")
+def list_(
     org: Annotated[str, typer.Argument(help="Org slug.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """List the org's forget receipts (`orgmem receipt show ID` prints one)."""
+    """List the org's forget receipts (`orgmem receipts show ID` prints one)."""
     from orgmem.lineage import get_org
     from orgmem.lineage.receipts import list_receipts, receipt_dict
 
@@ -30,3 +37,18 @@ def command(
     headers = ["RECEIPT", "AT", "DOCUMENT", "ACTOR", "QUARANTINED", "HEAD AFTER", "DELETION", "BYTES"]
     empty = f"org {org!r} has no forget receipts"
     emit(rows, as_json, lambda: format_table(headers, table) if table else empty)
+
+
+@app.command("show")
+def show(
+    receipt_id: Annotated[str, typer.Argument(help="Receipt id (fr_...), from `orgmem receipts list ORG`.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """What a forget did: document, checkpoints, head move, objects deleted, actor, time."""
+    from orgmem.db.models import Org
+    from orgmem.lineage.receipts import get_receipt, receipt_dict, receipt_text
+
+    with db_session() as session:
+        receipt = get_receipt(session, receipt_id)
+        data = receipt_dict(receipt, session.get(Org, receipt.org_id).slug)
+    emit(data, as_json, lambda: receipt_text(data))

@@ -7,7 +7,7 @@ also the per-org lock: a claim is refused while another consolidation job of the
 a live lease. Claims run in one write transaction that locks the org row (PostgreSQL) or takes
 SQLite's write lock, so two workers can never both win. The lease records the holding process
 (``holder``); a holder on this machine that died frees the org at once (``orphans``), and the
-refusal names the holder and how to free the org by hand (``orgmem job cancel``).
+refusal names the holder and how to free the org by hand (``orgmem jobs cancel``).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def held_message(org_slug: str, holder: Job, waiting_job_id: str | None = None) 
     )
     return (
         f"org {org_slug!r} is being consolidated by job {holder.id!r} ({lease_text(holder)}); {waits}"
-        f"if that job is stuck, free the org with `orgmem job cancel {holder.id}`"
+        f"if that job is stuck, free the org with `orgmem jobs cancel {holder.id}`"
     )
 
 

@@ -50,7 +50,7 @@ def finish_job(session: Session, job_id: str, owner: str, result: dict[str, Any]
 def fail_job(
     session: Session, job_id: str, owner: str | None, error: str, *, details: dict[str, Any] | None = None
 ) -> Job:
-    """Record a final failure with its error message (``orgmem job retry`` can run it again)."""
+    """Record a final failure with its error message (``orgmem jobs retry`` can run it again)."""
     begin_write(session)
     job = get_job(session, job_id, for_update=True)
     job.status = JobStatus.FAILED.value

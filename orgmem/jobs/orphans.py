@@ -2,7 +2,7 @@
 
 Called wherever a held lease would refuse work (a claim of the org's consolidation, a new
 consolidation job, a forget): instead of waiting out the lease, a holder that ``holder.is_gone``
-proves dead has its job failed with the reason, and the lease is dropped. ``orgmem job retry``
+proves dead has its job failed with the reason, and the lease is dropped. ``orgmem jobs retry``
 runs a job failed this way again. The caller's transaction holds the job row; nothing commits here.
 """
 

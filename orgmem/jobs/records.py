@@ -87,7 +87,7 @@ def list_jobs(
 def add_event(
     session: Session, job: Job | str, message: str, *, level: str = "info", data: dict[str, Any] | None = None
 ) -> JobEvent:
-    """Append one line to the job's event log (shown by ``orgmem job show``)."""
+    """Append one line to the job's event log (shown by ``orgmem jobs show``)."""
     if level not in EVENT_LEVELS:
         raise OrgmemError(f"job event level {level!r} is not one of {EVENT_LEVELS}")
     job_id = job if isinstance(job, str) else job.id
@@ -114,7 +114,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def job_dict(session: Session, job: Job, *, events: bool = False) -> dict[str, Any]:
-    """The JSON shape of a job for ``orgmem jobs`` / ``orgmem job show`` (and the API)."""
+    """The JSON shape of a job for ``orgmem jobs`` / ``orgmem jobs show`` (and the API)."""
     org = session.get(Org, job.org_id) if job.org_id is not None else None
     out: dict[str, Any] = {
         "id": job.id,

@@ -49,7 +49,7 @@ def receipt_dict(receipt: ForgetReceipt, org_slug: str) -> dict[str, Any]:
 
 
 def receipt_text(data: dict[str, Any]) -> str:
-    """The human rendering of ``receipt_dict`` (``orgmem forget`` and ``orgmem receipt show``)."""
+    """The human rendering of ``receipt_dict`` (``orgmem forget`` and ``orgmem receipts show``)."""
     deletion = data["deletion"]
     status = deletion["status"]
     if status == "pending":

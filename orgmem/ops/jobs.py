@@ -63,8 +63,8 @@ def _busy_message(org_slug: str, active: Job) -> str:
         state += ": its lease expired, a worker's recovery re-queues it"
     return (
         f"org {org_slug!r} already has consolidation job {active.id!r} ({state}); "
-        f"follow it with `orgmem job show {active.id}` or stop it and free the org with "
-        f"`orgmem job cancel {active.id}`"
+        f"follow it with `orgmem jobs show {active.id}` or stop it and free the org with "
+        f"`orgmem jobs cancel {active.id}`"
     )
 
 
@@ -210,7 +210,7 @@ def sync_inline(
     count_tokens: Callable[[str], int] | None = None,
 ) -> tuple[str, list[SyncReport]]:
     """``orgmem sync --inline``: sync the org (or one source) in this process, still recorded as a job
-    (created, claimed, finished or failed), so ``orgmem job show`` lists its failures and result.
+    (created, claimed, finished or failed), so ``orgmem jobs show`` lists its failures and result.
     Any source error fails the job; an exception is recorded, then raised to the caller."""
     from orgmem.ops.handlers import SyncHere
 

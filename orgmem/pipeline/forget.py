@@ -176,7 +176,7 @@ def forget_document(
     if busy is not None:
         raise ConflictError(
             f"org {org_slug!r} is being consolidated by job {busy.id!r}, which may be training on "
-            f"{doc.external_id!r}: cancel it (`orgmem job cancel {busy.id}`) or wait, then forget"
+            f"{doc.external_id!r}: cancel it (`orgmem jobs cancel {busy.id}`) or wait, then forget"
         )
     versions = select(DocumentVersion.id).where(DocumentVersion.document_id == doc.id)
     chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.document_version_id.in_(versions))))

@@ -27,7 +27,6 @@ RESERVED = {
     "sync": 5,
     "consolidate": 5,
     "jobs": 5,
-    "job": 5,
     "schedule": 5,
     "forget": 5,
     "keys": 6,
@@ -39,6 +38,8 @@ RESERVED = {
     "demo": 5,
     "model": 3,
 }
+#: Older spellings kept for scripts: they work, but help lists only the one noun (``jobs``, ``receipts``).
+HIDDEN_ALIASES = {"job": "jobs", "receipt": "receipts"}
 OWN = [
     "init",
     "config",
@@ -63,6 +64,16 @@ def invoke(*args: str, code: int = 0):
 def test_help_lists_every_command() -> None:
     listed = set(re.findall(r"^│ (\w[\w-]*)\s", invoke("--help").stdout, flags=re.M))
     assert set(OWN) | set(RESERVED) <= listed
+
+
+def test_one_verb_per_noun_and_the_old_spellings_still_work() -> None:
+    listed = set(re.findall(r"^│ (\w[\w-]*)\s", invoke("--help").stdout, flags=re.M))
+    assert {"jobs", "receipts"} <= listed and not set(HIDDEN_ALIASES) & listed
+    for alias, noun in HIDDEN_ALIASES.items():
+        verbs = set(re.findall(r"^│ (\w+)\s", invoke(noun, "--help").stdout, flags=re.M))
+        assert {"list", "show"} <= verbs
+        assert set(re.findall(r"^│ (\w+)\s", invoke(alias, "--help").stdout, flags=re.M)) == verbs
+    assert "Org slug" in invoke("jobs", "acme", "--help").stdout, "`orgmem jobs ORG` still means `jobs list`"
 
 
 @pytest.mark.parametrize("name", sorted(RESERVED))

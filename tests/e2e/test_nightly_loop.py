@@ -164,8 +164,8 @@ def test_two_nights_on_real_services_with_s3_outage(real_services, tmp_path):
     healthy = Worker(tmp_path / "night2.log", env)
     try:
         healthy.wait_ready()
-        run_cli("job", "retry", failed["id"])
-        night2 = cli_json("job", "wait", failed["id"], "--timeout", "240")
+        run_cli("jobs", "retry", failed["id"])
+        night2 = cli_json("jobs", "wait", failed["id"], "--timeout", "240")
     finally:
         healthy.stop(idle=True)
     assert night2["status"] == "succeeded" and night2["attempts"] == 1, night2["error"]
@@ -180,5 +180,5 @@ def test_two_nights_on_real_services_with_s3_outage(real_services, tmp_path):
     assert tree["served_checkpoint_id"] == second
     jobs = cli_json("jobs", "acme")
     assert [j["kind"] for j in jobs].count("consolidate") == 2
-    shown = run_cli("job", "show", failed["id"]).stdout
+    shown = run_cli("jobs", "show", failed["id"]).stdout
     assert "unreachable" in shown and "re-queued" in shown and f"checkpoint {second} promoted" in shown

@@ -50,7 +50,7 @@ def test_worker_killed_mid_consolidation_on_postgres_and_redis(real_services, tm
 
     second = Worker(tmp_path / "w2.log", env, queues="consolidate")
     try:
-        done = cli_json("job", "wait", job, "--timeout", "240")
+        done = cli_json("jobs", "wait", job, "--timeout", "240")
     finally:
         second.stop(idle=True)
     assert done["status"] == "succeeded", done["error"]

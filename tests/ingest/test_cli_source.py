@@ -85,7 +85,7 @@ def test_bad_input_messages_and_exit_codes(db_url, tmp_path):
     assert "nope" in cli("sync", "nope", code=2).stderr  # unknown org: nothing queued
     queued = cli("sync", "acme", "--json")
     assert queued["status"] == "queued"
-    shown = cli("job", "show", queued["job"], "--json")
+    shown = cli("jobs", "show", queued["job"], "--json")
     assert shown["kind"] == "sync" and shown["status"] == "queued"
 
     shutil.rmtree(repo)  # ... and one that stops being readable later fails at sync

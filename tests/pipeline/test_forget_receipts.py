@@ -131,9 +131,9 @@ def test_cli_forget_prints_the_receipt_and_lists_it(org, chain):
     assert len(listed) == 1 and listed[0]["actor"] == "dpo" and listed[0]["replay_job"].startswith("jb_")
     table = runner.invoke(app, ["receipts", org]).stdout
     assert listed[0]["id"] in table and "bravo.md" in table and "done" in table
-    shown = runner.invoke(app, ["receipt", "show", listed[0]["id"], "--json"])
+    shown = runner.invoke(app, ["receipts", "show", listed[0]["id"], "--json"])
     assert json.loads(shown.stdout) == listed[0]
-    missing = runner.invoke(app, ["receipt", "show", "fr_nope"])
+    missing = runner.invoke(app, ["receipts", "show", "fr_nope"])
     assert missing.exit_code == 2 and "forget receipt 'fr_nope'" in missing.stderr
 
 

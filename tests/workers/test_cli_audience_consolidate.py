@@ -27,7 +27,7 @@ def test_consolidate_a_group_inline(org, monkeypatch):
     result = view["result"]
     assert view["status"] == "succeeded" and result["status"] == "promoted" and result["audience"] == "eng"
     assert result["n_new"] == len(eng)
-    text = cli("job", "show", view["id"]).stdout
+    text = cli("jobs", "show", view["id"]).stdout
     assert f"checkpoint {result['checkpoint_id']} promoted (group 'eng')" in text
     assert cli("checkpoints", "acme", "--json")["checkpoints"] == [], "the org memory saw nothing"
     assert "nothing pending for org 'acme' group 'eng'" in cli(

@@ -31,14 +31,14 @@ def test_consolidate_inline_jobs_and_job_show(org, monkeypatch):
     assert view["status"] == "succeeded" and view["result"]["status"] == "promoted"
     listed = cli("jobs", "acme", "--json")
     assert [j["id"] for j in listed] == [view["id"]]
-    text = cli("job", "show", view["id"]).stdout
+    text = cli("jobs", "show", view["id"]).stdout
     assert f"checkpoint {view['result']['checkpoint_id']} promoted" in text and "events:" in text
     nothing = cli("consolidate", "acme", "--inline")
     assert "nothing pending" in nothing.stdout
 
 
 def test_bad_input_is_named_with_an_exit_code(org):
-    assert "job 'jb_nope' not found" in cli("job", "show", "jb_nope", code=2).stderr
+    assert "job 'jb_nope' not found" in cli("jobs", "show", "jb_nope", code=2).stderr
     assert "org 'nope' not found" in cli("consolidate", "nope", code=2).stderr
     assert "--engine must be a JSON object" in cli("consolidate", "acme", "--engine", "[1]", code=1).stderr
     assert "--engine is not valid JSON" in cli("consolidate", "acme", "--engine", "{", code=1).stderr
@@ -58,9 +58,9 @@ def test_queue_cancel_retry_and_schedule_commands(org):
     assert queued["status"] == "queued"
     again = cli("consolidate", "acme", code=3)
     assert f"already has consolidation job '{queued['job']}'" in again.stderr
-    assert cli("job", "cancel", queued["job"], "--json")["status"] == "cancelled"
-    assert "already cancelled" in cli("job", "cancel", queued["job"], code=3).stderr
-    assert cli("job", "retry", queued["job"], "--json")["status"] == "queued"
+    assert cli("jobs", "cancel", queued["job"], "--json")["status"] == "cancelled"
+    assert "already cancelled" in cli("jobs", "cancel", queued["job"], code=3).stderr
+    assert cli("jobs", "retry", queued["job"], "--json")["status"] == "queued"
     view = cli("schedule", "acme", "--cron", "0 2 * * *", "--tz", "Europe/Oslo", "--json")
     assert view["timezone"] == "Europe/Oslo" and view["next_run"]
     assert [v["org"] for v in cli("schedule", "list", "--json")] == ["acme"]

@@ -1,5 +1,5 @@
 """Issue 14 finding 4 on SQLite: a killed ``--inline`` consolidation must not lock its org until its
-lease expires, ``orgmem job cancel`` frees the org, and every refusal names what holds the org
+lease expires, ``orgmem jobs cancel`` frees the org, and every refusal names what holds the org
 and how to free it.
 
 A "killed inline run" is a separate Python process that claims the job and exits without
@@ -124,7 +124,7 @@ def test_live_holder_refusals_name_it_and_how_to_free_the_org(org):
         assert f"job '{first}'" in message and "worker w1" in message
         assert f"pid {os.getpid()} on {HOST}" in message
         assert "started " in message and "lease until" in message
-        assert f"`orgmem job cancel {first}`" in message
+        assert f"`orgmem jobs cancel {first}`" in message
     assert f"job '{second}' cannot start" in str(claimed.value)
     assert _job(first)["status"] == "running", "a live holder is never released"
 
@@ -135,10 +135,10 @@ def test_cancel_releases_the_lease_and_the_inline_rerun_runs(org):
     with session_scope(write=True) as s:  # alive, or on a machine orgmem cannot look at
         claim_job(s, held, "w1", 600)
     refused = cli("consolidate", "acme", "--inline", code=3)
-    assert f"`orgmem job cancel {held}`" in refused.stderr and f"on {HOST}" in refused.stderr
-    out = cli("job", "cancel", held).stdout
+    assert f"`orgmem jobs cancel {held}`" in refused.stderr and f"on {HOST}" in refused.stderr
+    out = cli("jobs", "cancel", held).stdout
     assert "lease" in out and "released" in out
-    cancelled = cli("job", "show", held, "--json")
+    cancelled = cli("jobs", "show", held, "--json")
     assert cancelled["status"] == "cancelled" and cancelled["lease_owner"] is None
     assert cancelled["error"].startswith("cancelled by ") and "while running" in cancelled["error"]
     rerun = cli("consolidate", "acme", "--inline", "--json")
@@ -148,7 +148,7 @@ def test_cancel_releases_the_lease_and_the_inline_rerun_runs(org):
 
 def test_cancelled_jobs_always_say_why(org):
     queued = cli("consolidate", "acme", "--json")["job"]
-    shown = cli("job", "cancel", queued, "--json")
+    shown = cli("jobs", "cancel", queued, "--json")
     assert shown["status"] == "cancelled" and shown["error"] and "before it started" in shown["error"]
     # an inline job refused because the org is busy is closed with the refusal as its error
     busy = _new()
@@ -156,8 +156,8 @@ def test_cancelled_jobs_always_say_why(org):
         claim_job(s, busy, "w1", 60)
     refused = _new()
     assert run_inline(refused).status == "waiting"
-    shown = cli("job", "show", refused, "--json")
-    assert shown["status"] == "cancelled" and f"`orgmem job cancel {busy}`" in shown["error"]
+    shown = cli("jobs", "show", refused, "--json")
+    assert shown["status"] == "cancelled" and f"`orgmem jobs cancel {busy}`" in shown["error"]
     assert f"job {refused} cancelled 0%: not run: org 'acme' is being consolidated" in cli(
         "job", "wait", refused, code=1
     ).stdout
@@ -232,5 +232,5 @@ def test_holder_pid_is_recorded_and_shown(org):
     job = _new()
     with session_scope(write=True) as s:
         claim_job(s, job, "w1", 60)
-    text = cli("job", "show", job).stdout
+    text = cli("jobs", "show", job).stdout
     assert re.search(rf"worker    w1 \(pid {os.getpid()} on {re.escape(HOST)}, lease until ", text)

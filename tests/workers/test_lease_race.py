@@ -82,7 +82,7 @@ def test_two_processes_claim_one_org_at_once_exactly_one_wins(db_url):  # noqa: 
             assert job.attempts == 1, "claimed once, even when delivered twice"
             if kind != "same_job":
                 assert get_job(s, jobs[loser[0]]).status == "queued", "a refused claim changes nothing"
-                assert f"by job '{won_job}'" in loser[2] and f"`orgmem job cancel {won_job}`" in loser[2]
+                assert f"by job '{won_job}'" in loser[2] and f"`orgmem jobs cancel {won_job}`" in loser[2]
             if dead is not None:
                 gone = get_job(s, dead)
                 assert gone.status == "failed" and gone.lease_owner is None

@@ -69,7 +69,7 @@ def test_worker_killed_mid_consolidation_job_retried_once(worker_env, tmp_path):
 
     second = Worker(tmp_path / "w2.log", worker_env)
     try:
-        done = cli_json("job", "wait", job, "--timeout", "150")
+        done = cli_json("jobs", "wait", job, "--timeout", "150")
     finally:
         second.stop(idle=True)
     assert done["status"] == "succeeded", done["error"]

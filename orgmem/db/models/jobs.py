@@ -45,7 +45,7 @@ class Job(Base):
 
 
 class JobEvent(Base):
-    """A progress message or error of a job, shown by ``orgmem job show``."""
+    """A progress message or error of a job, shown by ``orgmem jobs show``."""
 
     __tablename__ = "job_events"
 
