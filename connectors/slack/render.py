@@ -211,7 +211,7 @@ def render(
         )
 
 
-def _document(
+def _document(  # noqa: PLR0913  # one Slack document's parts, each a different thread field
     external_id: str,
     title: str,
     msgs: list[dict[str, Any]],

@@ -96,7 +96,7 @@ def split_body(
     return pieces
 
 
-def chunk_document(
+def chunk_document(  # noqa: PLR0913  # the text and its identity, then keyword-only chunker options
     org: str,
     doc_key: str,
     text: str,

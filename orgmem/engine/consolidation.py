@@ -435,7 +435,7 @@ def night_lr_factor(step: int, total: int, final: float) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * step / (total - 1)))
 
 
-def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],
+def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str], replay_chunks: list[str],  # noqa: PLR0913  # the engine's entry point: the night's inputs, then keyword-only options
                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
                 progress: bool = True, log_extra: dict | None = None,
                 underlay: bytes | None = None, on_step: StepCallback | None = None,

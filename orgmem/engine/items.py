@@ -120,7 +120,7 @@ def _render(tokenizer, turns: Sequence[tuple[str, str]], max_len: int | None) ->
     return Item(ids, targets, "chat") if targets.any() else None
 
 
-def chat_items(tokenizer, chunks: Sequence[str], max_len: int, turns: int, per_statement: int,
+def chat_items(tokenizer, chunks: Sequence[str], max_len: int, turns: int, per_statement: int,  # noqa: PLR0913  # the chat form's shape knobs, each a config field
                rng: random.Random, asked: Mapping[str, str] | None = None,
                value_answers: bool = True, teacher: bool = False) -> list[Item]:
     """Derived Q/A forms, shuffled then grouped ``turns`` per conversation."""

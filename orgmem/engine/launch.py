@@ -64,7 +64,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_inputs(
+def _write_inputs(  # noqa: PLR0913  # each rank's inputs, written once to files
     run_dir: Path,
     base_name: str,
     parent_memory: bytes | None,
@@ -187,7 +187,7 @@ def _discard_data(run_dir: Path) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
-def train_data_parallel(
+def train_data_parallel(  # noqa: PLR0913  # the night's inputs, as consolidate takes them
     base_name: str,
     parent_memory: bytes | None,
     parent_train_state: bytes | None,

@@ -54,7 +54,7 @@ def check_source(
         raise err from None
 
 
-def add_source(
+def add_source(  # noqa: PLR0913  # a source's recorded fields, as the CLI and API take them
     session: Session,
     org: m.Org,
     kind: str,

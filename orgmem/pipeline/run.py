@@ -216,7 +216,7 @@ def training_progress(ctx: Reporter, *, start: float, end: float, every_s: float
     return on_step
 
 
-def _commit(
+def _commit(  # noqa: PLR0913  # what the night produced, committed in one step
     store: ObjectStore,
     inputs: Inputs,
     result,

@@ -74,7 +74,7 @@ def _pad(rows: list[list], value) -> Tensor:
 
 
 @torch.no_grad()
-def build_bank(base, layer: int, seed: int, size: int, *, facts: tuple[int, int] = (4, 10), queries: int = 4,
+def build_bank(base, layer: int, seed: int, size: int, *, facts: tuple[int, int] = (4, 10), queries: int = 4,  # noqa: PLR0913  # keyword-only episode shape
                chat_prob: float = 0.5, encode_batch: int = 16, progress: bool = False) -> EpisodeBank:
     """``size`` episodes from ``seed`` with their states entering ``layer`` cached."""
     rng, tok, model = random.Random(seed), base.tokenizer, base.model  # nosec B311  # seeded data

@@ -287,7 +287,7 @@ def _start(kind: TitansMemory, base, opt, banks: _Banks, eval_bank: EpisodeBank,
     return 0, [], before
 
 
-def _loop(kind: TitansMemory, base, opt, banks: _Banks, eval_bank: EpisodeBank, cfg: MetaTrainConfig,
+def _loop(kind: TitansMemory, base, opt, banks: _Banks, eval_bank: EpisodeBank, cfg: MetaTrainConfig,  # noqa: PLR0913  # the loop's state, resumed from a checkpoint
           start: int, history: list, before: dict, ckpt_path: Path, max_seconds: float | None, progress: bool
           ) -> tuple[int, float]:
     """Outer steps ``start..cfg.steps`` (or until ``max_seconds``); returns (steps done, seconds)."""

@@ -98,7 +98,7 @@ class MemoryState:
 class NeuralMemory(nn.Module):
     """One Titans memory reading/writing the hidden states ``x`` (b, n, d) of one layer."""
 
-    def __init__(self, dim: int, *, heads: int = 4, dim_head: int = 64, depth: int = 2, expansion: int = 4,
+    def __init__(self, dim: int, *, heads: int = 4, dim_head: int = 64, depth: int = 2, expansion: int = 4,  # noqa: PLR0913  # keyword-only hyperparameters of the module
                  chunk_size: int = 16, max_lr: float = 0.5, conv_kernel: int = 4, key_shift: bool = True,
                  max_grad_norm: float = 1.0, gate_bias: float = -3.0, seed: int = 0):
         super().__init__()
