@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
 _INVISIBLE = ("script", "style", "noscript", "template", "svg", "iframe", "head")
 _CHROME = ("nav", "header", "footer", "aside", "form")
@@ -69,7 +69,7 @@ def html_to_text(html: str, *, main_only: bool = False) -> str:
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(_INVISIBLE):
         tag.decompose()
-    root = soup
+    root: Tag = soup
     if main_only:
         for tag in soup(_CHROME):
             tag.decompose()

@@ -112,7 +112,8 @@ def user_names(users: Iterable[dict[str, Any]]) -> dict[str, str]:
     """id → the name people see (display name, else real name, else handle)."""
     names = {}
     for user in users:
-        profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+        profile = user.get("profile")
+        profile = profile if isinstance(profile, dict) else {}
         candidates = (
             profile.get("display_name"), user.get("real_name"), profile.get("real_name"), user.get("name")
         )  # fmt: skip

@@ -87,15 +87,16 @@ class ServingState:
 
     def _start_engine(self) -> None:
         s = self.serve
-        self.engine = GenerationEngine(self.base, max_batch=s.max_batch, prefill_tokens=s.prefill_tokens,
-                                       max_queue=s.max_queue, on_step=self._on_step,
-                                       max_generation_s=s.max_generation_seconds or None)
+        engine = GenerationEngine(self.base, max_batch=s.max_batch, prefill_tokens=s.prefill_tokens,
+                                  max_queue=s.max_queue, on_step=self._on_step,
+                                  max_generation_s=s.max_generation_seconds or None)
+        self.engine = engine
         if not self.engine_in_caller:
             self.engine.start()
         self._engine_built.set()
         self.metrics.bind(loaded=lambda: len(self.cache), loaded_orgs=self._loaded_orgs,
-                          loaded_bytes=lambda: self.cache.nbytes, active=lambda: self.engine.active,
-                          waiting=lambda: self.engine.waiting)
+                          loaded_bytes=lambda: self.cache.nbytes, active=lambda: engine.active,
+                          waiting=lambda: engine.waiting)
         self._ready.set()
         logger.info("serving ready",
                     extra={"base": self.base.name, "fingerprint": self.base.fingerprint[:12]})
@@ -110,7 +111,8 @@ class ServingState:
         while not self._engine_built.wait(0.5):
             if should_stop() or self.load_error is not None:
                 return
-        self.engine.run_here(should_stop)
+        if self.engine is not None:  # set before _engine_built
+            self.engine.run_here(should_stop)
 
     @property
     def ready(self) -> bool:

@@ -19,15 +19,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from sqlalchemy.orm import Session
 from typer.core import TyperGroup
 
 from orgmem.config import Settings, get_settings
 from orgmem.store.base import ObjectStore
+
+if TYPE_CHECKING:  # the Context TyperGroup's methods take: Typer's own copy of click's
+    from typer._click.core import Context
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ActorOption = Annotated[
@@ -129,7 +131,7 @@ class ListByDefault(TyperGroup):
     """A noun's group (``orgmem jobs``) that lists when the first word is not one of its verbs, so
     the older one-command spelling ``orgmem jobs ORG`` means ``orgmem jobs list ORG``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         if args and not args[0].startswith("-") and args[0] not in self.commands:
             args = ["list", *args]
         return super().parse_args(ctx, args)

@@ -24,8 +24,8 @@ from orgmem.cli.common import (
     parse_time,
     short_time,
 )
-from orgmem.db.models import Checkpoint, CheckpointInput, Org
-from orgmem.errors import ConflictError
+from orgmem.db.models import AudienceHead, Checkpoint, CheckpointInput, Org
+from orgmem.errors import ConflictError, NotFoundError
 from orgmem.lineage import event_dict, get_checkpoint, get_org, list_tree, served_at, serving_history
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, validate_audience
 from orgmem.ops.serving import pin_checkpoint, promote_checkpoint, rollback_org, unpin_org
@@ -56,7 +56,7 @@ def checkpoints(org: OrgArg, audience: AudienceOption = ORG_AUDIENCE, as_json: J
         the_org = get_org(session, org)
         nodes = list_tree(session, the_org, validate_audience(audience))
         holder = head_holder(session, the_org, audience)
-        data = {
+        data: dict[str, Any] = {
             "org": org,
             "audience": audience,
             "head_checkpoint_id": holder.head_checkpoint_id if holder else None,
@@ -88,8 +88,15 @@ def checkpoints(org: OrgArg, audience: AudienceOption = ORG_AUDIENCE, as_json: J
     emit(data, as_json, text)
 
 
-def _checkpoint_details(session: Session, ck: Checkpoint) -> dict[str, Any]:
+def _org_of(session: Session, ck: Checkpoint) -> Org:
     org = session.get(Org, ck.org_id)
+    if org is None:
+        raise NotFoundError(f"checkpoint {ck.id!r} names org id {ck.org_id}, which does not exist")
+    return org
+
+
+def _checkpoint_details(session: Session, ck: Checkpoint) -> dict[str, Any]:
+    org = _org_of(session, ck)
     roles = dict(
         session.execute(
             select(CheckpointInput.role, func.count())
@@ -98,7 +105,7 @@ def _checkpoint_details(session: Session, ck: Checkpoint) -> dict[str, Any]:
         ).all()
     )
     children = list(session.scalars(select(Checkpoint.id).where(Checkpoint.parent_id == ck.id)))
-    holder = head_holder(session, org, ck.audience) or org
+    holder: Org | AudienceHead = head_holder(session, org, ck.audience) or org
     return {
         "id": ck.id,
         "org": org.slug,
@@ -197,7 +204,7 @@ def promote_cmd(
     """Make a checkpoint built on the head the new head (and served, unless pinned)."""
 
     def run(session: Session) -> dict[str, Any]:
-        org = session.get(Org, get_checkpoint(session, checkpoint_id).org_id)
+        org = _org_of(session, get_checkpoint(session, checkpoint_id))
         return promote_checkpoint(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason,
                                   force=force)
 

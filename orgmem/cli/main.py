@@ -8,9 +8,8 @@ An ``OrgmemError`` anywhere becomes its message on stderr and its exit code, nev
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -41,11 +40,14 @@ from orgmem.cli import eval as eval_
 from orgmem.cli.common import mount
 from orgmem.errors import OrgmemError
 
+if TYPE_CHECKING:  # the Context TyperGroup's methods take: Typer's own copy of click's
+    from typer._click.core import Context
+
 
 class OrgmemGroup(TyperGroup):
     """Turns user errors (and database connection errors) into a message and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         from sqlalchemy.exc import OperationalError
 
         try:

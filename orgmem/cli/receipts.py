@@ -46,9 +46,10 @@ def show(
 ) -> None:
     """What a forget did: document, checkpoints, head move, objects deleted, actor, time."""
     from orgmem.db.models import Org
+    from orgmem.db.session import get_row
     from orgmem.lineage.receipts import get_receipt, receipt_dict, receipt_text
 
     with db_session() as session:
         receipt = get_receipt(session, receipt_id)
-        data = receipt_dict(receipt, session.get(Org, receipt.org_id).slug)
+        data = receipt_dict(receipt, get_row(session, Org, receipt.org_id).slug)
     emit(data, as_json, lambda: receipt_text(data))

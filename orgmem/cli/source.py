@@ -108,7 +108,7 @@ def list_(org: Annotated[str, typer.Argument(help="Org slug.")], as_json: JsonFl
     from orgmem.lineage import get_org
 
     with db_session() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "name": s.name,
                 "kind": s.kind,

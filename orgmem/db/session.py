@@ -12,11 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from orgmem.errors import NotFoundError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "orgmem_sqlite_begin"
@@ -109,3 +111,16 @@ def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Se
         raise
     finally:
         session.close()
+
+
+RowT = TypeVar("RowT")
+
+
+def get_row(session: Session, model: type[RowT], key: Any) -> RowT:
+    """``session.get`` for a row the caller's own data references (a foreign key, an id it just read):
+    its absence is a broken reference, reported by table and key rather than as an AttributeError."""
+    row = session.get(model, key)
+    if row is None:
+        table = getattr(model, "__tablename__", model.__name__)
+        raise NotFoundError(f"{table} row {key!r} not found")
+    return row

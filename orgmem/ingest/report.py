@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,8 @@ class SyncReport:
     cursor_advanced: bool = False
     error: str | None = None
     elapsed_s: float = 0.0
-    timings: Counter[str] = field(default_factory=Counter)  # seconds spent in governance, chunking, database
+    # seconds spent in governance, chunking, database
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def ok(self) -> bool:

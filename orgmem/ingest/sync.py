@@ -198,7 +198,7 @@ def _forget_tombstones(
                 session, org.slug, document_id, actor=f"sync:{source.name}",
                 reason=f"deleted at source {source.name!r}",
             )  # fmt: skip
-            report.forgotten.append(result.receipt_id)
+            report.forgotten.append(result.receipt)
         except OrgmemError as exc:
             session.rollback()
             begin_write(session)

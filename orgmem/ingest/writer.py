@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import CursorResult, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import DocumentVersion as Incoming
@@ -214,4 +214,4 @@ class SourceWriter:
         )
         if keep:
             stmt = stmt.where(m.Chunk.chunk_key.not_in(keep))
-        return self.session.execute(stmt).rowcount or 0
+        return cast(CursorResult, self.session.execute(stmt)).rowcount or 0  # an UPDATE's cursor result

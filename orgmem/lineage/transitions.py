@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orgmem.db.enums import CheckpointStatus, ServingAction
-from orgmem.db.models import Checkpoint, Org, ServingEvent
+from orgmem.db.models import AudienceHead, Checkpoint, Org, ServingEvent
 from orgmem.db.session import begin_write
 from orgmem.db.types import utcnow
 from orgmem.errors import ConflictError
@@ -70,7 +70,10 @@ def _locked(session: Session, org: Org | str) -> Org:
 
 def _holder(session: Session, org: Org, audience: str) -> HeadHolder:
     """The head holder of ``audience`` (a group's row is created with its first serving change)."""
-    return head_holder(session, org, audience, create=True, for_update=True)
+    holder = head_holder(session, org, audience, create=True, for_update=True)
+    if holder is None:  # create=True makes the group's row
+        raise RuntimeError(f"no head holder for {audience!r} of org {org.slug!r}")
+    return holder
 
 
 def _record(
@@ -84,7 +87,7 @@ def _record(
     reason: str | None,
     **change: Any,
 ) -> ServingChange:
-    audience = ORG_AUDIENCE if holder is org else holder.audience
+    audience = holder.audience if isinstance(holder, AudienceHead) else ORG_AUDIENCE
     event = ServingEvent(
         org_id=org.id,
         audience=audience,
@@ -97,7 +100,9 @@ def _record(
         created_at=utcnow(),
     )
     session.add(event)
-    data = {"previous": previous, "served": holder.served_checkpoint_id, "head": holder.head_checkpoint_id}
+    data: dict[str, Any] = {
+        "previous": previous, "served": holder.served_checkpoint_id, "head": holder.head_checkpoint_id,
+    }
     if audience != ORG_AUDIENCE:
         data["audience"] = audience
         change["extra"] = {**change.get("extra", {}), "audience": audience}

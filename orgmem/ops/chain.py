@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.db.enums import JobKind
 from orgmem.db.models import Job, Org
+from orgmem.db.session import get_row
 from orgmem.lineage.audiences import ORG_AUDIENCE, pending_groups
 
 CHAIN_KEY = "then_groups"
@@ -33,7 +34,7 @@ def next_group(session: Session, job: Job) -> dict[str, Any] | None:
     if job.kind != JobKind.CONSOLIDATE.value or not job.params.get(CHAIN_KEY) or job.org_id is None:
         return None
     done = job.params.get("audience") or ORG_AUDIENCE
-    pending = pending_groups(session, session.get(Org, job.org_id))
+    pending = pending_groups(session, get_row(session, Org, job.org_id))
     groups = [g for g in pending if done == ORG_AUDIENCE or g > done]
     if not groups:
         return None

@@ -57,7 +57,7 @@ def forget(
         result = forget_document(session, org, document, actor=actor, reason=reason, store=store)
     note = None
     if replay and result.quarantined:
-        note = _queue_replay(org, actor, result.document, result.receipt_id, url)
+        note = _queue_replay(org, actor, result.document, result.receipt, url)
     with session_scope(url) as session:
-        receipt = receipt_dict(get_receipt(session, result.receipt_id), org)
+        receipt = receipt_dict(get_receipt(session, result.receipt), org)
         return Forgotten(receipt, get_org(session, org).slug, note)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orgmem.db.models import Org, Source
-from orgmem.db.session import session_scope
+from orgmem.db.session import get_row, session_scope
 from orgmem.errors import NotFoundError, OrgmemError
 from orgmem.jobs import JobContext, JobFailed
 
@@ -105,7 +105,7 @@ class SyncHere:
 
         try:
             with session_scope(write=True) as session:
-                org = session.get(Org, ctx.org_id)
+                org = get_row(session, Org, ctx.org_id)
                 self.reports = sync_org(session, org, source_name=self.source, job_id=ctx.job_id,
                                         progress=self.progress, count_tokens=self.count_tokens)
         except Exception as exc:

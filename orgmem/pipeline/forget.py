@@ -32,7 +32,7 @@ from orgmem.db.models import (
     ServingEvent,
     Source,
 )
-from orgmem.db.session import begin_write
+from orgmem.db.session import begin_write, get_row
 from orgmem.db.types import new_id, row_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.jobs.lease import live_org_holder
@@ -61,6 +61,13 @@ class ForgetResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def receipt(self) -> str:
+        """The receipt's id, which ``forget_document`` writes before it returns."""
+        if self.receipt_id is None:
+            raise RuntimeError(f"the forget of {self.document!r} returned before writing its receipt")
+        return self.receipt_id
 
 
 def find_document(session: Session, org: Org, ref: str | int) -> Document:
@@ -138,7 +145,7 @@ def _reset_head(
 
 def _move_heads_before(session: Session, org: Org, tainted: set[str], actor: str, reason: str) -> None:
     """For the org and every group whose head lineage holds a tainted checkpoint: roll back past it."""
-    audiences = sorted({session.get(Checkpoint, ck).audience for ck in tainted})
+    audiences = sorted({get_row(session, Checkpoint, ck).audience for ck in tainted})
     for audience in audiences:
         holder = head_holder(session, org, audience, for_update=True)
         if holder is None or holder.head_checkpoint_id is None:
@@ -147,7 +154,7 @@ def _move_heads_before(session: Session, org: Org, tainted: set[str], actor: str
         on_line = [ck for ck in line if ck in tainted]
         if not on_line:
             continue
-        target = session.get(Checkpoint, on_line[-1]).parent_id
+        target = get_row(session, Checkpoint, on_line[-1]).parent_id
         if target is None:
             _reset_head(session, org, holder, audience, actor, reason)
         else:
@@ -188,7 +195,7 @@ def forget_document(
     served_before = org.served_checkpoint_id
     _move_heads_before(session, org, tainted, actor, why)
     for ck_id in sorted(tainted):
-        if session.get(Checkpoint, ck_id).status != CheckpointStatus.QUARANTINED.value:
+        if get_row(session, Checkpoint, ck_id).status != CheckpointStatus.QUARANTINED.value:
             quarantine(session, org, ck_id, actor=actor, reason=why)
             result.quarantined.append(ck_id)
     if chunk_ids:
@@ -217,7 +224,8 @@ def forget_document(
         },
     )
     session.commit()
-    if receipt.deletion_status == ObjectDeletion.PENDING.value and receipt.purge_after <= utcnow():
+    due = receipt.purge_after is not None and receipt.purge_after <= utcnow()
+    if receipt.deletion_status == ObjectDeletion.PENDING.value and due:
         result.deletion_status = _purge_now(session, store, receipt.id)
     logger.warning(
         "document forgotten",
@@ -280,7 +288,7 @@ def _purge_now(session: Session, store: ObjectStore | None, receipt_id: str) -> 
     except Exception as exc:
         session.rollback()
         begin_write(session)
-        session.get(ForgetReceipt, receipt_id).deletion_error = f"{type(exc).__name__}: {exc}"
+        get_row(session, ForgetReceipt, receipt_id).deletion_error = f"{type(exc).__name__}: {exc}"
         session.commit()
         logger.error(
             "forgotten objects not deleted; `orgmem store gc` retries", extra={"receipt": receipt_id}

@@ -36,7 +36,7 @@ from orgmem.config import get_settings
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
-from orgmem.errors import IncompatibleBaseError
+from orgmem.errors import IncompatibleBaseError, NotFoundError
 from orgmem.eval.report import finite_json
 from orgmem.gate import Check, GateConfig, GateDecision, apply_decision, decide
 from orgmem.governance.record import governance_for_chunks
@@ -63,8 +63,10 @@ logger = logging.getLogger(__name__)
 class Reporter(Protocol):
     """What the pipeline needs from its caller (``orgmem.jobs.JobContext`` is one)."""
 
-    job_id: str
-    params: dict[str, Any]
+    @property
+    def job_id(self) -> str | None: ...  # None: no job (library use)
+    @property
+    def params(self) -> dict[str, Any]: ...
 
     def progress(self, fraction: float, message: str | None = None) -> None: ...
     def check(self) -> None: ...
@@ -75,7 +77,7 @@ class Reporter(Protocol):
 class LogReporter:
     """Reporter for library use without a job: progress and events go to the log."""
 
-    job_id = None
+    job_id: str | None = None
     params: dict[str, Any] = {}
 
     def __init__(self, org: str) -> None:
@@ -129,6 +131,8 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
     """A retry after the commit: apply the stored gate decision if that never happened."""
     with session_scope(write=True) as session:
         ck = session.get(Checkpoint, ck_id)
+        if ck is None:
+            raise NotFoundError(f"checkpoint {ck_id!r} of a committed attempt is gone")
         status, metrics, decision = ck.status, CheckpointMetrics.from_json(ck.metrics), _stored_decision(ck)
         if status == CheckpointStatus.CANDIDATE.value and decision is not None:
             status = apply_decision(session, inputs.org_slug, ck_id, decision)
@@ -293,12 +297,12 @@ def consolidate_org(
     its own memory layer set on its own lineage (parent: the group's head).
     """
     t0 = time.time()
-    ctx = ctx or LogReporter(org_slug)
-    params = params if params is not None else dict(ctx.params or {})
+    reporter: Reporter = ctx or LogReporter(org_slug)
+    params = params if params is not None else dict(reporter.params or {})
     cfg, settings = resolve(params), get_settings()
     actor = str(params.get("actor") or "system")
     audience = validate_audience(str(params.get("audience") or ORG_AUDIENCE))
-    _freeze_config(ctx, cfg)
+    _freeze_config(reporter, cfg)
     store = store or open_store(settings=settings)
     extra = {"base_model": settings.base_model, "engine": cfg.engine.to_dict()}
     with session_scope() as session:
@@ -318,15 +322,15 @@ def consolidate_org(
     grouped = audience != ORG_AUDIENCE
     underlay_id = inputs.digest_extra.get(DIGEST_KEY)
     on_top = f", on org checkpoint {underlay_id or '(none: bare base)'}" if grouped else ""
-    ctx.progress(
+    reporter.progress(
         0.02,
         f"{_audience_label(audience)}{len(inputs.new)} pending chunk(s), {len(inputs.replay)} replayed, "
         f"parent {inputs.parent_id or '(none: first night)'}{on_top}",
     )
     if existing_id is not None:
-        return _finish_existing(existing_id, inputs, ctx, t0)
+        return _finish_existing(existing_id, inputs, reporter, t0)
     if not inputs.new:
-        ctx.event("nothing pending: no checkpoint made")
+        reporter.event("nothing pending: no checkpoint made")
         return ConsolidationOutcome(
             org_slug, "nothing_to_do", audience, None, inputs.parent_id, seconds=time.time() - t0
         )
@@ -339,13 +343,13 @@ def consolidate_org(
         inputs = rescore_replay(
             inputs, forgetting_scorer(base, parent.memory, underlay), cfg.pipeline.replay_pool
         )
-        ctx.event(
+        reporter.event(
             f"replay: {len(inputs.replay)} of {len(inputs.candidates)} live older chunk(s), "
             "half by age, half the most forgotten"
         )
-    ctx.progress(0.05, f"training on base {base.name}")
-    result = _train(base, parent, inputs, cfg, ctx, underlay)
-    ctx.progress(
+    reporter.progress(0.05, f"training on base {base.name}")
+    result = _train(base, parent, inputs, cfg, reporter, underlay)
+    reporter.progress(
         0.6,
         f"trained {result.metrics.get('steps')} steps in {result.seconds:.1f} s "
         f"(loss {result.metrics.get('loss_first')} → {result.metrics.get('loss_last')}); evaluating",
@@ -359,14 +363,14 @@ def consolidate_org(
         engine=finite_json(result.metrics),
         gate=finite_json(decision.to_dict()),
     )
-    ctx.progress(0.85, f"evaluated in {metrics.evaluation['eval_seconds']} s; gate {decision.summary()}")
-    ctx.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
+    reporter.progress(0.85, f"evaluated in {metrics.evaluation['eval_seconds']} s; gate {decision.summary()}")
+    reporter.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
     record = underlay_record(underlay_id, underlay) if grouped else None
-    ck_id, created = _commit(store, inputs, result, metrics, cfg, base, ctx, actor, record)
-    ctx.progress(0.95, f"committed checkpoint {ck_id}")
+    ck_id, created = _commit(store, inputs, result, metrics, cfg, base, reporter, actor, record)
+    reporter.progress(0.95, f"committed checkpoint {ck_id}")
     with session_scope(write=True) as session:
         status = apply_decision(session, org_slug, ck_id, decision)
-    ctx.event(
+    reporter.event(
         f"checkpoint {ck_id} {status}: {decision.summary()}",
         level="info" if decision.passed else "warning",
         data={"gate": metrics.gate},
@@ -380,7 +384,7 @@ def consolidate_org(
         created,
         len(inputs.new),
         len(inputs.replay),
-        metrics.gate,
+        metrics.gate or {},
         metrics.to_json(),
         time.time() - t0,
     )
