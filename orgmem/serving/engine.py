@@ -31,7 +31,7 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from orgmem.errors import OrgmemError
-from orgmem.serving.adapters import RowMemory
+from orgmem.memory.rows import RowMemory
 from orgmem.serving.kvcache import BatchCache
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.sampling import Sampler, SamplingParams, sample_rows

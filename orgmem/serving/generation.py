@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from orgmem.errors import ApiError
-from orgmem.serving.adapters import RowMemory
+from orgmem.memory.rows import RowMemory
 from orgmem.serving.engine import Event, Failed, Finished, GenerationEngine, GenerationRequest
 from orgmem.serving.resolve import ResolvedModel
 from orgmem.serving.sampling import SamplingParams

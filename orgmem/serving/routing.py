@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from orgmem.errors import IntegrityError
-from orgmem.serving.adapters import RowMemory, RowOp
+from orgmem.memory.rows import RowMemory, RowOp
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 from orgmem.memory.cms.config import CmsConfig
 from orgmem.memory.cms.model import CmsMemory
+from orgmem.memory.cms.rows import cms_rows
 from orgmem.memory.registry import register_memory_kind
 
-register_memory_kind("cms", CmsConfig, CmsMemory)
+register_memory_kind("cms", CmsConfig, CmsMemory, rows=cms_rows)
 
 __all__ = ["CmsConfig", "CmsMemory"]

@@ -2,8 +2,9 @@
 
 from orgmem.memory.lora.config import LoraMemoryConfig
 from orgmem.memory.lora.model import LoraMemory
+from orgmem.memory.lora.rows import lora_rows
 from orgmem.memory.registry import register_memory_kind
 
-register_memory_kind("lora", LoraMemoryConfig, LoraMemory)
+register_memory_kind("lora", LoraMemoryConfig, LoraMemory, rows=lora_rows)
 
 __all__ = ["LoraMemory", "LoraMemoryConfig"]

@@ -8,7 +8,8 @@ from orgmem.memory.registry import register_memory_kind
 from orgmem.memory.titans.config import TitansConfig
 from orgmem.memory.titans.model import TitansMemory
 from orgmem.memory.titans.neural_memory import MemoryState, NeuralMemory
+from orgmem.memory.titans.rows import titans_rows
 
-register_memory_kind("titans", TitansConfig, TitansMemory)
+register_memory_kind("titans", TitansConfig, TitansMemory, rows=titans_rows)
 
 __all__ = ["MemoryState", "NeuralMemory", "TitansConfig", "TitansMemory"]
