@@ -8,12 +8,13 @@ from torch import Tensor, nn
 from orgmem.errors import IntegrityError
 from orgmem.memory.config import MemoryConfig
 from orgmem.memory.rows import RowForm, RowOp
+from orgmem.models.layers import model_device
 
 
 def lora_rows(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> RowForm:
     """LoRA: ``out + B(A(x)) * alpha / r`` on each adapted linear (what peft computes, dropout off)."""
     scale = float(cfg.alpha) / float(cfg.r)  # type: ignore[attr-defined]
-    device = next(base.model.parameters()).device
+    device = model_device(base.model)
     pairs: dict[str, dict[str, Tensor]] = {}
     for key, value in state.items():
         path, sep, rest = key.partition(".lora_")
