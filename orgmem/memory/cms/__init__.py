@@ -1,4 +1,6 @@
-"""CMS memory kind (registered as ``cms``)."""
+"""CMS memory kind (registered as ``cms``), all its forms: ``config.py``, the training form
+(``layer.py`` blocks, ``model.py`` the kind) and the serving form (``rows.py``, through the fused
+blocks of ``fused.py``)."""
 
 from orgmem.memory.cms.config import CmsConfig
 from orgmem.memory.cms.model import CmsMemory

@@ -1,4 +1,5 @@
-"""LoRA memory kind via peft (registered as ``lora``): the baseline."""
+"""LoRA memory kind via peft (registered as ``lora``): the baseline. ``config.py``, the training
+form (``model.py``, peft adapters) and the serving form (``rows.py``)."""
 
 from orgmem.memory.lora.config import LoraMemoryConfig
 from orgmem.memory.lora.model import LoraMemory

@@ -1,7 +1,8 @@
 """Titans neural long-term memory kind (registered as ``titans``).
 
 ``neural_memory.py`` holds the math, ``model.py`` the kind that attaches it to a base,
-``meta_train.py`` the once-per-base outer loop whose result every org's memory starts from.
+``meta_train.py`` the once-per-base outer loop whose result every org's memory starts from,
+``rows.py`` the read-only serving form.
 """
 
 from orgmem.memory.registry import register_memory_kind
