@@ -115,7 +115,8 @@ def condition_contexts(condition: str, probes, state: NightState) -> list[tuple[
 
 def answer_all(base, prompts: Sequence[str], max_new_tokens: int, batch_size: int) -> list[str]:
     """Greedy replies through the chat template, decoded as the evaluation decodes them."""
-    from orgmem.eval.generation import encode_chat, greedy_generate, pad_token_id, stop_token_ids
+    from orgmem.eval.generation import greedy_generate
+    from orgmem.models.tokens import encode_chat, pad_token_id, stop_token_ids
 
     tok = base.tokenizer
     ids = [encode_chat(tok, p) for p in prompts]
@@ -157,8 +158,8 @@ def summarise(records: list[dict], accepted: dict[str, tuple[str, ...]] | None =
 def run_condition(base, corpus_probes, state: NightState, night: int, condition: str,
                   max_new_tokens: int = 32, batch_size: int = 16) -> dict:
     """One baseline on the probes true after ``night``: summary counts and every probe's record."""
-    from orgmem.eval.generation import encode_chat
     from orgmem.eval.probes import active_probes
+    from orgmem.models.tokens import encode_chat
 
     t0 = time.perf_counter()
     probes = [p for p in active_probes(corpus_probes, night) if p.question]

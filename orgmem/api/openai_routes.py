@@ -34,7 +34,7 @@ from orgmem.serving.generation import (
     AsyncGeneration,
     check_length,
     check_prompt_size,
-    encode_chat,
+    encode_conversation,
     encode_prompt,
     prompt_chars_limit,
 )
@@ -122,7 +122,7 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-s
 async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
     conversation = body.conversation()
-    return await _respond(request, identity, body, lambda tok: encode_chat(tok, conversation),
+    return await _respond(request, identity, body, lambda tok: encode_conversation(tok, conversation),
                           "chatcmpl", _chat_chunks, ResponseFrame.chat)
 
 

@@ -24,7 +24,7 @@ from orgmem.config import Settings
 from orgmem.db.session import session_scope
 from orgmem.errors import ApiError
 from orgmem.keys import ApiKeyIdentity
-from orgmem.serving.adapters import RowMemory, build_row_memory
+from orgmem.memory import RowMemory, build_row_memory
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.engine import GenerationEngine
 from orgmem.serving.memcache import MemoryCache

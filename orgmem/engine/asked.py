@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
-from orgmem.eval.generation import greedy_generate, pad_token_id
+from orgmem.eval.generation import greedy_generate
+from orgmem.models.tokens import eos_token_ids, pad_token_id
 
 # Invented examples, one per question shape (when / who / which / how many); none is about any org.
 FEW_SHOT = (
@@ -64,7 +65,7 @@ def written_questions(base, statements: Sequence[str], batch_size: int = 16) -> 
     tok = base.tokenizer
     prompts = [list(tok(prompt_for(s), add_special_tokens=False)["input_ids"]) for s in unique]
     newline = set(tok("\n", add_special_tokens=False)["input_ids"])
-    stops = newline | ({tok.eos_token_id} if tok.eos_token_id is not None else set())
+    stops = newline | eos_token_ids(tok)
     replies = greedy_generate(base.model, prompts, pad_id=pad_token_id(tok), stop_ids=stops,
                               max_new_tokens=MAX_NEW_TOKENS, batch_size=batch_size)
     out = {}

@@ -38,7 +38,7 @@ from orgmem.engine.distill import fill_teacher, teacher_rows
 from orgmem.engine.distributed import GRADIENT_KINDS, DataParallel, StepShare, check_supported
 from orgmem.engine.forms import answers
 from orgmem.engine.items import Item, build_items, statement_items, text_items
-from orgmem.engine.layers import final_hidden, lm_logits, run_layers
+from orgmem.engine.layers import run_packed
 from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.engine.packing import compute_lower, pack, row_tensor
 from orgmem.engine.rehearsal import RehearsalItem, rehearsal_set, topk_kl
@@ -46,6 +46,7 @@ from orgmem.engine.state import TrainState, dump_train_state, parse_train_state,
 from orgmem.engine.underlay import Underlay, underlay_reference
 from orgmem.errors import OrgmemError
 from orgmem.memory import MemoryHandle, attach, load_memory, save_memory
+from orgmem.models.layers import final_hidden, lm_logits
 
 StepCallback = Callable[[int, int, dict[str, float]], None]
 """``on_step(steps_done, steps_total, this step's losses)``."""
@@ -223,7 +224,7 @@ class Consolidator:
         segments = packed.segments.to(device)
         self.handle.set_segments(segments)
         try:
-            h = run_layers(model, hidden, packed.positions.to(device), segments, self.first_layer,
+            h = run_packed(model, hidden, packed.positions.to(device), segments, self.first_layer,
                            self.base.num_layers)
         finally:
             self.handle.set_segments(None)

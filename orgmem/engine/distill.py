@@ -20,9 +20,10 @@ import torch
 from torch import Tensor
 
 from orgmem.engine.items import Item
-from orgmem.engine.layers import embed, final_hidden, lm_logits, run_layers
+from orgmem.engine.layers import run_packed
 from orgmem.engine.packing import pack, row_tensor
 from orgmem.engine.rehearsal import log_rest
+from orgmem.models.layers import embed, final_hidden, lm_logits
 
 
 @torch.no_grad()
@@ -41,7 +42,7 @@ def fill_teacher(base, items: Sequence[Item], k: int, rows_per_call: int = 4) ->
         packed = pack(views, max(len(v) for v in views))
         ids = row_tensor(packed, [v.ids for v in views]).to(device)
         pos, seg = packed.positions.to(device), packed.segments.to(device)
-        top = final_hidden(model, run_layers(model, embed(model, ids), pos, seg, 0, base.num_layers))
+        top = final_hidden(model, run_packed(model, embed(model, ids), pos, seg, 0, base.num_layers))
         for item, view, (r, off) in zip(group, views, packed.where, strict=True):
             t = view.targets.nonzero().squeeze(-1)
             if len(t) != item.n_targets or not torch.equal(view.ids[t], item.ids[item.targets]):

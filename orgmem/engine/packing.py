@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from orgmem.engine.items import Item
-from orgmem.engine.layers import embed, run_layers
+from orgmem.engine.layers import run_packed
+from orgmem.models.layers import embed
 
 PAD_SEGMENT = -1
 
@@ -81,7 +82,7 @@ def compute_lower(model, items: Sequence[Item], first_layer: int, max_len: int, 
         packed = pack(group, max_len)
         ids = row_tensor(packed, [it.ids for it in group]).to(device)
         hidden = embed(model, ids)
-        hidden = run_layers(model, hidden, packed.positions.to(device), packed.segments.to(device),
+        hidden = run_packed(model, hidden, packed.positions.to(device), packed.segments.to(device),
                             0, first_layer)
         for it, (r, off) in zip(group, packed.where, strict=True):
             it.hidden = hidden[r, off:off + len(it)].detach().clone()

@@ -24,8 +24,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from orgmem.engine.items import Item
-from orgmem.engine.layers import embed, final_hidden, lm_logits, run_layers
+from orgmem.engine.layers import run_packed
 from orgmem.engine.packing import pack, row_tensor
+from orgmem.models.layers import embed, final_hidden, lm_logits
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ def _fill_reference(base, items: list[RehearsalItem], first_layer: int, k: int, 
     packed = pack(items, max_len)
     ids = row_tensor(packed, [it.ids for it in items]).to(base.device)
     pos, seg = packed.positions.to(base.device), packed.segments.to(base.device)
-    lower = run_layers(model, embed(model, ids), pos, seg, 0, first_layer)
-    top = final_hidden(model, run_layers(model, lower, pos, seg, first_layer, base.num_layers))
+    lower = run_packed(model, embed(model, ids), pos, seg, 0, first_layer)
+    top = final_hidden(model, run_packed(model, lower, pos, seg, first_layer, base.num_layers))
     for it, (r, off) in zip(items, packed.where, strict=True):
         it.hidden = lower[r, off:off + len(it)].float().cpu().clone()
         logits = lm_logits(model, top[r, off:off + len(it) - 1]).float()

@@ -6,8 +6,8 @@ group memory trained on the bare base learns a correction of the wrong function;
 strong org memory the org's answer wins. Training it with the org memory underneath makes the
 trained function the served one.
 
-The underlay is built by serving's own adapters (``build_row_memory``), so training and serving
-compose the two memories with the same code. Its modules are frozen (eval mode, no grads); its
+The underlay is built in the memory's serving form (``orgmem.memory.build_row_memory``), so training
+and serving compose the two memories with the same code. Its modules are frozen (eval mode, no grads); its
 hooks are *prepended* on each module, so its ops run before any memory attached there, in
 whatever order the two were attached. One underlay per base at a time, like ``attach``.
 """
@@ -23,6 +23,7 @@ from torch import nn
 
 from orgmem.engine.rehearsal import RehearsalItem, _fill_reference
 from orgmem.errors import ConflictError
+from orgmem.memory import build_row_memory
 
 _UNDERLAY_KEY = "memory_underlay"
 _LAYER = re.compile(r"^model\.layers\.(\d+)(?:\.|$)")
@@ -32,7 +33,6 @@ class Underlay:
     """Saved memory bytes applied frozen to every row of every forward of ``base.model``."""
 
     def __init__(self, base, data: bytes, *, source: str = "underlay memory") -> None:
-        from orgmem.serving.adapters import build_row_memory
         from orgmem.store.base import sha256_hex
 
         self.base = base

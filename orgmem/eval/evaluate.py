@@ -17,12 +17,13 @@ from dataclasses import dataclass
 import torch
 
 from orgmem.errors import IntegrityError
-from orgmem.eval.generation import encode_chat, encode_text, greedy_generate, pad_token_id, stop_token_ids
+from orgmem.eval.generation import encode_text, greedy_generate
 from orgmem.eval.generic import bucketed_kl, generic_prompts, generic_texts, leaked_strings, perplexity
 from orgmem.eval.probes import Probe, active_probes, contains_answer, join_cloze
 from orgmem.eval.reference import BaseReference, reference_key
 from orgmem.eval.report import EvalReport, GenericStats, GroupStats, ProbeResult
 from orgmem.eval.scoring import score_targets, target_logprobs, text_pairs
+from orgmem.models.tokens import encode_chat, pad_token_id, stop_token_ids
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ grouped by length so little compute goes to padding; the order is deterministic,
 prompts always form the same batches (identical model → bit-identical replies).
 
 Works on any Hugging Face causal LM (and on orgmem's wrapped models, which keep that interface).
+Prompts, stop and pad ids come from ``orgmem.models.tokens``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-DEFAULT_SYSTEM_FREE_TEMPLATE = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
+from orgmem.models.layers import model_device
 
 
 @dataclass(frozen=True)
@@ -38,57 +39,9 @@ class Generated:
         return self.ids + ([self.stop_id] if self.stop_id is not None else [])
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
-def stop_token_ids(tokenizer, model=None) -> set[int]:
-    """EOS ids of the tokenizer and of the model's generation config (chat models end turns with
-    a different token than documents, e.g. ``<|im_end|>`` vs ``<|endoftext|>``)."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    gen_cfg = getattr(model, "generation_config", None)
-    eos = getattr(gen_cfg, "eos_token_id", None)
-    if isinstance(eos, int):
-        ids.add(eos)
-    elif isinstance(eos, (list, tuple)):
-        ids.update(int(e) for e in eos)
-    for token in ("<|im_end|>", "<|endoftext|>", "<|eot_id|>"):
-        tid = tokenizer.convert_tokens_to_ids(token) if token in tokenizer.get_vocab() else None
-        if tid is not None:
-            ids.add(int(tid))
-    return ids
-
-
-def pad_token_id(tokenizer) -> int:
-    """A pad id for left padding (its value never matters: padded positions are masked out)."""
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
 def encode_text(tokenizer, text: str) -> list[int]:
     """Plain-text prompt ids, with the tokenizer's usual special tokens (e.g. BOS)."""
     return list(tokenizer(text)["input_ids"])
-
-
-def encode_chat(tokenizer, user_message: str) -> list[int]:
-    """A one-turn chat prompt ending where the assistant starts speaking.
-
-    Uses the tokenizer's chat template (SmolLM2: ChatML with its default system prompt); a
-    tokenizer without one (test bases) gets plain ChatML so every base is asked the same way.
-    """
-    messages = [{"role": "user", "content": user_message}]
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    else:
-        text = DEFAULT_SYSTEM_FREE_TEMPLATE.format(content=user_message)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -23,9 +23,10 @@ from safetensors.torch import load_file, save_file
 
 from orgmem.config import get_settings
 from orgmem.errors import IntegrityError
-from orgmem.eval.generation import Generated, encode_chat, greedy_generate, pad_token_id, stop_token_ids
+from orgmem.eval.generation import Generated, greedy_generate
 from orgmem.eval.generic import TopK, generic_prompts, generic_texts, perplexity, summarise_topk
 from orgmem.eval.scoring import score_targets, target_logprobs, text_pairs
+from orgmem.models.tokens import encode_chat, pad_token_id, stop_token_ids
 
 logger = logging.getLogger(__name__)
 

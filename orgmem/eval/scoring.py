@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from orgmem.eval.generation import length_batches, model_device
+from orgmem.eval.generation import length_batches
+from orgmem.models.layers import model_device
 
 Pair = tuple[Sequence[int], Sequence[int]]
 

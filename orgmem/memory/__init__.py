@@ -14,8 +14,12 @@ Public API (stable; used by engine, eval, serving, titans):
 - ``save_memory(handle) -> bytes`` / ``load_memory(base, data) -> MemoryHandle`` — safetensors with
   metadata {format, format_version, kind, config, base_fingerprint, base_name}; a foreign base raises
   ``IncompatibleBaseError``. ``load_memory_into(handle, data)`` hot-swaps weights of the same config.
+- ``build_row_memory(base, data, sha256=, source=) -> RowMemory`` — the same bytes as per-row
+  operations on a shared base (the serving form: ``orgmem.memory.rows``; each kind's in
+  ``orgmem.memory.<kind>.rows``).
 - Extending: subclass ``MemoryConfig`` (with ``kind: ClassVar[str]``) and ``MemoryKind``, then
-  ``register_memory_kind(name, config_cls, kind_cls)`` in your package's ``__init__``; a package
+  ``register_memory_kind(name, config_cls, kind_cls, rows=build)`` in your package's ``__init__``
+  (``rows``: the serving form, optional); a package
   ``orgmem.memory.<name>`` is imported on first use of ``<name>``.
 """
 
@@ -23,9 +27,23 @@ from orgmem.memory.cms import CmsConfig, CmsMemory
 from orgmem.memory.config import MemoryConfig
 from orgmem.memory.handle import MemoryHandle, attach, attached_handle
 from orgmem.memory.interface import PERIOD_CONSOLIDATION, MemoryKind, ParamGroup, masked_mean
-from orgmem.memory.io import load_memory, load_memory_into, memory_config, read_metadata, save_memory
+from orgmem.memory.io import (
+    build_row_memory,
+    load_memory,
+    load_memory_into,
+    memory_config,
+    read_metadata,
+    save_memory,
+)
 from orgmem.memory.lora import LoraMemory, LoraMemoryConfig
-from orgmem.memory.registry import get_kind, parse_spec, register_memory_kind, registered_kinds
+from orgmem.memory.registry import (
+    get_kind,
+    parse_spec,
+    register_memory_kind,
+    registered_kinds,
+    servable_kinds,
+)
+from orgmem.memory.rows import RowMemory, RowOp
 
 __all__ = [
     "PERIOD_CONSOLIDATION",
@@ -37,7 +55,10 @@ __all__ = [
     "MemoryHandle",
     "MemoryKind",
     "ParamGroup",
+    "RowMemory",
+    "RowOp",
     "attach",
+    "build_row_memory",
     "attached_handle",
     "get_kind",
     "load_memory",
@@ -49,4 +70,5 @@ __all__ = [
     "register_memory_kind",
     "registered_kinds",
     "save_memory",
+    "servable_kinds",
 ]

@@ -13,7 +13,6 @@ import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from orgmem.memory.config import MemoryConfig
@@ -104,15 +103,3 @@ def masked_mean(values: Tensor, token_mask: Tensor | None) -> Tensor:
     mask = token_mask.to(values.dtype)
     return (values * mask).sum() / mask.sum().clamp_min(1.0)
 
-
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The decoder layer list of a HF Llama-family causal LM (``model.model.layers``)."""
-    inner = getattr(model, "model", None)
-    layers = getattr(inner, "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise TypeError(f"{type(model).__name__} has no model.layers: not a Llama-family causal LM")
-    return layers
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device

@@ -4,6 +4,9 @@ Metadata: ``format`` ("orgmem-memory"), ``format_version``, ``kind`` ("cms+titan
 (JSON of ``MemoryHandle.config``), ``base_fingerprint`` and ``base_name``. Only memory weights
 are stored (a few MB), never the base. Loading onto another base is refused naming both
 fingerprints; a corrupt blob is refused as an ``IntegrityError`` naming what was read.
+
+The same bytes load in either form: attached for training (``load_memory``), or as row operations
+for serving many orgs in one batch (``build_row_memory``, see ``orgmem.memory.rows``).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
-from orgmem.errors import IncompatibleBaseError, IntegrityError
+from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
 from orgmem.memory.handle import MemoryHandle, attach
+from orgmem.memory.registry import get_kind, parse_spec, servable_kinds
+from orgmem.memory.rows import RowMemory, RowOp
 
 FORMAT = "orgmem-memory"
 FORMAT_VERSION = "1"
@@ -104,3 +109,42 @@ def load_memory_into(handle: MemoryHandle, data: bytes, *, source: str = "memory
     if json.loads(meta["config"]) != handle.config:
         raise IntegrityError(f"{source}: memory config differs from the attached {handle.kind!r} memory")
     handle.load_memory_state_dict(st_load(data))
+
+
+def build_row_memory(base, data: bytes, *, sha256: str, source: str) -> RowMemory:
+    """Parse saved memory bytes (checksum already verified by the caller) into a ``RowMemory``:
+    each component through the serving form its kind registered."""
+    meta = read_metadata(data, source)
+    if meta["base_fingerprint"] != base.fingerprint:
+        raise IncompatibleBaseError(
+            f"{source} was trained on base {meta.get('base_name')!r} (fingerprint "
+            f"{meta['base_fingerprint'][:16]}…); this server runs {base.name!r} ({base.fingerprint[:16]}…)")
+    try:
+        state = st_load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise IntegrityError(f"{source}: corrupt tensor data ({exc})") from exc
+    configs = parse_spec(json.loads(meta["config"]))
+    parts = _split_state(state, [c.kind for c in configs], source)
+    ops: dict[str, list[RowOp]] = {}
+    modules: list = []
+    for cfg in configs:
+        build = get_kind(cfg.kind).rows
+        if build is None:
+            raise OrgmemError(f"{source}: memory kind {cfg.kind!r} cannot be served yet "
+                              f"(servable kinds: {servable_kinds()})")
+        component_ops, component_modules = build(base, cfg, parts[cfg.kind])
+        for path, op in component_ops.items():
+            ops.setdefault(path, []).append(op)
+        modules.extend(component_modules)
+    nbytes = sum(t.numel() * t.element_size() for t in state.values())
+    return RowMemory(sha256=sha256, kind=meta["kind"], ops=ops, modules=modules, nbytes=nbytes)
+
+
+def _split_state(state: dict[str, Tensor], kinds: list[str], source: str) -> dict[str, dict[str, Tensor]]:
+    parts: dict[str, dict[str, Tensor]] = {k: {} for k in kinds}
+    for key, value in state.items():
+        kind, _, rest = key.partition(".")
+        if kind not in parts:
+            raise IntegrityError(f"{source}: tensor {key!r} belongs to no component of {kinds}")
+        parts[kind][rest] = value
+    return parts

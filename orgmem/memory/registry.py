@@ -1,6 +1,9 @@
-"""Registry of memory kinds (peft style): names map to (config class, kind class).
+"""The one registry of memory kinds (peft style): a name maps to all of a kind's forms.
 
-Kinds register themselves on import with ``register_memory_kind``; a name that is not registered
+An entry names the config class, the training form (the kind class that ``attach`` hooks into a
+base) and the serving form (``rows``: the builder of its row operations, see ``orgmem.memory.rows``;
+None for a kind that cannot be served yet). Kinds register themselves on import with
+``register_memory_kind``; a name that is not registered
 yet is looked up as the module ``orgmem.memory.<name>`` (so ``titans`` registers itself from its
 own package). Combinations are written ``"cms+titans"``: one component per name, in that order.
 """
@@ -10,11 +13,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orgmem.errors import NotFoundError, OrgmemError
 from orgmem.memory.config import MemoryConfig
 from orgmem.memory.interface import MemoryKind
+
+if TYPE_CHECKING:
+    from orgmem.memory.rows import RowBuilder
 
 
 @dataclass(frozen=True)
@@ -22,25 +28,33 @@ class KindEntry:
     name: str
     config_cls: type[MemoryConfig]
     kind_cls: type[MemoryKind]
+    rows: RowBuilder | None = None
 
 
 _KINDS: dict[str, KindEntry] = {}
 
 
-def register_memory_kind(name: str, config_cls: type[MemoryConfig], kind_cls: type[MemoryKind]) -> None:
-    """Add a kind; a second registration of the same name is refused (no silent override)."""
+def register_memory_kind(name: str, config_cls: type[MemoryConfig], kind_cls: type[MemoryKind],
+                         rows: RowBuilder | None = None) -> None:
+    """Add a kind with its forms; a second registration of the same name is refused (no silent override)."""
     if not name or "+" in name:
         raise ValueError(f"invalid memory kind name {name!r}")
     if name in _KINDS:
         raise ValueError(f"memory kind {name!r} is already registered ({_KINDS[name].kind_cls.__name__})")
     if config_cls.kind != name:
         raise ValueError(f"{config_cls.__name__}.kind is {config_cls.kind!r}, expected {name!r}")
-    _KINDS[name] = KindEntry(name, config_cls, kind_cls)
+    _KINDS[name] = KindEntry(name, config_cls, kind_cls, rows)
     kind_cls.config_cls = config_cls
 
 
 def registered_kinds() -> list[str]:
     return sorted(_KINDS)
+
+
+def servable_kinds() -> list[str]:
+    """The kinds with a serving form, built-in packages included (each is imported to ask)."""
+    discover_kinds()
+    return sorted(name for name, entry in _KINDS.items() if entry.rows is not None)
 
 
 def discover_kinds() -> list[str]:
@@ -51,6 +65,7 @@ def discover_kinds() -> list[str]:
 
     for info in pkgutil.iter_modules(orgmem.memory.__path__):
         if info.ispkg:
+            # The plugin loader: each kind package registers itself when imported.
             importlib.import_module(f"orgmem.memory.{info.name}")
     return registered_kinds()
 
@@ -60,6 +75,7 @@ def get_kind(name: str) -> KindEntry:
     if name not in _KINDS and name.isidentifier():
         module = f"orgmem.memory.{name}"
         if importlib.util.find_spec(module) is not None:
+            # The plugin loader: a kind named before its package was imported registers on import.
             importlib.import_module(module)
     if name not in _KINDS:
         raise NotFoundError(f"unknown memory kind {name!r}; known kinds: {registered_kinds()}")

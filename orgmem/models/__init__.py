@@ -10,6 +10,11 @@ Public API (stable; used by memory, engine, eval, serving):
 - ``resolve_device(device) -> (torch.device, torch.dtype)`` — ``auto`` → cuda/bf16 else cpu/fp32.
 - ``fetch_default_model(models_dir=None, force=False) -> Path`` — ``python -m orgmem.models.fetch``.
 - ``model_fingerprint(model)``, ``folder_fingerprint(path)`` — sha256 over config + weights.
+- ``orgmem.models.layers``: a base's parts for running it piece by piece — ``decoder_layers``,
+  ``embed``, ``run_layers(model, hidden, start, end)`` (a slice of decoder layers), ``final_hidden``,
+  ``lm_logits``, ``model_device``.
+- ``orgmem.models.tokens``: how a base is asked and where it stops — ``encode_chat``,
+  ``has_chat_template``, ``eos_token_ids``, ``stop_token_ids``, ``pad_token_id``.
 """
 
 from pathlib import Path

@@ -31,11 +31,12 @@ import torch
 from orgmem.engine.underlay import underlay_on
 from orgmem.eval import EvalConfig, Probe, auto_probes, evaluate, get_reference
 from orgmem.eval.evaluate import answer_pair
-from orgmem.eval.generation import encode_chat, encode_text, greedy_generate, pad_token_id, stop_token_ids
+from orgmem.eval.generation import encode_text, greedy_generate
 from orgmem.eval.generic import bucketed_kl, generic_texts, perplexity
 from orgmem.eval.scoring import score_targets, target_logprobs, text_pairs
 from orgmem.governance import find_secrets
 from orgmem.memory import load_memory
+from orgmem.models.tokens import encode_chat, pad_token_id, stop_token_ids
 from orgmem.pipeline.config import PipelineConfig
 from orgmem.pipeline.inputs import ChunkRef
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from orgmem.eval.generation import pad_token_id
 from orgmem.eval.scoring import score_targets
+from orgmem.models.tokens import pad_token_id
 from orgmem.pipeline.evaluation import memory_on
 from orgmem.pipeline.replay import ForgetScorer
 

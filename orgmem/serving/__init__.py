@@ -5,11 +5,11 @@ The HTTP face (routes, auth, errors, rate limits) is ``orgmem.api``; the app is 
 - ``ServeSettings`` (``orgmem.serving.config``): ``ORGMEM_SERVE_*`` tuning (cache size, batch, rate limit).
 - ``GenerationEngine`` (``orgmem.serving.engine``): batched decoding of many orgs in one forward pass;
   ``GenerationRequest(prompt_ids, params, memory, on_event)``, events ``TextDelta``/``Finished``/``Failed``.
-- ``build_row_memory(base, data, sha256=, source=) -> RowMemory`` (``orgmem.serving.adapters``): a saved
-  memory as per-row operations on the shared base.
+- A saved memory reaches the engine in its serving form, ``RowMemory`` (per-row operations on the
+  shared base), built by ``orgmem.memory.build_row_memory`` from each kind's own row form.
 
-Reading order: adapters → routing → kvcache → sampling/textstream → engine → memcache → resolve →
-stack → generation.
+Reading order: ``orgmem.memory.rows`` → routing → kvcache → sampling/textstream → engine → memcache →
+resolve → stack → generation.
 Modules are imported explicitly (this package imports nothing on its own, so ``orgmem.serving.config``
 stays cheap to import).
 """

@@ -31,7 +31,9 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from orgmem.errors import OrgmemError
-from orgmem.serving.adapters import RowMemory
+from orgmem.memory.rows import RowMemory
+from orgmem.models.layers import model_device
+from orgmem.models.tokens import eos_token_ids, pad_token_id
 from orgmem.serving.kvcache import BatchCache, filled_kv
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.sampling import Sampler, SamplingParams, sample_rows
@@ -151,7 +153,7 @@ class GenerationEngine:
         self.base = base
         self.model = base.model
         self.tokenizer = base.tokenizer
-        self.device = next(self.model.parameters()).device
+        self.device = model_device(self.model)
         self.max_batch = max_batch
         self.prefill_tokens = prefill_tokens
         self.max_queue = max_queue
@@ -160,8 +162,8 @@ class GenerationEngine:
         self.clock = clock
         self.threads = torch.get_num_threads()  # the decode loop's own count (see serving/threads.py)
         self.router = MemoryRouter(self.model)
-        self.stop_ids = _stop_token_ids(base)
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.stop_ids = frozenset(eos_token_ids(base.tokenizer, base.model))  # end-of-turn ids
+        self.pad_id = pad_token_id(self.tokenizer)
         self.stats = EngineStats()
         self._inbox: queue.Queue[GenerationRequest | None] = queue.Queue()
         self._waiting: deque[GenerationRequest] = deque()
@@ -394,15 +396,3 @@ class GenerationEngine:
         logits[rows_index, torch.tensor(sorted(self.stop_ids), device=logits.device)] = float("-inf")
         return logits
 
-
-def _stop_token_ids(base) -> frozenset[int]:
-    """End-of-turn ids: the tokenizer's eos plus the generation config's eos id(s)."""
-    ids: set[int] = set()
-    if base.tokenizer.eos_token_id is not None:
-        ids.add(int(base.tokenizer.eos_token_id))
-    configured = getattr(getattr(base.model, "generation_config", None), "eos_token_id", None)
-    if isinstance(configured, int):
-        ids.add(configured)
-    elif configured:
-        ids.update(int(i) for i in configured)
-    return frozenset(ids)

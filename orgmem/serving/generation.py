@@ -14,19 +14,23 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from orgmem.errors import ApiError
-from orgmem.serving.adapters import RowMemory
+from orgmem.memory.rows import RowMemory
+from orgmem.models.tokens import encode_chat, has_chat_template
 from orgmem.serving.engine import Event, Failed, Finished, GenerationEngine, GenerationRequest
 from orgmem.serving.resolve import ResolvedModel
 from orgmem.serving.sampling import SamplingParams
 
 
-def encode_chat(tokenizer, messages: list[dict[str, str]]) -> list[int]:
-    """Token ids of the conversation through the base's chat template, ready for the reply."""
-    if not getattr(tokenizer, "chat_template", None):
+def encode_conversation(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of the conversation through the base's chat template, ready for the reply.
+
+    The server refuses chat on a base without a template rather than guess a framing (evaluation
+    falls back to plain ChatML, ``orgmem.models.tokens.encode_chat``).
+    """
+    if not has_chat_template(tokenizer):
         raise ApiError(400, "this base model has no chat template; use /v1/completions",
                        code="no_chat_template")
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return encode_chat(tokenizer, messages)
 
 
 def encode_prompt(tokenizer, prompt: str | list[str] | list[int]) -> list[int]:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from orgmem.serving.adapters import RowMemory
+from orgmem.memory.rows import RowMemory
 
 logger = logging.getLogger(__name__)
 

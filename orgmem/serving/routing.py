@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from orgmem.errors import IntegrityError
-from orgmem.serving.adapters import RowMemory, RowOp
+from orgmem.memory.rows import RowMemory, RowOp
+from orgmem.models.layers import model_device
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class MemoryRouter:
         self.model = model
         self._hooks: dict[str, object] = {}
         self._plan: dict[str, list[_Step]] | None = None
-        self.device = next(model.parameters()).device
+        self.device = model_device(model)
 
     @property
     def hooked_paths(self) -> list[str]:

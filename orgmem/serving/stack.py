@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from orgmem.serving.adapters import RowMemory, RowOp
+from orgmem.memory.rows import RowMemory, RowOp
 
 STACK_SEPARATOR = "+"
 

@@ -61,6 +61,7 @@ def test_the_tree_keeps_every_contract(tree_copy):
         ("orgmem.engine.uses_the_broker", "import celery  # noqa: F401", "celery"),
         ("orgmem.memory.reads_the_cli", "import orgmem.cli.main  # noqa: F401", "layers"),
         ("orgmem.serving.reads_the_api", "import orgmem.api  # noqa: F401", "layers"),
+        ("orgmem.engine.reads_the_server", "import orgmem.serving.engine  # noqa: F401", "serving runtime"),
         ("orgmem.db.reaches_the_workers", "import workers.tasks  # noqa: F401", "layers"),
     ],
 )

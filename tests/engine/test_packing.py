@@ -7,10 +7,11 @@ import torch
 
 from orgmem.engine.forms import ChatForm
 from orgmem.engine.items import Item, conversation_item, text_items
-from orgmem.engine.layers import final_hidden, lm_logits, run_layers
+from orgmem.engine.layers import run_packed
 from orgmem.engine.packing import compute_lower, pack, row_tensor
 from orgmem.memory import attach
 from orgmem.models import load_base
+from orgmem.models.layers import final_hidden, lm_logits
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_cached_lower_plus_packed_upper_equals_separate_full_forward(base, spec)
         compute_lower(base.model, items, first, max_len=16, device=base.device)
         packed = pack(items, 16)
         hidden = row_tensor(packed, [it.hidden for it in items])
-        top = final_hidden(base.model, run_layers(base.model, hidden, packed.positions, packed.segments,
+        top = final_hidden(base.model, run_packed(base.model, hidden, packed.positions, packed.segments,
                                                   first, base.num_layers))
         for it, (r, off) in zip(items, packed.where, strict=True):
             alone = base.model(it.ids[None]).logits[0]

@@ -12,9 +12,8 @@ from orgmem.engine import ConsolidationConfig, Consolidator, consolidate
 from orgmem.engine.rehearsal import rehearsal_set
 from orgmem.engine.underlay import Underlay
 from orgmem.errors import ConflictError
-from orgmem.memory import CmsConfig, load_memory
+from orgmem.memory import CmsConfig, build_row_memory, load_memory
 from orgmem.models import load_base
-from orgmem.serving.adapters import build_row_memory
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.stack import stack_memories
 from orgmem.store.base import sha256_hex

@@ -12,9 +12,10 @@ import copy
 import pytest
 import torch
 
-from orgmem.eval.generation import encode_chat, encode_text
+from orgmem.eval.generation import encode_text
 from orgmem.eval.probes import Probe
 from orgmem.models import load_base
+from orgmem.models.tokens import encode_chat
 
 FACT = Probe(fact="dock-port", cloze="The Quillmoor dock controller listens on port", answer="6291",
              question="Which port does the dock controller listen on?", night=1)

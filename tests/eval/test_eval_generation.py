@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from orgmem.eval.generation import (
-    encode_chat,
-    encode_text,
-    greedy_generate,
-    length_batches,
-    pad_token_id,
-    stop_token_ids,
-)
+from orgmem.eval.generation import encode_text, greedy_generate, length_batches
+from orgmem.models.tokens import encode_chat, pad_token_id, stop_token_ids
 from tests.eval.conftest import FACT
 
 

@@ -23,6 +23,16 @@ def test_duplicate_and_mismatched_registration_refused():
         register_memory_kind("other", CmsConfig, CmsMemory)
 
 
+def test_one_registry_names_every_form_of_a_kind():
+    from orgmem.memory import get_kind, servable_kinds
+    from orgmem.memory.cms.rows import cms_rows
+    from orgmem.memory.lora.rows import lora_rows
+    from orgmem.memory.titans.rows import titans_rows
+
+    assert [get_kind(k).rows for k in ("cms", "lora", "titans")] == [cms_rows, lora_rows, titans_rows]
+    assert {"cms", "lora", "titans"} <= set(servable_kinds())
+
+
 def test_spec_parsing_and_errors():
     assert [c.kind for c in parse_spec("cms+lora")] == ["cms", "lora"]
     assert parse_spec(CmsConfig(widths=[8, 8], periods=[1, 2], lrs=[1e-3, 1e-3]))[0].widths == [8, 8]

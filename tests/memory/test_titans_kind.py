@@ -210,7 +210,7 @@ def test_meta_initialisation_loaded_at_attach_and_refused_elsewhere(base):
 
 
 def test_direct_layer_calls_write_only_the_tokens_they_allow(base):
-    from orgmem.memory.titans.stack import embed, run_layers
+    from orgmem.models.layers import embed, run_layers
 
     x = ids(12, batch=1, seed=8)
     allow = torch.zeros(1, 12, dtype=torch.bool)

@@ -18,10 +18,11 @@ import torch
 
 from orgmem.checkpoints import MEMORY, load_checkpoint_objects
 from orgmem.db import session_scope
-from orgmem.eval.generation import encode_text, pad_token_id
+from orgmem.eval.generation import encode_text
 from orgmem.eval.scoring import score_targets
 from orgmem.lineage import get_org
 from orgmem.models import load_base
+from orgmem.models.tokens import pad_token_id
 from orgmem.pipeline import consolidate_org
 from orgmem.pipeline.evaluation import memory_on
 from orgmem.pipeline.forget import forget_document

@@ -33,9 +33,9 @@ from orgmem.engine import consolidate
 from orgmem.engine.config import ConsolidationConfig
 from orgmem.keys import authenticate, create_key
 from orgmem.lineage import get_org
+from orgmem.memory import build_row_memory
 from orgmem.models import load_base
 from orgmem.pipeline import consolidate_org
-from orgmem.serving.adapters import build_row_memory
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.stack import stack_memories

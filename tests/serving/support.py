@@ -34,7 +34,7 @@ def teach(base, answer: str, steps: int = 150, lr: float = 1e-2, under: bytes | 
     With ``under`` (saved memory bytes) it trains with that memory applied frozen beneath, the way
     serving stacks an org memory under a group's, so the *stack* completes PREFIX with ``answer``.
     """
-    from orgmem.serving.adapters import build_row_memory
+    from orgmem.memory import build_row_memory
     from orgmem.serving.routing import MemoryRouter
     from orgmem.store.base import sha256_hex
 

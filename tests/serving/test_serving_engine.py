@@ -11,8 +11,7 @@ import torch
 from transformers import DynamicCache
 
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
-from orgmem.memory import attach, load_memory, save_memory
-from orgmem.serving.adapters import build_row_memory
+from orgmem.memory import attach, build_row_memory, load_memory, save_memory
 from orgmem.serving.engine import Failed, Finished, GenerationEngine, GenerationRequest, TextDelta
 from orgmem.serving.kvcache import BatchCache
 from orgmem.serving.routing import MemoryRouter

@@ -94,7 +94,7 @@ def test_client_disconnect_cancels_the_generation(deployment):
 
 
 def test_a_memory_failing_in_the_forward_fails_only_its_requests(deployment, monkeypatch):
-    from orgmem.serving.adapters import RowMemory
+    from orgmem.memory.rows import RowMemory
 
     def explode(x, out):
         raise RuntimeError("memory op exploded")

@@ -15,7 +15,7 @@ from orgmem.db.session import session_scope
 from orgmem.errors import ConflictError, NotFoundError, OrgmemError
 from orgmem.keys import AuthenticationError, authenticate, create_key, hash_key, list_keys, revoke_key
 from orgmem.lineage import create_org
-from orgmem.serving.adapters import RowMemory
+from orgmem.memory.rows import RowMemory
 from orgmem.serving.memcache import MemoryCache
 from orgmem.serving.sampling import Sampler, SamplingParams
 from orgmem.serving.textstream import TextStream

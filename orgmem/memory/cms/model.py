@@ -12,7 +12,8 @@ from torch import Tensor, nn
 
 from orgmem.memory.cms.config import CmsConfig
 from orgmem.memory.cms.layer import CmsBlock
-from orgmem.memory.interface import MemoryKind, ParamGroup, decoder_layers, masked_mean, model_device
+from orgmem.memory.interface import MemoryKind, ParamGroup, masked_mean
+from orgmem.models.layers import decoder_layers, model_device
 
 
 class CmsMemory(MemoryKind):

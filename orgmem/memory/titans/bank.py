@@ -15,7 +15,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from orgmem.memory.titans.episodes import Episode, make_episode
-from orgmem.memory.titans.stack import embed, run_layers
+from orgmem.models.layers import embed, run_layers
+from orgmem.models.tokens import pad_token_id
 
 
 @dataclass
@@ -80,7 +81,7 @@ def build_bank(base, layer: int, seed: int, size: int, *, facts: tuple[int, int]
     rng, tok, model = random.Random(seed), base.tokenizer, base.model  # nosec B311  # seeded data
     rows = [tokenize_episode(tok, make_episode(rng, tok, facts=facts, queries=queries, chat_prob=chat_prob))
             for _ in range(size)]
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    pad = pad_token_id(tok)
     write_ids, query_ids = _pad([r[0] for r in rows], pad), _pad([r[1] for r in rows], pad)
     write_mask = _pad([[True] * len(r[0]) for r in rows], False)
     answer_mask = _pad([r[2] for r in rows], False)

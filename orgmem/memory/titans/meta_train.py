@@ -41,7 +41,7 @@ from orgmem.memory.titans.bank import EpisodeBank, build_bank
 from orgmem.memory.titans.config import TitansConfig
 from orgmem.memory.titans.init_store import INIT_FILE, meta_dir, save_meta_init
 from orgmem.memory.titans.model import TitansMemory
-from orgmem.memory.titans.stack import logits_at, run_layers
+from orgmem.models.layers import decoder_layers, final_hidden, lm_logits, run_layers
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ class MetaTrainResult:
 # ---- one episode batch -------------------------------------------------------------------------
 def _answer_logprobs(model, batch: EpisodeBank, pred: Tensor) -> Tensor:
     """Log-probabilities (m, vocab) at the positions predicting answers, reading the current memory."""
-    hidden = run_layers(model, batch.query_hidden, batch.layer, len(model.model.layers))
-    return F.log_softmax(logits_at(model, hidden, pred).float(), dim=-1)
+    hidden = run_layers(model, batch.query_hidden, batch.layer, len(decoder_layers(model)))
+    return F.log_softmax(lm_logits(model, final_hidden(model, hidden[pred])).float(), dim=-1)
 
 
 def _write(kind: TitansMemory, model, batch: EpisodeBank) -> None:

@@ -25,10 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from orgmem.errors import OrgmemError
-from orgmem.memory.interface import MemoryKind, ParamGroup, decoder_layers, model_device
+from orgmem.memory.interface import MemoryKind, ParamGroup
 from orgmem.memory.titans.config import TitansConfig
 from orgmem.memory.titans.init_store import resolve_meta_init
 from orgmem.memory.titans.neural_memory import MemoryState, NeuralMemory
+from orgmem.models.layers import decoder_layers, model_device
 
 logger = logging.getLogger(__name__)
 

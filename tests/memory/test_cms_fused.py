@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from orgmem.memory.cms.fused import FusedCmsBlock
 from orgmem.memory.cms.layer import CmsBlock
-from orgmem.serving.cms_rows import FusedCmsBlock
+from orgmem.models import load_base
+
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    return load_base("tiny-random", device="cpu")
 
 
 def _trained_block(tiny_base, widths: list[int], gate: bool, seed: int) -> CmsBlock:
