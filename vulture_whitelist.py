@@ -15,7 +15,6 @@ import transformers
 import uvicorn
 from tokenizers import Tokenizer
 
-import orgmem.engine
 import workers.app
 from connectors import base as connectors_base
 from connectors import netguard
@@ -77,8 +76,7 @@ types.UTCDateTime.cache_ok
 types.UTCDateTime.process_bind_param
 types.UTCDateTime.process_result_value
 
-# PEP 562 module __getattr__: the lazy exports of orgmem.engine and workers.app
-orgmem.engine.__getattr__
+# PEP 562 module __getattr__: the lazy exports of workers.app
 workers.app.__getattr__
 
 # torch.nn.Module.__call__ runs forward
@@ -123,3 +121,25 @@ memcache.CacheStats.evictions
 
 # workers.schedules.NIGHTLY_FUNC names it as a string ("workers.schedules:run_nightly") for APScheduler
 schedules.run_nightly
+
+# connectors: loaded by name from the table in connectors/registry.py ("module:Class" strings)
+import connectors.docs  # noqa: E402
+import connectors.git  # noqa: E402
+import connectors.rss  # noqa: E402
+import connectors.slack  # noqa: E402
+
+connectors.docs.DocsConnector
+connectors.git.GitConnector
+connectors.rss.RssConnector
+connectors.slack.SlackConnector
+# a pydantic field: read by key from the stored config (orgmem/ingest/sync.py)
+connectors_base.SourceConfig.forget_on_delete
+
+# Typer reads a generated command's signature and annotations (orgmem/cli/source_options.py)
+pydantic.__signature__
+pydantic.__annotations__
+
+# the engine's counters, read by tests of batching (tests/serving) and by benchmarks/serving.py
+import orgmem.serving.engine  # noqa: E402
+
+orgmem.serving.engine.EngineStats.prefills

@@ -204,7 +204,8 @@ def run_kind(base, nights: Nights, probes, reference, kind: str, seed: int, cfg:
              memory=None) -> dict:
     """Night 1, evaluate, night 2 from night 1's state, evaluate: one row of the table.
     ``memory``: a memory spec other than the kind's benchmark default (recipe sweeps)."""
-    from orgmem.engine import ConsolidationConfig, consolidate
+    from orgmem.engine.config import ConsolidationConfig
+    from orgmem.engine.consolidation import consolidate
 
     spec = memory if memory is not None else memory_spec(kind, cfg)
     config = ConsolidationConfig(memory=spec, seed=seed, max_steps=cfg.steps,

@@ -51,7 +51,8 @@ def table(log: Path) -> str:
 def night1_row(kb, bench, name: str, memory, engine: dict, seed: int) -> tuple[dict, object]:
     """Consolidate night 1 into a fresh ``memory`` and evaluate every night-1 fact: the logged row
     (recall counts, drift, cost) and the evaluation report."""
-    from orgmem.engine import ConsolidationConfig, consolidate
+    from orgmem.engine.config import ConsolidationConfig
+    from orgmem.engine.consolidation import consolidate
 
     probes = [p for p in bench.probes if p.night == 1]
     config = ConsolidationConfig(memory=memory, seed=seed, **engine)

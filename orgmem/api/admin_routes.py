@@ -23,8 +23,7 @@ from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import create_org, get_org, list_tree
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
 from orgmem.lineage.history import event_dict, served_at, serving_history
-from orgmem.ops import keys
-from orgmem.ops import serving as serving_ops
+from orgmem.ops import keys, transitions
 from orgmem.serving.resolve import own_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -87,8 +86,8 @@ def _warm(state: ServingState, identity: ApiKeyIdentity, org: str) -> None:
 
 
 def warm_hook(request: Request, background: BackgroundTasks,
-              identity: ApiKeyIdentity) -> serving_ops.Warm | None:
-    """The ``orgmem.ops.serving`` hook of this server: warm the org's memory after the response
+              identity: ApiKeyIdentity) -> transitions.Warm | None:
+    """The ``orgmem.ops.transitions`` hook of this server: warm the org's memory after the response
     (None while the server is not ready: nothing is loaded to warm yet)."""
     state = get_state(request)
     if not state.ready:
@@ -169,7 +168,7 @@ def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Req
                        background: BackgroundTasks,
                        identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     _own(request, org, checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, serving_ops.promote_checkpoint, checkpoint_id,
+    return _serving_change(request, background, identity, org, transitions.promote_checkpoint, checkpoint_id,
                            reason=body.reason, force=body.force)
 
 
@@ -177,7 +176,7 @@ def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Req
 def pin_checkpoint(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
                    identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     _own(request, org, body.checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, serving_ops.pin_checkpoint, body.checkpoint_id,
+    return _serving_change(request, background, identity, org, transitions.pin_checkpoint, body.checkpoint_id,
                            reason=body.reason)
 
 
@@ -185,7 +184,7 @@ def pin_checkpoint(org: str, body: CheckpointAction, request: Request, backgroun
 def unpin_org(org: str, request: Request, background: BackgroundTasks, body: Reason | None = None,
               identity: ApiKeyIdentity = Depends(require_org_admin),
               audience: str | None = AudienceQuery) -> dict[str, Any]:
-    return _serving_change(request, background, identity, org, serving_ops.unpin_org,
+    return _serving_change(request, background, identity, org, transitions.unpin_org,
                            reason=body.reason if body else None, audience=_audience(identity, audience))
 
 
@@ -193,7 +192,7 @@ def unpin_org(org: str, request: Request, background: BackgroundTasks, body: Rea
 def rollback_org(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
                  identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
     _own(request, org, body.checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, serving_ops.rollback_org, body.checkpoint_id,
+    return _serving_change(request, background, identity, org, transitions.rollback_org, body.checkpoint_id,
                            reason=body.reason)
 
 

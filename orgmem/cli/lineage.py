@@ -28,7 +28,7 @@ from orgmem.db.models import AudienceHead, Checkpoint, CheckpointInput, Org
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.lineage import event_dict, get_checkpoint, get_org, list_tree, served_at, serving_history
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, validate_audience
-from orgmem.ops.serving import pin_checkpoint, promote_checkpoint, rollback_org, unpin_org
+from orgmem.ops.transitions import pin_checkpoint, promote_checkpoint, rollback_org, unpin_org
 
 OrgArg = Annotated[str, typer.Argument(help="Org slug.")]
 CheckpointArg = Annotated[str, typer.Argument(help="Checkpoint id (ck_...).")]

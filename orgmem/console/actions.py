@@ -34,7 +34,7 @@ from orgmem.errors import ApiError, OrgmemError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
-from orgmem.ops import serving as serving_ops
+from orgmem.ops import transitions
 from orgmem.ops.forget import forget
 from orgmem.ops.jobs import submit_consolidation, submit_sync
 from orgmem.serving.resolve import GROUP_SEPARATOR, own_checkpoint
@@ -168,15 +168,15 @@ def _serving(action: str, request: Request, background: BackgroundTasks, identit
     warm = admin_routes.warm_hook(request, background, identity)
     with get_state(request).session(write=True) as session:
         if action == "unpin":
-            out = serving_ops.unpin_org(session, org, actor=identity.actor, reason=reason, audience=audience,
+            out = transitions.unpin_org(session, org, actor=identity.actor, reason=reason, audience=audience,
                                         warm=warm)
             return "ok", f"unpinned{_of(audience)}; serving {short(out['served_checkpoint_id'])}"
         own_checkpoint(session, get_org(session, org), checkpoint, identity.groups)
         if action == "pin":
-            out = serving_ops.pin_checkpoint(session, org, checkpoint, actor=identity.actor, reason=reason,
+            out = transitions.pin_checkpoint(session, org, checkpoint, actor=identity.actor, reason=reason,
                                              warm=warm)
             return "ok", f"pinned {checkpoint}; serving {short(out['served_checkpoint_id'])}"
-        out = serving_ops.rollback_org(session, org, checkpoint, actor=identity.actor, reason=reason,
+        out = transitions.rollback_org(session, org, checkpoint, actor=identity.actor, reason=reason,
                                        warm=warm)
     pending = out.get("chunks_to_pending")
     back = f"; {pending} chunk(s) pending again" if pending else ""

@@ -2,8 +2,8 @@
 
 Public API (stable; used by workers, eval, benchmarks):
 
-- ``consolidate(base, parent, new_chunks, replay_chunks, config=None, *, train_state=None,
-  progress=True, log_extra=None) -> ConsolidationResult(memory: bytes, train_state: bytes,
+- ``orgmem.engine.consolidation.consolidate(base, parent, new_chunks, replay_chunks, config=None, *,
+  train_state=None, progress=True, log_extra=None) -> ConsolidationResult(memory: bytes, train_state: bytes,
   metrics: dict, n_tokens: int, seconds: float)``. ``parent``: memory bytes, an attached
   ``MemoryHandle`` (trained in place) or None (fresh ``config.memory``). Deterministic under
   ``config.seed``; passing the parent's ``train_state`` continues exactly.
@@ -16,34 +16,6 @@ Public API (stable; used by workers, eval, benchmarks):
 - ``orgmem.engine.forms``: ``split_units``, ``chat_forms``, ``statements`` (training forms from raw
   text); ``orgmem.engine.rehearsal``: ``generic_prompts``, ``rehearsal_texts(base)``.
 
-Exports load lazily so ``orgmem.engine.forms`` can be imported without torch.
+Import from the modules (``orgmem.engine.consolidation``, ``orgmem.engine.config``): the package
+itself imports nothing, so ``orgmem.engine.forms`` loads without torch.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from orgmem.engine.config import ConsolidationConfig
-    from orgmem.engine.consolidation import ConsolidationResult, Consolidator, consolidate
-
-_EXPORTS = {
-    "ConsolidationConfig": "orgmem.engine.config",
-    "ConsolidationResult": "orgmem.engine.consolidation",
-    "Consolidator": "orgmem.engine.consolidation",
-    "consolidate": "orgmem.engine.consolidation",
-}
-
-
-def __getattr__(name: str):
-    # A lazy loader, not an indirection: the names are listed above and in TYPE_CHECKING (so import
-    # graphs and type checkers see them); the import waits until first use, so that importing
-    # ``orgmem.engine.forms`` does not import torch.
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'orgmem.engine' has no attribute {name!r}")
-
-
-__all__ = ["ConsolidationConfig", "ConsolidationResult", "Consolidator", "consolidate"]

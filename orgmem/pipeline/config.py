@@ -85,12 +85,12 @@ class PipelineSettings(BaseSettings):
 @dataclass(frozen=True)
 class ResolvedConfig:
     pipeline: PipelineConfig
-    engine: Any  # orgmem.engine.ConsolidationConfig (imported lazily: it pulls in torch)
+    engine: Any  # orgmem.engine.config.ConsolidationConfig (imported lazily: it pulls in torch)
 
 
 def resolve(params: dict[str, Any] | None = None) -> ResolvedConfig:
     """Defaults ← environment ← job params (``{"engine": {...}, "pipeline": {...}}``)."""
-    from orgmem.engine import ConsolidationConfig
+    from orgmem.engine.config import ConsolidationConfig
 
     params = params or {}
     env = PipelineSettings()

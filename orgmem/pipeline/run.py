@@ -155,7 +155,7 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
 def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | None):
     """The engine on this night's inputs: in this process, or data parallel over
     ``ORGMEM_CONSOLIDATE_PROCS`` processes (``orgmem.engine.launch``; they load the base themselves)."""
-    from orgmem.engine import consolidate
+    from orgmem.engine.consolidation import consolidate
 
     if parent.base_fingerprint is not None and parent.base_fingerprint != base.fingerprint:
         raise IncompatibleBaseError(

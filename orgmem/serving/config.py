@@ -47,4 +47,3 @@ class ServeSettings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
     operator_key: SecretStr | None = Field(
         None, description="Installation-level secret that may create orgs through POST /api/orgs.")
-    preload_base: bool = Field(True, description="Load the base model at startup (else on first use).")

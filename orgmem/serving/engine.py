@@ -139,7 +139,6 @@ class EngineStats:
     prefills: int = 0
     tokens: int = 0
     max_batch_seen: int = 0
-    busy_s: float = 0.0
 
 
 class GenerationEngine:
@@ -244,7 +243,6 @@ class GenerationEngine:
                     self._drain_inbox(block=not self._rows and not self._waiting)
                     if not self._running:
                         break
-                    t0 = time.perf_counter()
                     try:
                         self._admit()
                         if self._rows:
@@ -252,7 +250,6 @@ class GenerationEngine:
                     except Exception as exc:  # keep serving: fail what was in flight, start clean
                         logger.exception("engine step failed; failing active requests")
                         self._fail_all(exc)
-                    self.stats.busy_s += time.perf_counter() - t0
         finally:  # also on Ctrl-C in ``run_here``: every waiting or running request ends, cancelled
             try:
                 self._drain_inbox(block=False)

@@ -26,8 +26,6 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     evictions: int = 0
-    load_seconds_total: float = 0.0
-    last_load_seconds: float = 0.0
 
 
 class MemoryCache:
@@ -93,8 +91,6 @@ class MemoryCache:
         with self._lock:
             self._loading.pop(sha256, None)
             self._items[sha256] = memory
-            self.stats.load_seconds_total += seconds
-            self.stats.last_load_seconds = seconds
             while len(self._items) > self.capacity:
                 evicted, _ = self._items.popitem(last=False)
                 self.stats.evictions += 1

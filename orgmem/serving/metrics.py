@@ -71,9 +71,5 @@ class ServingMetrics:
             return True
         return False
 
-    def served_orgs(self) -> dict[str, str | None]:
-        with self._lock:
-            return dict(self._served)
-
     def render(self) -> bytes:
         return generate_latest(self.registry)

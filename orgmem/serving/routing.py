@@ -39,10 +39,6 @@ class MemoryRouter:
         self._plan: dict[str, list[_Step]] | None = None
         self.device = model_device(model)
 
-    @property
-    def hooked_paths(self) -> list[str]:
-        return sorted(self._hooks)
-
     def ensure_hooks(self, paths: Sequence[str]) -> None:
         """Hook every module in ``paths`` not hooked yet (call between forwards only)."""
         for path in paths:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from orgmem.engine import ConsolidationConfig, Consolidator, consolidate
+from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.consolidation import Consolidator, consolidate
 from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
 from orgmem.memory import CmsConfig, ParamGroup, attach, load_memory, save_memory

@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from orgmem.engine import ConsolidationConfig, consolidate
+from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.consolidation import consolidate
 from orgmem.engine.curriculum import Curriculum, CurriculumConfig, night_facts
 from orgmem.memory import CmsConfig
 from orgmem.models import load_base

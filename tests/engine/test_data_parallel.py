@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 from safetensors.torch import load as st_load
 
-from orgmem.engine import ConsolidationConfig, Consolidator, consolidate
+from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.consolidation import Consolidator, consolidate
 from orgmem.engine.distributed import DataParallel
 from orgmem.engine.dp_worker import KILL_RANK_ENV, KILL_STEP_ENV
 from orgmem.engine.launch import train_data_parallel

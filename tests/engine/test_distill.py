@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 
-from orgmem.engine import ConsolidationConfig, consolidate
+from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.consolidation import consolidate
 from orgmem.engine.distill import fill_teacher, teacher_rows
 from orgmem.engine.forms import ChatForm
 from orgmem.engine.items import build_items, conversation_item

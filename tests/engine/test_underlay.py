@@ -8,7 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from orgmem.engine import ConsolidationConfig, Consolidator, consolidate
+from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.consolidation import Consolidator, consolidate
 from orgmem.engine.rehearsal import rehearsal_set
 from orgmem.engine.underlay import Underlay
 from orgmem.errors import ConflictError

@@ -13,7 +13,8 @@ AWS = "AKIAQ3EGRTYU7XNPLM2Z"
 
 
 def test_teacher_forced_drift_matches_full_evaluation(db):
-    from orgmem.engine import ConsolidationConfig, consolidate
+    from orgmem.engine.config import ConsolidationConfig
+    from orgmem.engine.consolidation import consolidate
     from orgmem.pipeline.state import shared_base
 
     base = shared_base("tiny-random")

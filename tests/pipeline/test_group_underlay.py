@@ -29,8 +29,8 @@ from orgmem.api.state import ServingState
 from orgmem.checkpoints import MANIFEST, MEMORY, load_checkpoint_objects
 from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
-from orgmem.engine import consolidate
 from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.consolidation import consolidate
 from orgmem.keys import authenticate, create_key
 from orgmem.lineage import get_org
 from orgmem.memory import build_row_memory

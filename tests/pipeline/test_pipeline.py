@@ -99,7 +99,8 @@ def test_retry_after_commit_finishes_without_training_again(org, monkeypatch):
     monkeypatch.undo()
     _, served, cks, _ = _state(org)
     assert served is None and [c[2] for c in cks] == ["candidate"]
-    monkeypatch.setattr("orgmem.engine.consolidate", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr("orgmem.engine.consolidation.consolidate",
+                        lambda *a, **k: pytest.fail("trained again"))
     retry = consolidate_org(org, params=FAST_PARAMS)
     assert retry.status == "promoted" and not retry.created and retry.checkpoint_id == cks[0][0]
     assert len(_state(org)[2]) == 1

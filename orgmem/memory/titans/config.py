@@ -7,8 +7,6 @@ from typing import Any, ClassVar
 
 from orgmem.memory.config import MemoryConfig
 
-META_INIT_MODES = ("auto", "none", "required")
-
 # Fields a meta-trained initialisation was trained for (weight shapes and the inner-loop rule):
 # a stored initialisation is only used with the same values.
 ARCHITECTURE_FIELDS = ("layers", "heads", "dim_head", "depth", "expansion", "chunk_size", "max_lr",

@@ -1,4 +1,4 @@
-"""Changes of what an org serves: promote, pin, unpin, rollback; then the serving warm-up hook.
+"""Transitions of what an org serves: promote, pin, unpin, rollback; then the serving warm-up hook.
 
 The lineage functions do the change (``orgmem.lineage``); these add what every face needs after
 it: the change as a dict, and ``warm(org)`` so a server can load the newly served memory before
