@@ -83,6 +83,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"ORGMEM_ALLOWED_NETWORKS entry {entry!r} is not a network: {exc}") from None
         return value
 
+    @property
+    def models_root(self) -> Path:
+        """``models_dir`` as derived at load (``<home>/models`` when unset): never None."""
+        return self.models_dir if self.models_dir is not None else (self.home / "models").expanduser()
+
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
         self.home = self.home.expanduser()

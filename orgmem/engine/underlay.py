@@ -110,8 +110,8 @@ def underlay_reference(base, items: Sequence[RehearsalItem], first_layer: int, k
     with the underlay on): a group memory is held to what the org memory already answers, not to
     the bare base. Computed per consolidation (one batched forward), never cached with the base's.
     """
-    blank = {"hidden": None, "ref_idx": None, "ref_logp": None, "ref_rest": None}
-    copies = [dataclasses.replace(it, **blank) for it in items]
+    copies = [dataclasses.replace(it, hidden=None, ref_idx=None, ref_logp=None, ref_rest=None)
+              for it in items]
     _fill_reference(base, copies, first_layer, k, max_len)
     for copy, it in zip(copies, items, strict=True):
         copy.hidden = it.hidden  # below ``first_layer`` the underlay changes nothing: keep dtype/device

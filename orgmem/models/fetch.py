@@ -85,7 +85,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
         raise OrgmemError(f"{gguf_path} could not be read as a GGUF model ({type(exc).__name__}: {exc}); "
                           f"delete it and fetch again") from exc
     # transformers marks GGUF-loaded models as quantized and refuses to save them (docs/knowledge_tuning.md).
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as a module attribute
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     _say(f"saving safetensors folder to {out_dir}")
@@ -95,7 +95,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
 
 def fetch_default_model(models_dir: Path | None = None, force: bool = False) -> Path:
     """Ensure ``<models_dir>/smollm2-135m-instruct`` exists; return its path. Idempotent."""
-    models_dir = Path(models_dir or get_settings().models_dir)
+    models_dir = Path(models_dir) if models_dir is not None else get_settings().models_root
     final = models_dir / DEFAULT_BASE_MODEL
     if final.is_dir() and (final / "config.json").exists() and not force:
         _say(f"already present: {final}")

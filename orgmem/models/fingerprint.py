@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def hash_weights(config: dict, tensors: Iterable[tuple[str, torch.Tensor]]) -> s
     return h.hexdigest()
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
+def model_fingerprint(model: PreTrainedModel) -> str:
     """Fingerprint of an in-memory model (used for bases built in code, e.g. ``tiny-random``)."""
     return hash_weights(model.config.to_dict(), model.state_dict().items())
 

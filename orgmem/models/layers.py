@@ -13,6 +13,22 @@ from torch import Tensor, nn
 from transformers.masking_utils import create_causal_mask
 
 
+def submodule(parent: nn.Module, name: str) -> nn.Module:
+    """``parent.<name>``, checked to be a module (torch types an attribute read as ``Tensor | Module``)."""
+    child = getattr(parent, name)
+    if not isinstance(child, nn.Module):
+        raise TypeError(f"{type(parent).__name__}.{name} is a {type(child).__name__}, not a module")
+    return child
+
+
+def linear(parent: nn.Module, name: str) -> nn.Linear:
+    """``parent.<name>``, checked to be a linear layer (a base MLP's ``gate_proj``, ``up_proj``...)."""
+    child = submodule(parent, name)
+    if not isinstance(child, nn.Linear):
+        raise TypeError(f"{type(parent).__name__}.{name} is a {type(child).__name__}, not nn.Linear")
+    return child
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The decoder layer list of a HF Llama-family causal LM (``model.model.layers``)."""
     inner = getattr(model, "model", None)

@@ -30,7 +30,7 @@ class BaseModel:
 
     name: str
     model: PreTrainedModel
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (fast or slow; their common base is not typed)
     fingerprint: str
     device: torch.device
     dtype: torch.dtype
@@ -44,7 +44,7 @@ class BaseModel:
     @property
     def cache_dir(self) -> Path:
         """Per-base folder for derived artefacts (rehearsal text, meta-trained inits)."""
-        root = Path(get_settings().models_dir)
+        root = get_settings().models_root
         safe = self.name if self.path is None else self.path.name
         return root / "_derived" / f"{safe}-{self.fingerprint[:12]}"
 
@@ -65,7 +65,7 @@ def resolve_device(device: str | torch.device | None = None) -> tuple[torch.devi
 
 def resolve_folder(name: str) -> Path:
     """Folder holding the HF files for ``name`` (a known name under models_dir or a path)."""
-    models_dir = Path(get_settings().models_dir)
+    models_dir = get_settings().models_root
     candidate = models_dir / name
     if candidate.is_dir():
         return candidate
@@ -98,7 +98,7 @@ def _from_local(cls: Any, folder: Path, **kwargs: Any) -> Any:
 
 
 def _freeze(model: PreTrainedModel, device: torch.device, dtype: torch.dtype) -> PreTrainedModel:
-    model = model.to(device=device, dtype=dtype).eval()
+    model = model.to(device=device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers' wrapper
     for p in model.parameters():
         p.requires_grad_(False)
     return model

@@ -10,11 +10,13 @@ so the result matches ``CmsBlock`` (a test compares them). Weights stay fp32, as
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from orgmem.memory.cms.layer import CmsBlock
+from orgmem.memory.cms.layer import CmsBlock, CmsLevel
 
 
 class FusedCmsBlock(nn.Module):
@@ -22,7 +24,7 @@ class FusedCmsBlock(nn.Module):
 
     def __init__(self, block: CmsBlock) -> None:
         super().__init__()
-        levels = list(block.levels)
+        levels = [cast(CmsLevel, lv) for lv in block.levels]
         self.widths = [lv.gate_proj.out_features for lv in levels]
         self.acts = [lv.act for lv in levels]
         self.gated = block.gate is not None

@@ -12,20 +12,23 @@ import torch
 from torch import Tensor, nn
 from transformers.activations import ACT2FN
 
+from orgmem.models.layers import linear
+
 
 class CmsLevel(nn.Module):
     """``down(act(gate(x)) * up(x))`` with ``k`` neurons copied from the pretrained MLP."""
 
     def __init__(self, mlp: nn.Module, start: int, width: int, act: str) -> None:
         super().__init__()
-        hidden = mlp.gate_proj.in_features
+        gate_proj, up_proj = linear(mlp, "gate_proj"), linear(mlp, "up_proj")
+        hidden = gate_proj.in_features
         self.gate_proj = nn.Linear(hidden, width, bias=False)
         self.up_proj = nn.Linear(hidden, width, bias=False)
         self.down_proj = nn.Linear(width, hidden, bias=False)
         with torch.no_grad():
-            rows = _neuron_rows(start, width, mlp.gate_proj.out_features)
-            self.gate_proj.weight.copy_(mlp.gate_proj.weight[rows].float())
-            self.up_proj.weight.copy_(mlp.up_proj.weight[rows].float())
+            rows = _neuron_rows(start, width, gate_proj.out_features)
+            self.gate_proj.weight.copy_(gate_proj.weight[rows].float())
+            self.up_proj.weight.copy_(up_proj.weight[rows].float())
             self.down_proj.weight.zero_()
         self.act = ACT2FN[act]
 
@@ -45,7 +48,7 @@ class CmsBlock(nn.Module):
         super().__init__()
         starts = [sum(widths[:i]) for i in range(len(widths))]
         self.levels = nn.ModuleList(CmsLevel(mlp, s, w, act) for s, w in zip(starts, widths, strict=True))
-        hidden = mlp.gate_proj.in_features
+        hidden = linear(mlp, "gate_proj").in_features
         self.gate = nn.Linear(hidden, 1) if gate else None
         if self.gate is not None:
             with torch.no_grad():

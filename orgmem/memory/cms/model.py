@@ -8,12 +8,14 @@ learn tonight's material, the slowest (once per consolidation) carries knowledge
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from orgmem.memory.cms.config import CmsConfig
 from orgmem.memory.cms.layer import CmsBlock
 from orgmem.memory.interface import MemoryKind, ParamGroup, masked_mean
-from orgmem.models.layers import decoder_layers, model_device
+from orgmem.models.layers import decoder_layers, model_device, submodule
 
 
 class CmsMemory(MemoryKind):
@@ -27,7 +29,7 @@ class CmsMemory(MemoryKind):
         act = getattr(model.config, "hidden_act", "silu")
         decoder = decoder_layers(model)
         self.blocks = nn.ModuleDict({
-            str(i): CmsBlock(decoder[i].mlp, config.widths, act, config.gate, config.gate_bias)
+            str(i): CmsBlock(submodule(decoder[i], "mlp"), config.widths, act, config.gate, config.gate_bias)
             for i in layers
         })
         self.to(model_device(model))
@@ -37,7 +39,7 @@ class CmsMemory(MemoryKind):
     def attach(self) -> None:
         decoder = decoder_layers(self.base_model.model)
         for i in self.layers:
-            self._hooks.append(decoder[i].mlp.register_forward_hook(self._hook(str(i))))
+            self._hooks.append(submodule(decoder[i], "mlp").register_forward_hook(self._hook(str(i))))
 
     def detach(self) -> None:
         for h in self._hooks:
@@ -59,13 +61,16 @@ class CmsMemory(MemoryKind):
 
         return hook
 
+    def _blocks(self) -> list[CmsBlock]:
+        return [cast(CmsBlock, b) for b in self.blocks.values()]
+
     def param_groups(self) -> list[ParamGroup]:
         groups = []
         for j, (period, lr) in enumerate(zip(self.config.periods, self.config.lrs, strict=True)):
-            params = [p for b in self.blocks.values() for p in b.levels[j].parameters()]
+            params = [p for b in self._blocks() for p in b.levels[j].parameters()]
             groups.append(ParamGroup(f"level{j}", params, lr, period))
         if self.config.gate:
-            params = [p for b in self.blocks.values() for p in b.gate.parameters()]
+            params = [p for b in self._blocks() if b.gate is not None for p in b.gate.parameters()]
             groups.append(ParamGroup("gate", params, self.config.gate_lr, 1))
         return groups
 
@@ -74,7 +79,7 @@ class CmsMemory(MemoryKind):
         if not self._gates:
             return None
         per_layer = [masked_mean(g, token_mask) for g in self._gates.values()]
-        return sum(per_layer) / len(per_layer)
+        return cast(Tensor, sum(per_layer)) / len(per_layer)
 
     def aux_losses(self, token_mask: Tensor | None = None) -> dict[str, Tensor]:
         mean = self.gate_mean(token_mask)

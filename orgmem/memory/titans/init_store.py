@@ -30,7 +30,7 @@ INIT_FILE = "init.safetensors"
 def meta_dir(base) -> Path:
     """Folder of the base's Titans meta-training (checkpoints and the final initialisation)."""
     name = base.path.name if getattr(base, "path", None) is not None else str(base.name)
-    return Path(get_settings().models_dir) / name / "titans_meta"
+    return get_settings().models_root / name / "titans_meta"
 
 
 def save_meta_init(path: Path, tensors: dict[str, Tensor], *, base, config: TitansConfig,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,6 @@ def key_spread(keys: Tensor) -> Tensor:
 
 def clip_by_norm(grads: Sequence[Tensor], max_norm: float) -> list[Tensor]:
     """Scale each (b, h) memory's whole gradient to norm <= ``max_norm`` (keeps writes bounded)."""
-    sq = sum(g.pow(2).sum(dim=(-1, -2)) for g in grads)
+    sq = cast(Tensor, sum(g.pow(2).sum(dim=(-1, -2)) for g in grads))
     scale = (max_norm * torch.rsqrt(sq + 1e-12)).clamp(max=1.0)[..., None, None]  # finite grad at 0
     return [g * scale for g in grads]

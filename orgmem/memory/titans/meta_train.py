@@ -28,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -168,7 +168,7 @@ def set_centers(kind: TitansMemory, model, bank: EpisodeBank) -> None:
     (``docs/knowledge_tuning.md``)."""
     kind.set_enabled(False)
     try:
-        for key, memory in kind.memories.items():
+        for key, memory in kind.layer_memories.items():
             hidden = run_layers(model, bank.write_hidden, bank.layer, int(key))
             memory.calibrate(hidden[bank.write_mask])
     finally:
@@ -205,15 +205,15 @@ class _Banks:
 
     def __init__(self, base, layer: int, cfg: MetaTrainConfig, progress: bool) -> None:
         self.base, self.layer, self.cfg, self.progress = base, layer, cfg, progress
-        self.index, self.bank = -1, None
+        self.index, self.bank = -1, cast(EpisodeBank, None)  # built by the first ``for_step``
 
     def seed(self, index: int) -> int:
         return self.cfg.seed * 1_000_003 + index
 
     def build(self, seed: int, size: int) -> EpisodeBank:
         c = self.cfg
-        return build_bank(self.base, self.layer, seed, size, facts=tuple(c.facts), queries=c.queries,
-                          chat_prob=c.chat_prob, progress=self.progress)
+        return build_bank(self.base, self.layer, seed, size, facts=(c.facts[0], c.facts[1]),
+                          queries=c.queries, chat_prob=c.chat_prob, progress=self.progress)
 
     def for_step(self, step: int) -> EpisodeBank:
         index = step // max(self.cfg.bank_refresh, 1)
@@ -239,7 +239,9 @@ def meta_train(base, steps: int | None = None, *, titans: TitansConfig | None = 
                max_seconds: float | None = None, progress: bool = True) -> MetaTrainResult:
     """Meta-train the Titans memory of ``base`` up to ``steps`` outer steps and store the result as
     the base's initialisation; ``resume`` continues from the last checkpoint in ``out_dir``."""
-    cfg = dataclasses.replace(config or MetaTrainConfig(), **({"steps": steps} if steps is not None else {}))
+    cfg = config or MetaTrainConfig()
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, steps=steps)
     titans = titans or TitansConfig()
     out_dir = Path(out_dir) if out_dir is not None else meta_dir(base)
     ckpt_path = out_dir / CHECKPOINT_FILE
@@ -280,7 +282,7 @@ def _start(kind: TitansMemory, base, opt, banks: _Banks, eval_bank: EpisodeBank,
                        extra={"base": base.name, "path": str(ckpt_path)})
     set_centers(kind, base.model, banks.for_step(0))
     with torch.no_grad():  # open the gate: an empty memory still reads zero, so attach stays exact
-        for memory in kind.memories.values():
+        for memory in kind.layer_memories.values():
             memory.gate_scale.fill_(cfg.gate_init)
     before = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.control_weight)
     logger.info("titans meta-training starts", extra={"base": base.name, **before})

@@ -44,8 +44,10 @@ class TitansMemory(MemoryKind):
     def __init__(self, base, config: TitansConfig, layers: list[int]) -> None:
         super().__init__(base, config, layers)
         hidden = int(base.model.config.hidden_size)
-        self.memories = nn.ModuleDict({str(i): NeuralMemory(hidden, **self.config.memory_kwargs())
-                                       for i in layers})
+        # the same modules, typed: ``memories`` registers them (state dict names), this reads them
+        self.layer_memories: dict[str, NeuralMemory] = {
+            str(i): NeuralMemory(hidden, **self.config.memory_kwargs()) for i in layers}
+        self.memories = nn.ModuleDict(self.layer_memories)
         tensors, path = resolve_meta_init(base, self.config)
         if tensors is not None:
             self.load_meta(tensors, source=str(path))
@@ -85,13 +87,13 @@ class TitansMemory(MemoryKind):
     # ---- memory state --------------------------------------------------------------------------
     def reset_memory(self, batch: int = 1) -> None:
         """Empty memories: one stream (``batch=1``, an org) or ``batch`` independent episodes."""
-        self.states = {k: m.initial_state(batch) for k, m in self.memories.items()}
+        self.states = {k: m.initial_state(batch) for k, m in self.layer_memories.items()}
         if not self.keep_graph:
             self.states = {k: s.detach() for k, s in self.states.items()}
 
     def flush(self) -> None:
         """Write every layer's unfinished chunk now."""
-        self.states = {k: self.memories[k].flush(s) for k, s in self.states.items()}
+        self.states = {k: self.layer_memories[k].flush(s) for k, s in self.states.items()}
 
     @property
     def writing(self) -> bool:
@@ -139,7 +141,7 @@ class TitansMemory(MemoryKind):
 
     def apply_memory(self, key: str, x: Tensor) -> Tensor:
         """The memory's contribution for hidden states ``x``; writes them when ``writing``."""
-        memory, state, mask = self.memories[key], self.states[key], self.token_mask(x)
+        memory, state, mask = self.layer_memories[key], self.states[key], self.token_mask(x)
         if not self.writing:
             return memory(x, state, write=False)[0]
         streams = state.weights[0].shape[0]
@@ -177,7 +179,7 @@ class TitansMemory(MemoryKind):
     def memory_state_dict(self) -> dict[str, Tensor]:
         """``<layer>.meta.<param>`` (meta-parameters) and ``<layer>.weights.<j>`` (the memory)."""
         out: dict[str, Tensor] = {}
-        for key, memory in self.memories.items():
+        for key, memory in self.layer_memories.items():
             out |= {f"{key}.meta.{n}": t.detach().clone() for n, t in memory.state_dict().items()}
             out |= {f"{key}.weights.{j}": w.detach().clone()
                     for j, w in enumerate(self._stream_state(key).weights)}
@@ -187,7 +189,7 @@ class TitansMemory(MemoryKind):
         """Strict: names missing, unexpected and mis-shaped keys. Momentum restarts at zero."""
         _check_keys(state, self.memory_state_dict(), "titans memory state")
         self.load_meta({k: v for k, v in state.items() if ".meta." in k}, source="memory state")
-        fresh = {k: m.initial_state(1).detach() for k, m in self.memories.items()}
+        fresh = {k: m.initial_state(1).detach() for k, m in self.layer_memories.items()}
         for key, s in fresh.items():
             s.weights = [state[f"{key}.weights.{j}"].to(s.weights[j]) for j in range(len(s.weights))]
         self.states = fresh
@@ -211,7 +213,7 @@ class TitansMemory(MemoryKind):
 
     def load_meta(self, tensors: dict[str, Tensor], *, source: str) -> None:
         """Meta-parameters from ``<layer>.meta.<param>`` (or ``<layer>.<param>``) tensors."""
-        for key, memory in self.memories.items():
+        for key, memory in self.layer_memories.items():
             part = {}
             for name in memory.state_dict():
                 t = tensors.get(f"{key}.meta.{name}", tensors.get(f"{key}.{name}"))
@@ -226,7 +228,7 @@ class TitansMemory(MemoryKind):
     def meta_tensors(self) -> dict[str, Tensor]:
         """Meta-parameters as ``<layer>.<param>`` (what meta-training stores for the base)."""
         return {f"{k}.{n}": t.detach().clone()
-                for k, m in self.memories.items() for n, t in m.state_dict().items()}
+                for k, m in self.layer_memories.items() for n, t in m.state_dict().items()}
 
 
 def _check_keys(got: dict[str, Tensor], expected: dict[str, Tensor], what: str, shapes: bool = True) -> None:

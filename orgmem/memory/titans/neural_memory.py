@@ -32,6 +32,7 @@ Dimension glossary:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,7 @@ class MemoryState:
 
     def map(self, fn) -> MemoryState:
         """Apply ``fn`` to every tensor (detach, to(device), index the batch...)."""
-        kw = {}
+        kw: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             kw[f.name] = [fn(t) for t in value] if isinstance(value, list) else fn(value)
@@ -97,6 +98,8 @@ class MemoryState:
 
 class NeuralMemory(nn.Module):
     """One Titans memory reading/writing the hidden states ``x`` (b, n, d) of one layer."""
+
+    center: Tensor  # a buffer (registered in ``__init__``)
 
     def __init__(self, dim: int, *, heads: int = 4, dim_head: int = 64, depth: int = 2, expansion: int = 4,  # noqa: PLR0913  # keyword-only hyperparameters of the module
                  chunk_size: int = 16, max_lr: float = 0.5, conv_kernel: int = 4, key_shift: bool = True,

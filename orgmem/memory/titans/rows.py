@@ -7,6 +7,7 @@ from torch import Tensor
 from orgmem.errors import IntegrityError, OrgmemError
 from orgmem.memory.config import MemoryConfig
 from orgmem.memory.rows import RowForm, RowOp, frozen
+from orgmem.memory.titans.config import TitansConfig
 from orgmem.memory.titans.model import TitansMemory
 
 
@@ -15,6 +16,8 @@ def titans_rows(base, cfg: MemoryConfig, state: dict[str, Tensor]) -> RowForm:
 
     A query depends on its own token alone, so cached decoding reads what a full pass reads.
     """
+    if not isinstance(cfg, TitansConfig):
+        raise IntegrityError(f"a titans memory state came with a {cfg.kind!r} config")
     layers = cfg.resolve_layers(base.num_layers)
     memory = TitansMemory(base, cfg, layers).float()  # builds the memories; no hooks
     try:
