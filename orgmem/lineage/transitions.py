@@ -138,14 +138,22 @@ def _refuse_quarantined(org: Org, ck: Checkpoint, what: str) -> None:
         raise ConflictError(f"checkpoint {ck.id!r} of org {org.slug!r} is quarantined and cannot be {what}")
 
 
+def _servable(
+    session: Session, org: Org | str, checkpoint_id: str, what: str
+) -> tuple[Org, Checkpoint, HeadHolder]:
+    """Lock the org, load its checkpoint (refused when quarantined) and its audience's head holder:
+    the common start of every change that puts a checkpoint in front of users (pin, promote)."""
+    org = _locked(session, org)
+    ck = get_checkpoint(session, checkpoint_id, org)
+    _refuse_quarantined(org, ck, what)
+    return org, ck, _holder(session, org, ck.audience)
+
+
 def pin(
     session: Session, org: Org | str, checkpoint_id: str, *, actor: str, reason: str | None = None
 ) -> ServingChange:
     """Serve ``checkpoint_id`` regardless of later promotions until unpinned."""
-    org = _locked(session, org)
-    ck = get_checkpoint(session, checkpoint_id, org)
-    _refuse_quarantined(org, ck, "pinned")
-    holder = _holder(session, org, ck.audience)
+    org, ck, holder = _servable(session, org, checkpoint_id, "pinned")
     if holder.pinned_checkpoint_id == ck.id:
         raise ConflictError(f"org {org.slug!r}{_of(ck.audience)} is already pinned to checkpoint {ck.id!r}")
     previous = holder.served_checkpoint_id
@@ -181,10 +189,7 @@ def promote(
     force: bool = False,
 ) -> ServingChange:
     """Make a candidate built on the current head the new head (``force``: even if rejected)."""
-    org = _locked(session, org)
-    ck = get_checkpoint(session, checkpoint_id, org)
-    _refuse_quarantined(org, ck, "promoted")
-    holder = _holder(session, org, ck.audience)
+    org, ck, holder = _servable(session, org, checkpoint_id, "promoted")
     if ck.id == holder.head_checkpoint_id:
         raise ConflictError(f"checkpoint {ck.id!r} is already the head of org {org.slug!r}{_of(ck.audience)}")
     if ck.status == CheckpointStatus.REJECTED.value and not force:
