@@ -10,15 +10,7 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import (
-    ActorOption,
-    JsonFlag,
-    OrgArg,
-    actor_or_default,
-    db_session,
-    emit,
-    emit_table,
-)
+from orgmem.cli.common import ActorOption, JsonFlag, OrgArg, actor_or_default, db_session, emit, emit_table
 
 app = typer.Typer(help="Create, list and revoke API keys (org-scoped, role employee|admin).",
                   no_args_is_help=True)
@@ -55,8 +47,8 @@ def list_(org: OrgArg, as_json: JsonFlag = False) -> None:
     rows = [(k["id"], k["prefix"] + "…", k["name"], k["role"], ",".join(k["groups"]) or "-",
              "active" if k["active"] else "revoked", (k["last_used_at"] or "-")[:19]) for k in keys]
     headers = ["ID", "PREFIX", "NAME", "ROLE", "GROUPS", "STATE", "LAST USED"]
-    empty = f"org {org!r} has no API keys: `orgmem keys create {org} --role employee`"
-    emit_table(keys, as_json, headers, rows, empty)
+    emit_table(keys, as_json, headers, rows,
+               f"org {org!r} has no API keys: `orgmem keys create {org} --role employee`")
 
 
 @app.command("revoke")

@@ -10,15 +10,7 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import (
-    JsonFlag,
-    ListByDefault,
-    OrgArg,
-    db_session,
-    emit,
-    emit_table,
-    short_time,
-)
+from orgmem.cli.common import JsonFlag, ListByDefault, OrgArg, db_session, emit, emit_table, short_time
 
 app = typer.Typer(cls=ListByDefault, help="Forget receipts: list an org's, show one.", no_args_is_help=True)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
-from connectors.registry import get_connector, parse_config
+from connectors.base import DocumentFailure, SourceError
+from tests.connectors.fetching import allow_loopback, run_fetch, versions
 from tests.connectors.source_builders import ServerState, atom_feed, feed_server, rss_feed
 
 ITEMS = [
@@ -17,22 +17,12 @@ ITEMS = [
 
 @pytest.fixture(autouse=True)
 def _loopback_allowed(monkeypatch):
-    """The fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
-    from orgmem.config import get_settings
-
-    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
-    get_settings.cache_clear()
+    allow_loopback(monkeypatch)
 
 
 def fetch(config, cursor=None, unstored=()):
-    connector = get_connector("rss")
-    pull = Pull(connector.fetch(parse_config("rss", config), cursor))
-    items = list(pull)  # the generator returns the next cursor
-    return items, connector.retry_cursor(cursor, pull.result, unstored)
-
-
-def versions(items) -> dict[str, DocumentVersion]:
-    return {i.external_id: i for i in items if isinstance(i, DocumentVersion)}
+    _, items, next_cursor = run_fetch("rss", config, cursor, unstored)
+    return items, next_cursor
 
 
 def test_rss_dedup_conditional_get_and_new_items():
