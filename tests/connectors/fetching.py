@@ -3,7 +3,7 @@ cursor to store (``retry_cursor`` with the items not stored), and allow the loop
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
@@ -21,6 +21,18 @@ def run_fetch(
     pull = Pull(connector.fetch(parse_config(kind, config), cursor))
     items = list(pull)  # the generator returns the next cursor
     return connector, items, connector.retry_cursor(cursor, pull.result, unstored)
+
+
+def fetcher(kind: str) -> Callable[..., tuple[list[FetchItem], Cursor | None]]:
+    """``fetch(config, cursor=None, unstored=())`` for one kind: the items and the cursor to keep."""
+
+    def fetch(
+        config: dict[str, Any], cursor: Cursor | None = None, unstored: Collection[str] = ()
+    ) -> tuple[list[FetchItem], Cursor | None]:
+        _, items, next_cursor = run_fetch(kind, config, cursor, unstored)
+        return items, next_cursor
+
+    return fetch
 
 
 def versions(items: list[FetchItem]) -> dict[str, DocumentVersion]:

@@ -225,6 +225,10 @@ class ServerState:
     etag: str | None = None
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
+    def serve_rss(self, items: list[tuple[str, str, str, str]], path: str = "/feed.xml") -> None:
+        """Serve an RSS 2.0 feed of ``items`` (see ``rss_feed``) at ``path``."""
+        self.routes[path] = (200, "application/rss+xml", rss_feed(items))
+
 
 def _feed_handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):

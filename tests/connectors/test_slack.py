@@ -7,18 +7,11 @@ import zipfile
 import pytest
 
 from connectors.base import DocumentFailure, SourceError
-from tests.connectors.fetching import allow_loopback, run_fetch, versions
+from tests.connectors.fetching import fetcher, versions
 from tests.connectors.source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(monkeypatch):
-    allow_loopback(monkeypatch)
-
-
-def fetch(config, cursor=None, unstored=()):
-    _, items, next_cursor = run_fetch("slack", config, cursor, unstored)
-    return items, next_cursor
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+fetch = fetcher("slack")
 
 
 def test_export_threads_edits_and_noise(tmp_path):

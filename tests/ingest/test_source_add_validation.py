@@ -17,7 +17,6 @@ from tests.connectors.source_builders import (
     make_docs_folder,
     make_git_repo,
     make_slack_zip,
-    rss_feed,
 )
 
 runner = CliRunner()
@@ -83,7 +82,7 @@ def test_a_feed_that_answers_404_or_is_not_a_feed_is_refused(acme, loopback_allo
     state = ServerState()
     with feed_server(state) as url:
         state.routes["/html"] = (200, "text/html", "<html><body>hello, not a feed</body></html>")
-        state.routes["/feed.xml"] = (200, "application/rss+xml", rss_feed([("g1", url + "/a", "T", "d")]))
+        state.serve_rss([("g1", url + "/a", "T", "d")])
         refused(cli("source", "add", "acme", "rss", "--url", url + "/missing"), "returned HTTP 404")
         refused(cli("source", "add", "acme", "rss", "--url", url + "/html"), "is not an RSS/Atom feed")
         assert cli("source", "add", "acme", "rss", "--url", url + "/feed.xml").exit_code == 0
