@@ -14,7 +14,6 @@ from orgmem.engine.rehearsal import rehearsal_set
 from orgmem.engine.underlay import Underlay
 from orgmem.errors import ConflictError
 from orgmem.memory import CmsConfig, build_row_memory, load_memory
-from orgmem.models import load_base
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.stack import stack_memories
 from orgmem.store.base import sha256_hex
@@ -22,11 +21,6 @@ from orgmem.store.base import sha256_hex
 ORG = ["# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n"]
 GROUP = ["The eng on-call rotation hands over at 09:30 and the pager alias is eng-heron-7.\n"]
 CMS = CmsConfig(widths=[16, 8], periods=[1, 0], lrs=[1e-2, 1e-2])
-
-
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
 
 
 def _cfg(**kw) -> ConsolidationConfig:

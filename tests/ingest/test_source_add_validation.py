@@ -18,20 +18,13 @@ from tests.connectors.source_builders import (
     make_git_repo,
     make_slack_zip,
 )
+from tests.ingest.refusals import refused
 
 runner = CliRunner()
 
 
 def cli(*args: str):
     return runner.invoke(app, list(args))
-
-
-def refused(result, *needles: str) -> str:
-    text = result.stdout + result.stderr
-    assert result.exit_code != 0, f"accepted: {text}"
-    for needle in needles:
-        assert needle in text, text
-    return text
 
 
 def names() -> list[str]:
