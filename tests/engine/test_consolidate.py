@@ -12,16 +12,13 @@ from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
 from orgmem.memory import CmsConfig, ParamGroup, attach, load_memory, save_memory
 from orgmem.models import load_base
-from tests.engine.samples import CMS, NIGHT1
+from tests.engine.samples import NIGHT1, small_config
 
 NIGHT2 = ["[09:14] marit: The VPN endpoint is vpn2.kestrel.ee\n",
           "# News\n\nKestrel Freight signed a contract with Klaipeda. The warehouse holds 4,800 pallets.\n"]
 
 
-def _cfg(**kw) -> ConsolidationConfig:
-    defaults = dict(memory=CMS, num_threads=1, epochs=2, tokens_per_step=160, max_seq_len=128,
-                    rehearsal_per_step=1)
-    return ConsolidationConfig(**{**defaults, **kw})
+_cfg = small_config
 
 
 def _weights(memory: bytes) -> dict[str, torch.Tensor]:

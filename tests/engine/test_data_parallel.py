@@ -18,23 +18,14 @@ from orgmem.engine.dp_worker import KILL_RANK_ENV, KILL_STEP_ENV
 from orgmem.engine.launch import train_data_parallel
 from orgmem.errors import DistributedTrainingError, OrgmemError
 from orgmem.jobs.runner import TRANSIENT_ERRORS
-from tests.engine.samples import CMS, NIGHT1
+from tests.engine.samples import NIGHT1, small_config
 
 NIGHT2 = ["[09:14] marit: The VPN endpoint is vpn2.kestrel.ee\n"]
 ATOL, RTOL = 1e-6, 1e-4
 
 
 def _cfg(**kw) -> ConsolidationConfig:
-    defaults = dict(
-        memory=CMS,
-        num_threads=1,
-        epochs=2,
-        tokens_per_step=160,
-        max_seq_len=128,
-        rehearsal_per_step=1,
-        max_steps=6,
-    )
-    return ConsolidationConfig(**{**defaults, **kw})
+    return small_config(**{"max_steps": 6, **kw})
 
 
 def _diff(a: bytes, b: bytes) -> tuple[float, float]:
