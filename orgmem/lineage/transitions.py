@@ -76,6 +76,29 @@ def _holder(session: Session, org: Org, audience: str) -> HeadHolder:
     return holder
 
 
+def serving_event(
+    org: Org,
+    holder: HeadHolder,
+    action: ServingAction,
+    checkpoint_id: str | None,
+    previous: str | None,
+    actor: str,
+    reason: str | None,
+) -> ServingEvent:
+    """The history row of one serving change of ``holder``'s lineage (served after it: the holder's now)."""
+    return ServingEvent(
+        org_id=org.id,
+        audience=holder.audience if isinstance(holder, AudienceHead) else ORG_AUDIENCE,
+        action=action.value,
+        checkpoint_id=checkpoint_id,
+        previous_checkpoint_id=previous,
+        served_checkpoint_id=holder.served_checkpoint_id,
+        actor=actor,
+        reason=reason,
+        created_at=utcnow(),
+    )
+
+
 def _record(
     session: Session,
     org: Org,
@@ -87,18 +110,8 @@ def _record(
     reason: str | None,
     **change: Any,
 ) -> ServingChange:
-    audience = holder.audience if isinstance(holder, AudienceHead) else ORG_AUDIENCE
-    event = ServingEvent(
-        org_id=org.id,
-        audience=audience,
-        action=action.value,
-        checkpoint_id=checkpoint_id,
-        previous_checkpoint_id=previous,
-        served_checkpoint_id=holder.served_checkpoint_id,
-        actor=actor,
-        reason=reason,
-        created_at=utcnow(),
-    )
+    event = serving_event(org, holder, action, checkpoint_id, previous, actor, reason)
+    audience = event.audience
     session.add(event)
     data: dict[str, Any] = {
         "previous": previous, "served": holder.served_checkpoint_id, "head": holder.head_checkpoint_id,
