@@ -77,13 +77,8 @@ def _holder(session: Session, org: Org, audience: str) -> HeadHolder:
 
 
 def serving_event(
-    org: Org,
-    holder: HeadHolder,
-    action: ServingAction,
-    checkpoint_id: str | None,
-    previous: str | None,
-    actor: str,
-    reason: str | None,
+    org: Org, holder: HeadHolder, action: ServingAction, checkpoint_id: str | None, previous: str | None,
+    actor: str, reason: str | None,
 ) -> ServingEvent:
     """The history row of one serving change of ``holder``'s lineage (served after it: the holder's now)."""
     return ServingEvent(
