@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ContinualConfig, argparse
     ap.add_argument("--render", type=Path, default=None, help="only rebuild table and plot from this JSON")
     ap.add_argument("--docs", action="store_true", help="also write the table into docs/benchmarks.md")
     a = ap.parse_args(argv)
+    from benchmarks.orggen.generator import night_sizes
     from orgmem.pipeline.config import REPLAY_POLICIES
 
     policies = [p.strip() for p in a.policies.split(",") if p.strip()]
@@ -101,10 +102,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ContinualConfig, argparse
         ap.error(f"unknown replay polic(ies) {bad}; choose from {list(REPLAY_POLICIES)}")
     cfg = ContinualConfig(
         base=a.base,
-        nights=a.nights,
-        facts_per_night=a.facts_per_night,
-        updates_per_night=a.updates_per_night,
-        deletes_per_night=a.deletes_per_night,
+        **night_sizes(a),
         seed=a.seed,
         policies=policies,
         threads=a.threads,
@@ -376,16 +374,9 @@ def baseline_rows(base, probes, night: int) -> dict:
 # -- one policy -----------------------------------------------------------------------------------
 def run_policy(base, cfg: ContinualConfig, policy: str, root: Path, run: dict, save) -> dict:
     from benchmarks.org_generator import GeneratorConfig, OrgGenerator
+    from benchmarks.orggen.generator import night_sizes
 
-    gen = OrgGenerator(
-        GeneratorConfig(
-            seed=cfg.seed,
-            nights=cfg.nights,
-            facts_per_night=cfg.facts_per_night,
-            updates_per_night=cfg.updates_per_night,
-            deletes_per_night=cfg.deletes_per_night,
-        )
-    )
+    gen = OrgGenerator(GeneratorConfig(seed=cfg.seed, **night_sizes(cfg)))
     run["org_name"] = gen.org_name
     with org_home(root, cfg, policy) as sources, serve_folder(sources) as url:
         sources.mkdir(parents=True, exist_ok=True)

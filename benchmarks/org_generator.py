@@ -27,7 +27,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.orggen.generator import GeneratorConfig, NightSummary, OrgGenerator  # noqa: E402
+from benchmarks.orggen.generator import GeneratorConfig, NightSummary, OrgGenerator, night_sizes  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,15 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         mix = tuple(float(x) for x in args.mix.split(","))
-        cfg = GeneratorConfig(
-            seed=args.seed,
-            nights=args.nights,
-            facts_per_night=args.facts_per_night,
-            updates_per_night=args.updates_per_night,
-            deletes_per_night=args.deletes_per_night,
-            org_name=args.org_name,
-            source_mix=mix,
-        )
+        cfg = GeneratorConfig(seed=args.seed, **night_sizes(args), org_name=args.org_name, source_mix=mix)
     except ValueError as exc:
         parser.error(str(exc))
     gen = OrgGenerator(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -71,3 +72,11 @@ def permission_denied(message: str) -> ApiError:
 def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, "authentication_error", "invalid_api_key",
                     headers={"WWW-Authenticate": "Bearer"})
+
+
+def matching_name(name: object, pattern: re.Pattern[str], refusal: type[OrgmemError], message: str) -> str:
+    """``name`` if it is a string ``pattern`` matches; else ``refusal(message)``. Names (slugs, source
+    and group names) land in URLs, object keys and headers, so each kind keeps to its own alphabet."""
+    if not isinstance(name, str) or not pattern.match(name):
+        raise refusal(message)
+    return name

@@ -106,29 +106,27 @@ def db_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     backend.close()
 
 
-def _use(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _private_db(backend: SqliteBackend | PostgresBackend, monkeypatch: pytest.MonkeyPatch,
+                *, migrated: bool) -> Iterator[str]:
+    """A database of this test's own, configured as ORGMEM_DATABASE_URL, dropped after the test."""
+    url = backend.create(migrated=migrated)
     monkeypatch.setenv("ORGMEM_DATABASE_URL", url)
     get_settings.cache_clear()
+    yield url
+    dispose_engines()
+    backend.drop(url)
 
 
 @pytest.fixture
 def empty_db_url(db_backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A database with no schema at all; also the configured ORGMEM_DATABASE_URL."""
-    url = db_backend.create(migrated=False)
-    _use(url, monkeypatch)
-    yield url
-    dispose_engines()
-    db_backend.drop(url)
+    yield from _private_db(db_backend, monkeypatch, migrated=False)
 
 
 @pytest.fixture
 def db_url(db_backend, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A database migrated to head, private to this test; also the configured ORGMEM_DATABASE_URL."""
-    url = db_backend.create(migrated=True)
-    _use(url, monkeypatch)
-    yield url
-    dispose_engines()
-    db_backend.drop(url)
+    yield from _private_db(db_backend, monkeypatch, migrated=True)
 
 
 @pytest.fixture

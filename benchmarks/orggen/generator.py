@@ -45,6 +45,15 @@ _CHANNEL_OF = {
 }
 
 
+NIGHT_SIZES = ("nights", "facts_per_night", "updates_per_night", "deletes_per_night")
+
+
+def night_sizes(source: object) -> dict[str, int]:
+    """The size fields of a ``GeneratorConfig``, read off anything that has them: parsed command-line
+    arguments, or a benchmark's own config that generates its org."""
+    return {name: getattr(source, name) for name in NIGHT_SIZES}
+
+
 @dataclass
 class GeneratorConfig:
     seed: int = 0

@@ -9,6 +9,7 @@ memory in the background, so the first request after a pin does not pay for the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,26 +159,37 @@ def checkpoint_show(org: str, checkpoint_id: str, request: Request,
         return checkpoint_dict(ck, org_row, head_holder(session, org_row, ck.audience, create=False))
 
 
-def _own(request: Request, org: str, checkpoint_id: str, identity: ApiKeyIdentity) -> None:
+def _owned_change(request: Request, background: BackgroundTasks, identity: ApiKeyIdentity, org: str,
+                  action, checkpoint_id: str, **kwargs: Any) -> dict[str, Any]:
+    """A serving change aimed at one checkpoint, refused unless the key may reach that checkpoint."""
     with get_state(request).session() as session:
         own_checkpoint(session, get_org(session, org), checkpoint_id, identity.groups)
+    return _serving_change(request, background, identity, org, action, checkpoint_id, **kwargs)
 
 
 @router.post("/orgs/{org}/checkpoints/{checkpoint_id}/promote", summary="Promote a candidate to head")
 def checkpoint_promote(org: str, checkpoint_id: str, body: Promote, request: Request,
                        background: BackgroundTasks,
                        identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    _own(request, org, checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, transitions.promote_checkpoint, checkpoint_id,
-                           reason=body.reason, force=body.force)
+    return _owned_change(request, background, identity, org, transitions.promote_checkpoint, checkpoint_id,
+                         reason=body.reason, force=body.force)
 
 
-@router.post("/orgs/{org}/pin", summary="Serve one checkpoint until unpinned")
-def pin_checkpoint(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
-                   identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    _own(request, org, body.checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, transitions.pin_checkpoint, body.checkpoint_id,
-                           reason=body.reason)
+def _checkpoint_action_route(path: str, summary: str, name: str, action: Callable[..., dict[str, Any]]):
+    """``pin`` and ``rollback``: the same body (a checkpoint and a reason) for a different change; the
+    endpoint keeps ``name``, which FastAPI takes for the route's name and operation id."""
+
+    def endpoint(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
+                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
+        return _owned_change(request, background, identity, org, action, body.checkpoint_id,
+                             reason=body.reason)
+
+    endpoint.__name__ = endpoint.__qualname__ = name
+    return router.post(path, summary=summary)(endpoint)
+
+
+pin_checkpoint = _checkpoint_action_route(
+    "/orgs/{org}/pin", "Serve one checkpoint until unpinned", "pin_checkpoint", transitions.pin_checkpoint)
 
 
 @router.post("/orgs/{org}/unpin", summary="Serve the head again")
@@ -188,12 +200,8 @@ def unpin_org(org: str, request: Request, background: BackgroundTasks, body: Rea
                            reason=body.reason if body else None, audience=_audience(identity, audience))
 
 
-@router.post("/orgs/{org}/rollback", summary="Move the head back to an ancestor")
-def rollback_org(org: str, body: CheckpointAction, request: Request, background: BackgroundTasks,
-                 identity: ApiKeyIdentity = Depends(require_org_admin)) -> dict[str, Any]:
-    _own(request, org, body.checkpoint_id, identity)
-    return _serving_change(request, background, identity, org, transitions.rollback_org, body.checkpoint_id,
-                           reason=body.reason)
+rollback_org = _checkpoint_action_route(
+    "/orgs/{org}/rollback", "Move the head back to an ancestor", "rollback_org", transitions.rollback_org)
 
 
 @router.get("/orgs/{org}/history", summary="What the org served, by whose action")

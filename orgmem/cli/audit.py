@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import JsonFlag, db_session, emit, format_table, short_time
+from orgmem.cli.common import JsonFlag, OrgArg, db_session, emit_table, short_time
 
 
 def _since(text: str) -> datetime:
@@ -22,7 +22,7 @@ def _since(text: str) -> datetime:
 
 
 def command(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     since: Annotated[
         str | None, typer.Option("--since", help="ISO time, or a duration back from now: 2h, 1d.")
     ] = None,
@@ -46,5 +46,4 @@ def command(
             for e in events
         ]
     empty = f"org {org!r} has no audit events" + (f" since {start.isoformat()}" if start else "")
-    headers = ["AT", "ACTOR", "ACTION", "TARGET", "DETAILS"]
-    emit(rows, as_json, lambda: format_table(headers, table) if table else empty)
+    emit_table(rows, as_json, ["AT", "ACTOR", "ACTION", "TARGET", "DETAILS"], table, empty)

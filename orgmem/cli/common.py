@@ -31,6 +31,7 @@ from orgmem.store.base import ObjectStore
 if TYPE_CHECKING:  # the Context TyperGroup's methods take: Typer's own copy of click's
     from typer._click.core import Context
 
+OrgArg = Annotated[str, typer.Argument(help="Org slug.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ActorOption = Annotated[
     str | None, typer.Option("--actor", help="Who is acting (default: $ORGMEM_ACTOR or cli:<user>).")
@@ -98,6 +99,13 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         for row in cells
     ]
     return "\n".join(lines)
+
+
+def emit_table(
+    data: Any, as_json: bool, headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str
+) -> None:
+    """A listing command's output: ``data`` as JSON, else the table of ``rows`` or, with none, ``empty``."""
+    emit(data, as_json, lambda: format_table(headers, rows) if rows else empty)
 
 
 def short_time(value: datetime | None) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit
+from orgmem.cli.common import ActorOption, JsonFlag, OrgArg, actor_or_default, db_session, emit
 from orgmem.errors import OrgmemError
 
 
@@ -72,7 +72,7 @@ def follow(job_id: str, timeout: float | None, quiet: bool) -> dict[str, Any]:
 
 
 def command(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it finishes.")] = False,
     inline: Annotated[bool, typer.Option("--inline", help="Run here instead of on a worker.")] = False,
     engine: Annotated[str | None, typer.Option("--engine", help="Engine overrides, JSON object.")] = None,

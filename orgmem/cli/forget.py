@@ -6,11 +6,11 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import ActorOption, JsonFlag, ReasonOption, actor_or_default, db_session, emit
+from orgmem.cli.common import ActorOption, JsonFlag, OrgArg, ReasonOption, actor_or_default, db_session, emit
 
 
 def command(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     document: Annotated[str, typer.Argument(help="Document id, path / external id, or URI.")],
     replay: Annotated[
         bool, typer.Option("--replay/--no-replay", help="Queue a consolidation of the rest.")

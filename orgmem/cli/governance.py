@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import JsonFlag, db_session, emit, format_table, short_time
+from orgmem.cli.common import JsonFlag, OrgArg, db_session, emit, emit_table, short_time
 
 app = typer.Typer(help="Governance applied to checkpoints' training data.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def rules(as_json: JsonFlag = False) -> None:
 
 @app.command("affected")
 def affected(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     ruleset_not: Annotated[
         str | None,
         typer.Option("--ruleset-not", help="Rule-set version to compare with (default: the current one)."),
@@ -54,5 +54,4 @@ def affected(
     ]
     data = {"org": org, "current_ruleset_version": current, "checkpoints": rows}
     empty = f"every checkpoint of org {org!r} was built under rule set {current}"
-    headers = ["CHECKPOINT", "STATUS", "CREATED", "RULESET", "SERVED"]
-    emit(data, as_json, lambda: format_table(headers, table) if table else empty)
+    emit_table(data, as_json, ["CHECKPOINT", "STATUS", "CREATED", "RULESET", "SERVED"], table, empty)

@@ -14,10 +14,11 @@ from orgmem.cli.common import (
     ActorOption,
     JsonFlag,
     ListByDefault,
+    OrgArg,
     actor_or_default,
     db_session,
     emit,
-    format_table,
+    emit_table,
     short_time,
 )
 
@@ -57,7 +58,7 @@ def show_text(view: dict[str, Any]) -> str:
 
 @app.command("list")
 def list_(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     status: Annotated[
         str | None, typer.Option("--status", help="queued|running|succeeded|failed|cancelled")
     ] = None,
@@ -91,7 +92,7 @@ def list_(
             for j in jobs
         ]
     headers = ("job", "kind", "status", "progress", "attempts", "created", "finished", "error")
-    emit(views, as_json, lambda: format_table(headers, rows) if rows else f"org {org!r} has no jobs")
+    emit_table(views, as_json, headers, rows, f"org {org!r} has no jobs")
 
 
 @app.command("show")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit, format_table
+from orgmem.cli.common import ActorOption, JsonFlag, OrgArg, actor_or_default, db_session, emit, emit_table
 
 app = typer.Typer(help="Create, list and revoke API keys (org-scoped, role employee|admin).",
                   no_args_is_help=True)
@@ -38,10 +38,7 @@ def create(
 
 
 @app.command("list")
-def list_(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
-    as_json: JsonFlag = False,
-) -> None:
+def list_(org: OrgArg, as_json: JsonFlag = False) -> None:
     """List an org's keys (prefix, role, last use; never the keys)."""
     from orgmem.ops.keys import listing
 
@@ -50,13 +47,13 @@ def list_(
     rows = [(k["id"], k["prefix"] + "…", k["name"], k["role"], ",".join(k["groups"]) or "-",
              "active" if k["active"] else "revoked", (k["last_used_at"] or "-")[:19]) for k in keys]
     headers = ["ID", "PREFIX", "NAME", "ROLE", "GROUPS", "STATE", "LAST USED"]
-    emit(keys, as_json, lambda: format_table(headers, rows)
-         if rows else f"org {org!r} has no API keys: `orgmem keys create {org} --role employee`")
+    emit_table(keys, as_json, headers, rows,
+               f"org {org!r} has no API keys: `orgmem keys create {org} --role employee`")
 
 
 @app.command("revoke")
 def revoke(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     key: Annotated[str, typer.Argument(help="Key id or prefix (as `keys list` shows).")],
     actor: ActorOption = None,
     as_json: JsonFlag = False,

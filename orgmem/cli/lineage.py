@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from orgmem.cli.common import (
     ActorOption,
     JsonFlag,
+    OrgArg,
     ReasonOption,
     actor_or_default,
     db_session,
     emit,
+    emit_table,
     format_table,
     parse_time,
     short_time,
@@ -30,7 +32,6 @@ from orgmem.lineage import event_dict, get_checkpoint, get_org, list_tree, serve
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder, validate_audience
 from orgmem.ops.transitions import pin_checkpoint, promote_checkpoint, rollback_org, unpin_org
 
-OrgArg = Annotated[str, typer.Argument(help="Org slug.")]
 CheckpointArg = Annotated[str, typer.Argument(help="Checkpoint id (ck_...).")]
 AudienceOption = Annotated[
     str, typer.Option("--audience", help="'org' (default) or a group: that group's own lineage.")
@@ -211,26 +212,35 @@ def promote_cmd(
     _apply(None, run, as_json, lambda d: f"promoted {checkpoint_id}" + (" (forced)" if force else ""))
 
 
-def pin_cmd(
-    org: OrgArg,
-    checkpoint_id: CheckpointArg,
-    reason: ReasonOption = None,
-    actor: ActorOption = None,
-    audience: ExpectAudienceOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Serve this checkpoint until unpinned, whatever gets promoted meanwhile."""
+def _checkpoint_command(
+    change: Callable[..., dict[str, Any]], summary: Callable[[str, str, dict[str, Any]], str], doc: str
+) -> Callable[..., None]:
+    """``pin`` and ``rollback``: the same options, ``--audience`` checked against the checkpoint, then
+    the one serving change; only the change and its one-line summary differ."""
 
-    def run(session: Session) -> dict[str, Any]:
-        _expect_audience(session, org, checkpoint_id, audience)
-        return pin_checkpoint(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
+    def command(
+        org: OrgArg,
+        checkpoint_id: CheckpointArg,
+        reason: ReasonOption = None,
+        actor: ActorOption = None,
+        audience: ExpectAudienceOption = None,
+        as_json: JsonFlag = False,
+    ) -> None:
+        def run(session: Session) -> dict[str, Any]:
+            _expect_audience(session, org, checkpoint_id, audience)
+            return change(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
 
-    _apply(
-        org,
-        run,
-        as_json,
-        lambda d: f"pinned {org} to {checkpoint_id}",
-    )
+        _apply(org, run, as_json, lambda d: summary(org, checkpoint_id, d))
+
+    command.__doc__ = doc
+    return command
+
+
+pin_cmd = _checkpoint_command(
+    pin_checkpoint,
+    lambda org, checkpoint_id, d: f"pinned {org} to {checkpoint_id}",
+    "Serve this checkpoint until unpinned, whatever gets promoted meanwhile.",
+)
 
 
 def unpin_cmd(
@@ -249,29 +259,14 @@ def unpin_cmd(
     )
 
 
-def rollback_cmd(
-    org: OrgArg,
-    checkpoint_id: CheckpointArg,
-    reason: ReasonOption = None,
-    actor: ActorOption = None,
-    audience: ExpectAudienceOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Move the head back to an ancestor; data only the abandoned branch consumed becomes pending."""
-
-    def run(session: Session) -> dict[str, Any]:
-        _expect_audience(session, org, checkpoint_id, audience)
-        return rollback_org(session, org, checkpoint_id, actor=actor_or_default(actor), reason=reason)
-
-    _apply(
-        org,
-        run,
-        as_json,
-        lambda d: (
-            f"rolled {org} back to {checkpoint_id} (abandoned {', '.join(d.get('abandoned', []))}; "
-            f"{d.get('chunks_to_pending', 0)} chunk(s) pending again)"
-        ),
-    )
+rollback_cmd = _checkpoint_command(
+    rollback_org,
+    lambda org, checkpoint_id, d: (
+        f"rolled {org} back to {checkpoint_id} (abandoned {', '.join(d.get('abandoned', []))}; "
+        f"{d.get('chunks_to_pending', 0)} chunk(s) pending again)"
+    ),
+    "Move the head back to an ancestor; data only the abandoned branch consumed becomes pending.",
+)
 
 
 def history(
@@ -300,15 +295,9 @@ def history(
         )
         for e in events
     ]
-    emit(
-        {"org": org, "events": events},
-        as_json,
-        lambda: (
-            format_table(["AT", "ACTION", "CHECKPOINT", "SERVED AFTER", "ACTOR", "REASON"], rows)
-            if rows
-            else f"org {org!r} has no serving history yet"
-        ),
-    )
+    headers = ["AT", "ACTION", "CHECKPOINT", "SERVED AFTER", "ACTOR", "REASON"]
+    empty = f"org {org!r} has no serving history yet"
+    emit_table({"org": org, "events": events}, as_json, headers, rows, empty)
 
 
 def _served_text(org: str, state: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from orgmem.cli.common import (
     actor_or_default,
     db_session,
     emit,
-    format_table,
+    emit_table,
     short_time,
 )
 from orgmem.db.models import Org
@@ -66,15 +66,8 @@ def list_(as_json: JsonFlag = False) -> None:
         )
         for o in orgs
     ]
-    emit(
-        orgs,
-        as_json,
-        lambda: (
-            format_table(["SLUG", "NAME", "SERVED", "HEAD", "PINNED", "CREATED"], rows)
-            if rows
-            else "no orgs yet: `orgmem org create SLUG`"
-        ),
-    )
+    headers = ["SLUG", "NAME", "SERVED", "HEAD", "PINNED", "CREATED"]
+    emit_table(orgs, as_json, headers, rows, "no orgs yet: `orgmem org create SLUG`")
 
 
 def short_time_iso(text: object) -> str:

@@ -10,16 +10,13 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import JsonFlag, ListByDefault, db_session, emit, format_table, short_time
+from orgmem.cli.common import JsonFlag, ListByDefault, OrgArg, db_session, emit, emit_table, short_time
 
 app = typer.Typer(cls=ListByDefault, help="Forget receipts: list an org's, show one.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
-    as_json: JsonFlag = False,
-) -> None:
+def list_(org: OrgArg, as_json: JsonFlag = False) -> None:
     """List the org's forget receipts (`orgmem receipts show ID` prints one)."""
     from orgmem.lineage import get_org
     from orgmem.lineage.receipts import list_receipts, receipt_dict
@@ -35,8 +32,7 @@ def list_(
         for r, at in zip(rows, times, strict=True)
     ]  # fmt: skip
     headers = ["RECEIPT", "AT", "DOCUMENT", "ACTOR", "QUARANTINED", "HEAD AFTER", "DELETION", "BYTES"]
-    empty = f"org {org!r} has no forget receipts"
-    emit(rows, as_json, lambda: format_table(headers, table) if table else empty)
+    emit_table(rows, as_json, headers, table, f"org {org!r} has no forget receipts")
 
 
 @app.command("show")

@@ -11,10 +11,11 @@ from connectors.registry import kinds
 from orgmem.cli.common import (
     ActorOption,
     JsonFlag,
+    OrgArg,
     actor_or_default,
     db_session,
     emit,
-    format_table,
+    emit_table,
     short_time,
 )
 from orgmem.cli.source_options import SourceAddCommand, given_fields, set_entries
@@ -42,7 +43,7 @@ def build_config(raw_json: str | None, *layers: dict[str, Any]) -> dict[str, Any
 @app.command("add", cls=SourceAddCommand)
 def add(
     ctx: typer.Context,
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     kind: Annotated[str, typer.Argument(help=" | ".join(kinds()) + " (then --help: that kind's options)")],
     name: Annotated[str | None, Opt("--name", help="Source name, unique in the org (default: KIND).")] = None,
     audience: Annotated[str, Opt("--audience", help="'org' or a group name allowed to see it.")] = "org",
@@ -87,7 +88,7 @@ def add(
 
 @app.command("test")
 def test(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     name: Annotated[str, typer.Argument(help="Source name.")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -102,7 +103,7 @@ def test(
 
 
 @app.command("list")
-def list_(org: Annotated[str, typer.Argument(help="Org slug.")], as_json: JsonFlag = False) -> None:
+def list_(org: OrgArg, as_json: JsonFlag = False) -> None:
     """Sources of an org with their documents, pending chunks and last sync."""
     from orgmem.ingest import list_sources, source_stats
     from orgmem.lineage import get_org
@@ -134,22 +135,14 @@ def list_(org: Annotated[str, typer.Argument(help="Org slug.")], as_json: JsonFl
         )
         for r in rows
     ]
-    emit(
-        rows,
-        as_json,
-        lambda: (
-            format_table(
-                ["NAME", "KIND", "AUDIENCE", "ENABLED", "DOCS", "PENDING", "LAST SYNC", "LAST ERROR"], table
-            )
-            if table
-            else f"org {org!r} has no sources yet: `orgmem source add {org} KIND ...`"
-        ),
-    )
+    headers = ["NAME", "KIND", "AUDIENCE", "ENABLED", "DOCS", "PENDING", "LAST SYNC", "LAST ERROR"]
+    empty = f"org {org!r} has no sources yet: `orgmem source add {org} KIND ...`"
+    emit_table(rows, as_json, headers, table, empty)
 
 
 @app.command("remove")
 def remove(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     name: Annotated[str, typer.Argument(help="Source name.")],
     disable: Annotated[bool, Opt("--disable", help="If checkpoints used it, disable it instead.")] = False,
     actor: ActorOption = None,

@@ -10,11 +10,11 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit
+from orgmem.cli.common import ActorOption, JsonFlag, OrgArg, actor_or_default, db_session, emit
 
 
 def command(
-    org: Annotated[str, typer.Argument(help="Org slug.")],
+    org: OrgArg,
     source: Annotated[
         str | None, typer.Option("--source", help="Only this source (default: all enabled).")
     ] = None,

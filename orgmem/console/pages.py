@@ -10,7 +10,11 @@ exist, as on ``/api``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from orgmem.api.admin_routes import org_dict
@@ -19,6 +23,7 @@ from orgmem.console import accountability, security, views
 from orgmem.console.actions import ACTIONS, describe
 from orgmem.console.render import ConsoleRoute, redirect, render
 from orgmem.console.security import ConsoleUser, OperatorIdentity
+from orgmem.db.models import Org
 from orgmem.errors import ApiError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org, list_orgs
@@ -77,28 +82,34 @@ def org_jobs(org: str, request: Request,
     return render(request, "_jobs.html", {"jobs": rows, "org": {"slug": org}})
 
 
+def _lineage_page(request: Request, identity: ConsoleUser, org: str, audience: str | None, tab: str,
+                  build: Callable[[Session, Org, str], dict[str, Any]]) -> Response:
+    """A tab about one lineage (the org's, or ``?audience=GROUP`` for a group of the key): the org,
+    what ``build`` reads of that lineage, and the lineage tabs; the template is named after the tab."""
+    audience = security.reachable_audience(identity, audience)
+    with get_state(request).session() as session:
+        org_row = get_org(session, org)
+        data = {"org": org_dict(org_row), **build(session, org_row, audience)}
+    return render(request, f"{tab}.html", {"tab": tab, **_lineage_tabs(identity, audience), **data})
+
+
 @router.get("/orgs/{org}/checkpoints")
 def org_checkpoints(org: str, request: Request, audience: str | None = None,
                     identity: ConsoleUser = Depends(security.console_org_reader)) -> Response:
     """One lineage's tree and charts: the org's, or ``?audience=GROUP`` for a group of the key."""
-    audience = security.reachable_audience(identity, audience)
-    with get_state(request).session() as session:
-        org_row = get_org(session, org)
-        data = {"org": org_dict(org_row), "tree": views.tree(session, org_row, audience),
-                "lineage": views.lineage(session, org_row, audience),
-                "charts": views.charts(session, org_row, audience)}
-    return render(request, "checkpoints.html", {"tab": "checkpoints", **_lineage_tabs(identity, audience),
-                                                **data})
+    return _lineage_page(request, identity, org, audience, "checkpoints", lambda session, org_row, audience: {
+        "tree": views.tree(session, org_row, audience),
+        "lineage": views.lineage(session, org_row, audience),
+        "charts": views.charts(session, org_row, audience),
+    })
 
 
 @router.get("/orgs/{org}/history")
 def org_history(org: str, request: Request, audience: str | None = None,
                 identity: ConsoleUser = Depends(security.console_org_reader)) -> Response:
-    audience = security.reachable_audience(identity, audience)
-    with get_state(request).session() as session:
-        org_row = get_org(session, org)
-        data = {"org": org_dict(org_row), "events": views.history(session, org_row, audience)}
-    return render(request, "history.html", {"tab": "history", **_lineage_tabs(identity, audience), **data})
+    return _lineage_page(request, identity, org, audience, "history", lambda session, org_row, audience: {
+        "events": views.history(session, org_row, audience),
+    })
 
 
 @router.get("/orgs/{org}/audit")

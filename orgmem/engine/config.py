@@ -11,9 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from orgmem.errors import OrgmemError
+
+DataclassT = TypeVar("DataclassT")
+
+
+def from_known_fields(
+    cls: type[DataclassT], data: dict[str, Any], what: str, *, list_known: bool = False
+) -> DataclassT:
+    """``cls(**data)``, refusing keys that are no field of the dataclass by name (a typo in a JSON
+    override would otherwise be a TypeError, or be silently dropped); ``list_known`` names the fields."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        known = f"; known: {sorted(names)}" if list_known else ""
+        raise OrgmemError(f"{what}: unknown field(s) {unknown}{known}")
+    return cls(**data)
 
 
 @dataclass
@@ -108,8 +123,4 @@ class ConsolidationConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConsolidationConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise OrgmemError(f"consolidation config: unknown field(s) {unknown}")
-        return cls(**data)
+        return from_known_fields(cls, data, "consolidation config")

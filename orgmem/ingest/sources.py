@@ -16,7 +16,7 @@ from connectors.registry import get_connector, parse_config
 from orgmem.config import Settings
 from orgmem.db import models as m
 from orgmem.db.enums import ChunkStatus
-from orgmem.errors import ConflictError, NotFoundError
+from orgmem.errors import ConflictError, NotFoundError, matching_name
 from orgmem.lineage.audit import record_audit
 
 logger = logging.getLogger(__name__)
@@ -26,12 +26,11 @@ SOURCE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 def validate_source_name(name: str) -> str:
-    if not isinstance(name, str) or not SOURCE_NAME_RE.match(name):
-        raise SourceConfigError(
-            f"invalid source name {name!r}: a source name is 1-63 characters of a-z, 0-9, '-' and '_', "
-            "starting with a letter or digit (e.g. 'handbook', 'backend-code')"
-        )
-    return name
+    return matching_name(
+        name, SOURCE_NAME_RE, SourceConfigError,
+        f"invalid source name {name!r}: a source name is 1-63 characters of a-z, 0-9, '-' and '_', "
+        "starting with a letter or digit (e.g. 'handbook', 'backend-code')",
+    )
 
 
 def check_source(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.db.enums import ChunkStatus
 from orgmem.db.models import AudienceHead, Chunk, Document, DocumentVersion, Org
-from orgmem.errors import OrgmemError
+from orgmem.errors import OrgmemError, matching_name
 
 ORG_AUDIENCE = "org"
 GROUP_RE = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
@@ -30,12 +30,11 @@ HeadHolder = Org | AudienceHead
 
 def validate_audience(name: str) -> str:
     """``org`` or a group name; group names appear in model ids and headers, hence the alphabet."""
-    if not isinstance(name, str) or not GROUP_RE.match(name):
-        raise OrgmemError(
-            f"invalid audience {name!r}: use 'org' or a group name of 1-64 characters a-z, 0-9, "
-            "'_', '.', ':' and '-' (e.g. 'eng', 'slack-private:plans')"
-        )
-    return name
+    return matching_name(
+        name, GROUP_RE, OrgmemError,
+        f"invalid audience {name!r}: use 'org' or a group name of 1-64 characters a-z, 0-9, "
+        "'_', '.', ':' and '-' (e.g. 'eng', 'slack-private:plans')",
+    )
 
 
 def validate_groups(groups: Iterable[str] | None) -> list[str]:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import Session
 
 from orgmem.db.models import Org
-from orgmem.errors import ConflictError, NotFoundError, OrgmemError
+from orgmem.errors import ConflictError, NotFoundError, OrgmemError, matching_name
 from orgmem.lineage.audit import record_audit
 
 logger = logging.getLogger(__name__)
@@ -20,11 +20,10 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 def validate_slug(slug: str) -> str:
     """Slugs appear in object keys and URLs, so they are lowercase, short and path-safe."""
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
-        raise OrgmemError(
-            f"invalid org slug {slug!r}: use 2-63 characters a-z, 0-9 and '-', starting with a letter/digit"
-        )
-    return slug
+    return matching_name(
+        slug, SLUG_RE, OrgmemError,
+        f"invalid org slug {slug!r}: use 2-63 characters a-z, 0-9 and '-', starting with a letter/digit",
+    )
 
 
 def create_org(session: Session, slug: str, name: str | None = None, *, actor: str = "system") -> Org:

@@ -76,6 +76,24 @@ def _holder(session: Session, org: Org, audience: str) -> HeadHolder:
     return holder
 
 
+def serving_event(
+    org: Org, holder: HeadHolder, action: ServingAction, checkpoint_id: str | None, previous: str | None,
+    actor: str, reason: str | None,
+) -> ServingEvent:
+    """The history row of one serving change of ``holder``'s lineage (served after it: the holder's now)."""
+    return ServingEvent(
+        org_id=org.id,
+        audience=holder.audience if isinstance(holder, AudienceHead) else ORG_AUDIENCE,
+        action=action.value,
+        checkpoint_id=checkpoint_id,
+        previous_checkpoint_id=previous,
+        served_checkpoint_id=holder.served_checkpoint_id,
+        actor=actor,
+        reason=reason,
+        created_at=utcnow(),
+    )
+
+
 def _record(
     session: Session,
     org: Org,
@@ -87,18 +105,8 @@ def _record(
     reason: str | None,
     **change: Any,
 ) -> ServingChange:
-    audience = holder.audience if isinstance(holder, AudienceHead) else ORG_AUDIENCE
-    event = ServingEvent(
-        org_id=org.id,
-        audience=audience,
-        action=action.value,
-        checkpoint_id=checkpoint_id,
-        previous_checkpoint_id=previous,
-        served_checkpoint_id=holder.served_checkpoint_id,
-        actor=actor,
-        reason=reason,
-        created_at=utcnow(),
-    )
+    event = serving_event(org, holder, action, checkpoint_id, previous, actor, reason)
+    audience = event.audience
     session.add(event)
     data: dict[str, Any] = {
         "previous": previous, "served": holder.served_checkpoint_id, "head": holder.head_checkpoint_id,
@@ -138,14 +146,22 @@ def _refuse_quarantined(org: Org, ck: Checkpoint, what: str) -> None:
         raise ConflictError(f"checkpoint {ck.id!r} of org {org.slug!r} is quarantined and cannot be {what}")
 
 
+def _servable(
+    session: Session, org: Org | str, checkpoint_id: str, what: str
+) -> tuple[Org, Checkpoint, HeadHolder]:
+    """Lock the org, load its checkpoint (refused when quarantined) and its audience's head holder:
+    the common start of every change that puts a checkpoint in front of users (pin, promote)."""
+    org = _locked(session, org)
+    ck = get_checkpoint(session, checkpoint_id, org)
+    _refuse_quarantined(org, ck, what)
+    return org, ck, _holder(session, org, ck.audience)
+
+
 def pin(
     session: Session, org: Org | str, checkpoint_id: str, *, actor: str, reason: str | None = None
 ) -> ServingChange:
     """Serve ``checkpoint_id`` regardless of later promotions until unpinned."""
-    org = _locked(session, org)
-    ck = get_checkpoint(session, checkpoint_id, org)
-    _refuse_quarantined(org, ck, "pinned")
-    holder = _holder(session, org, ck.audience)
+    org, ck, holder = _servable(session, org, checkpoint_id, "pinned")
     if holder.pinned_checkpoint_id == ck.id:
         raise ConflictError(f"org {org.slug!r}{_of(ck.audience)} is already pinned to checkpoint {ck.id!r}")
     previous = holder.served_checkpoint_id
@@ -181,10 +197,7 @@ def promote(
     force: bool = False,
 ) -> ServingChange:
     """Make a candidate built on the current head the new head (``force``: even if rejected)."""
-    org = _locked(session, org)
-    ck = get_checkpoint(session, checkpoint_id, org)
-    _refuse_quarantined(org, ck, "promoted")
-    holder = _holder(session, org, ck.audience)
+    org, ck, holder = _servable(session, org, checkpoint_id, "promoted")
     if ck.id == holder.head_checkpoint_id:
         raise ConflictError(f"checkpoint {ck.id!r} is already the head of org {org.slug!r}{_of(ck.audience)}")
     if ck.status == CheckpointStatus.REJECTED.value and not force:

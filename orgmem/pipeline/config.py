@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orgmem.engine.config import from_known_fields
 from orgmem.errors import OrgmemError
 
 REPLAY_POLICIES = ("none", "sample", "full", "budget")  # what each does: pipeline/replay.py
@@ -63,11 +64,7 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise OrgmemError(f"pipeline config: unknown field(s) {unknown}; known: {sorted(names)}")
-        return cls(**data)
+        return from_known_fields(cls, data, "pipeline config", list_known=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

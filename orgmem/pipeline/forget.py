@@ -29,7 +29,6 @@ from orgmem.db.models import (
     DocumentVersion,
     ForgetReceipt,
     Org,
-    ServingEvent,
     Source,
 )
 from orgmem.db.session import begin_write, get_row
@@ -39,6 +38,7 @@ from orgmem.jobs.lease import live_org_holder
 from orgmem.lineage import ancestry, descendants, get_org, parent_map, quarantine, record_audit, rollback
 from orgmem.lineage.audiences import HeadHolder, head_holder
 from orgmem.lineage.chunks import sync_chunk_status
+from orgmem.lineage.transitions import serving_event
 from orgmem.pipeline.purge import forget_grace, purge_receipt
 from orgmem.store.base import ObjectStore
 
@@ -118,19 +118,7 @@ def _reset_head(
     """Roll back to before the first checkpoint (lineage.rollback needs a target checkpoint)."""
     previous = holder.served_checkpoint_id
     holder.head_checkpoint_id = None
-    session.add(
-        ServingEvent(
-            org_id=org.id,
-            audience=audience,
-            action=ServingAction.ROLLBACK.value,
-            checkpoint_id=None,
-            previous_checkpoint_id=previous,
-            served_checkpoint_id=holder.served_checkpoint_id,
-            actor=actor,
-            reason=reason,
-            created_at=utcnow(),
-        )
-    )
+    session.add(serving_event(org, holder, ServingAction.ROLLBACK, None, previous, actor, reason))
     record_audit(
         session,
         org_id=org.id,

@@ -225,6 +225,10 @@ class ServerState:
     etag: str | None = None
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
+    def serve_rss(self, items: list[tuple[str, str, str, str]], path: str = "/feed.xml") -> None:
+        """Serve an RSS 2.0 feed of ``items`` (see ``rss_feed``) at ``path``."""
+        self.routes[path] = (200, "application/rss+xml", rss_feed(items))
+
 
 def _feed_handler(state: ServerState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -269,22 +273,24 @@ def feed_server(state: ServerState) -> Iterator[str]:
         yield url
 
 
+def _entries(template: str, items: list[tuple[str, str, str, str]]) -> str:
+    """``template`` (fields ``g``, ``link``, ``t``, ``d``) filled in for each (id, link, title, text) item."""
+    return "".join(template.format(g=g, link=link, t=t, d=d) for g, link, t, d in items)
+
+
 def rss_feed(items: list[tuple[str, str, str, str]]) -> str:
     """RSS 2.0 with (guid, link, title, description) items."""
-    body = "".join(
-        f"<item><guid>{g}</guid><link>{link}</link><title>{t}</title><description>{d}</description>"
-        f"<pubDate>Mon, 04 Mar 2024 10:00:00 GMT</pubDate></item>"
-        for g, link, t, d in items
-    )
+    body = _entries(
+        "<item><guid>{g}</guid><link>{link}</link><title>{t}</title><description>{d}</description>"
+        "<pubDate>Mon, 04 Mar 2024 10:00:00 GMT</pubDate></item>", items)
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>News</title>{body}</channel></rss>'
 
 
 def atom_feed(items: list[tuple[str, str, str, str]]) -> str:
-    body = "".join(
-        f"<entry><id>{g}</id><link href='{link}'/><title>{t}</title><summary>{d}</summary>"
-        f"<updated>2024-03-04T10:00:00Z</updated></entry>"
-        for g, link, t, d in items
-    )
+    """Atom with (id, link, title, summary) entries."""
+    body = _entries(
+        "<entry><id>{g}</id><link href='{link}'/><title>{t}</title><summary>{d}</summary>"
+        "<updated>2024-03-04T10:00:00Z</updated></entry>", items)
     return f'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>{body}</feed>'
 
 

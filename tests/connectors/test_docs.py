@@ -6,20 +6,13 @@ import os
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
-from connectors.registry import get_connector, parse_config
+from connectors.base import DocumentFailure, SourceError
+from tests.connectors.fetching import run_fetch, versions
 from tests.connectors.source_builders import make_docs_folder
 
 
 def fetch(folder, cursor=None, unstored=()):
-    connector = get_connector("docs")
-    pull = Pull(connector.fetch(parse_config("docs", {"path": str(folder)}), cursor))
-    items = list(pull)  # the generator returns the next cursor
-    return connector, items, connector.retry_cursor(cursor, pull.result, unstored)
-
-
-def versions(items) -> dict[str, DocumentVersion]:
-    return {i.external_id: i for i in items if isinstance(i, DocumentVersion)}
+    return run_fetch("docs", {"path": str(folder)}, cursor, unstored)
 
 
 def test_first_sync_extracts_every_format_and_reports_broken_pdf(tmp_path):

@@ -7,17 +7,14 @@ from http.server import SimpleHTTPRequestHandler
 
 import pytest
 
-from connectors.base import DocumentVersion, Pull, SourceConfigError, SourceError
+from connectors.base import DocumentVersion, SourceConfigError, SourceError
 from connectors.registry import get_connector, parse_config
-from orgmem.config import get_settings
+from tests.connectors.fetching import allow_loopback, run_fetch
 from tests.connectors.source_builders import APP_V1, commit_all, git, make_git_repo, serve
 
 
 def fetch(config: dict, cursor: dict | None = None, unstored: tuple[str, ...] = ()):
-    connector = get_connector("git")
-    pull = Pull(connector.fetch(parse_config("git", config), cursor))
-    items = list(pull)  # the generator returns the next cursor
-    return connector, items, connector.retry_cursor(cursor, pull.result, unstored)
+    return run_fetch("git", config, cursor, unstored)
 
 
 def by_id(items) -> dict[str, DocumentVersion]:
@@ -86,8 +83,7 @@ def test_lost_commit_falls_back_to_full_listing(repo):
 def test_clone_url_and_branch(repo, tmp_path, monkeypatch):
     # clone URLs are network URLs (a local repository is a 'path'): serve this one over git's dumb
     # HTTP protocol on 127.0.0.1, which the operator allows here explicitly
-    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
-    get_settings.cache_clear()
+    allow_loopback(monkeypatch)
     git(repo, "checkout", "-q", "-b", "feature")
     (repo / "feature.md").write_text("# Feature\n\nOnly on the feature branch.\n")
     commit_all(repo, "feature")

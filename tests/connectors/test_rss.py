@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
-from connectors.registry import get_connector, parse_config
-from tests.connectors.source_builders import ServerState, atom_feed, feed_server, rss_feed
+from connectors.base import DocumentFailure, SourceError
+from tests.connectors.fetching import fetcher, versions
+from tests.connectors.source_builders import ServerState, atom_feed, feed_server
 
 ITEMS = [
     ("g1", "/a/1", "Heron raises prices", "Heron &lt;b&gt;raised&lt;/b&gt; gateway fees."),
@@ -15,34 +15,14 @@ ITEMS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _loopback_allowed(monkeypatch):
-    """The fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
-    from orgmem.config import get_settings
-
-    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
-    get_settings.cache_clear()
-
-
-def fetch(config, cursor=None, unstored=()):
-    connector = get_connector("rss")
-    pull = Pull(connector.fetch(parse_config("rss", config), cursor))
-    items = list(pull)  # the generator returns the next cursor
-    return items, connector.retry_cursor(cursor, pull.result, unstored)
-
-
-def versions(items) -> dict[str, DocumentVersion]:
-    return {i.external_id: i for i in items if isinstance(i, DocumentVersion)}
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+fetch = fetcher("rss")
 
 
 def test_rss_dedup_conditional_get_and_new_items():
     state = ServerState(etag='"v1"')
     with feed_server(state) as url:
-        state.routes["/feed.xml"] = (
-            200,
-            "application/rss+xml",
-            rss_feed([(g, url + p, t, d) for g, p, t, d in ITEMS]),
-        )
+        state.serve_rss([(g, url + p, t, d) for g, p, t, d in ITEMS])
         items, cursor = fetch({"url": url + "/feed.xml"})
         docs = versions(items)
         assert list(docs) == ["g1", "g2"]  # duplicate guid dropped
@@ -54,14 +34,8 @@ def test_rss_dedup_conditional_get_and_new_items():
         assert items == [] and state.requests[-1][1].get("If-None-Match") == '"v1"'  # 304
 
         state.etag = '"v2"'
-        state.routes["/feed.xml"] = (
-            200,
-            "application/rss+xml",
-            rss_feed(
-                [(g, url + p, t, d) for g, p, t, d in ITEMS[:2]]
-                + [("g3", url + "/a/3", "New", "Fresh news.")]
-            ),
-        )
+        fresh = [("g3", url + "/a/3", "New", "Fresh news.")]
+        state.serve_rss([(g, url + p, t, d) for g, p, t, d in ITEMS[:2]] + fresh)
         items, _ = fetch({"url": url + "/feed.xml"}, cursor2)
         assert list(versions(items)) == ["g3"]  # seen items are not yielded again
 
@@ -87,11 +61,7 @@ def test_atom_and_linked_page_main_text():
 def test_linked_page_failure_is_per_item_and_drops_validators():
     state = ServerState(etag='"v1"')
     with feed_server(state) as url:
-        state.routes["/feed.xml"] = (
-            200,
-            "application/rss+xml",
-            rss_feed([("g1", url + "/gone", "Gone", "x")]),
-        )
+        state.serve_rss([("g1", url + "/gone", "Gone", "x")])
         items, cursor = fetch({"url": url + "/feed.xml", "fetch_linked": True})
     failures = [i for i in items if isinstance(i, DocumentFailure)]
     assert len(failures) == 1 and "/gone" in failures[0].item and "HTTP 404" in failures[0].error

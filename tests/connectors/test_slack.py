@@ -6,29 +6,12 @@ import zipfile
 
 import pytest
 
-from connectors.base import DocumentFailure, DocumentVersion, Pull, SourceError
-from connectors.registry import get_connector, parse_config
+from connectors.base import DocumentFailure, SourceError
+from tests.connectors.fetching import fetcher, versions
 from tests.connectors.source_builders import SLACK_TOKEN, default_slack_api, make_slack_zip, slack_api_server
 
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(monkeypatch):
-    """The fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
-    from orgmem.config import get_settings
-
-    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
-    get_settings.cache_clear()
-
-
-def fetch(config, cursor=None, unstored=()):
-    connector = get_connector("slack")
-    pull = Pull(connector.fetch(parse_config("slack", config), cursor))
-    items = list(pull)  # the generator returns the next cursor
-    return items, connector.retry_cursor(cursor, pull.result, unstored)
-
-
-def versions(items) -> dict[str, DocumentVersion]:
-    return {i.external_id: i for i in items if isinstance(i, DocumentVersion)}
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
+fetch = fetcher("slack")
 
 
 def test_export_threads_edits_and_noise(tmp_path):

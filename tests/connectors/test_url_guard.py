@@ -13,7 +13,7 @@ import pytest
 from connectors.base import DocumentFailure, SourceError
 from connectors.registry import get_connector, parse_config
 from orgmem.config import get_settings
-from tests.connectors.source_builders import ServerState, feed_server, rss_feed, serve
+from tests.connectors.source_builders import ServerState, feed_server, serve
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -95,7 +95,7 @@ def test_feed_urls_on_internal_addresses_are_refused(url, why):
 def test_loopback_feed_is_refused_without_an_allow_and_read_with_one(allow):
     state = ServerState()
     with feed_server(state) as url:
-        state.routes["/feed.xml"] = (200, "application/rss+xml", rss_feed([("g1", url + "/a", "T", "d")]))
+        state.serve_rss([("g1", url + "/a", "T", "d")])
         with pytest.raises(SourceError, match="loopback"):
             fetch("rss", {"url": url + "/feed.xml"})
         assert state.requests == []  # refused before connecting
@@ -150,9 +150,7 @@ def test_linked_pages_on_internal_addresses_are_per_item_failures(allow):
     allow("127.0.0.0/8")
     state = ServerState()
     with feed_server(state) as url:
-        state.routes["/feed.xml"] = (
-            200, "application/rss+xml", rss_feed([("g1", "http://169.254.169.254/latest/", "T", "d")])
-        )
+        state.serve_rss([("g1", "http://169.254.169.254/latest/", "T", "d")])
         items = fetch("rss", {"url": url + "/feed.xml", "fetch_linked": True, "timeout_s": 2})
     failures = [i for i in items if isinstance(i, DocumentFailure)]
     assert len(failures) == 1 and "169.254.169.254" in failures[0].error and "refused" in failures[0].error

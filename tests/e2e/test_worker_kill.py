@@ -14,7 +14,7 @@ from orgmem.db import session_scope
 from orgmem.db.models import Job
 from tests.e2e.test_nightly_loop import lineage
 from tests.pipeline.conftest import FAST_PIPELINE, NIGHT1, add_chunks
-from tests.workers.procs import Worker, cli_json, job_view, run_cli, wait_until
+from tests.workers.procs import Worker, cli_json, job_view, retry_on_new_worker, run_cli, wait_training
 from tests.workers.test_worker_process import SLOW_ENGINE
 
 
@@ -35,11 +35,7 @@ def test_worker_killed_mid_consolidation_on_postgres_and_redis(real_services, tm
         first.wait_ready()
         overrides = ("--engine", json.dumps(SLOW_ENGINE), "--pipeline", json.dumps(FAST_PIPELINE))
         job = run_cli("consolidate", "acme", *overrides).stdout.strip()
-        wait_until(
-            lambda: any("training on base" in e["message"] for e in job_view(job)["events"]),
-            120,
-            "training to start",
-        )
+        wait_training(job, 120)
     finally:
         first.kill9()
     dead = job_view(job)
@@ -48,13 +44,7 @@ def test_worker_killed_mid_consolidation_on_postgres_and_redis(real_services, tm
     cks, orphans, statuses = lineage("acme")
     assert cks == [] and orphans == set() and statuses == ["pending"] * len(ids)
 
-    second = Worker(tmp_path / "w2.log", env, queues="consolidate")
-    try:
-        done = cli_json("jobs", "wait", job, "--timeout", "240")
-    finally:
-        second.stop(idle=True)
-    assert done["status"] == "succeeded", done["error"]
-    assert done["attempts"] == 2 and done["result"]["status"] == "promoted"
+    done = retry_on_new_worker(tmp_path / "w2.log", env, job, "240", queues="consolidate")
     assert done["lease_owner"] is None and done["lease_pid"] is None, "lease released"
     events = [e["message"] for e in job_view(job)["events"]]
     assert f"lease of worker {dead['lease_owner']} expired; job re-queued" in events

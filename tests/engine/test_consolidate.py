@@ -12,23 +12,13 @@ from orgmem.engine.optim import PeriodicOptimizer
 from orgmem.errors import IncompatibleBaseError, IntegrityError, OrgmemError
 from orgmem.memory import CmsConfig, ParamGroup, attach, load_memory, save_memory
 from orgmem.models import load_base
+from tests.engine.samples import NIGHT1, small_config
 
-NIGHT1 = ["# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n",
-          "# Ledgerfox\nINVOICE_DAY = 3\n# Payment terms in days.\nPAYMENT_TERMS_DAYS = 21\n"]
 NIGHT2 = ["[09:14] marit: The VPN endpoint is vpn2.kestrel.ee\n",
           "# News\n\nKestrel Freight signed a contract with Klaipeda. The warehouse holds 4,800 pallets.\n"]
-CMS = CmsConfig(widths=[16, 8, 8], periods=[1, 2, 0], lrs=[1e-2, 1e-2, 1e-2])
 
 
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
-
-
-def _cfg(**kw) -> ConsolidationConfig:
-    defaults = dict(memory=CMS, num_threads=1, epochs=2, tokens_per_step=160, max_seq_len=128,
-                    rehearsal_per_step=1)
-    return ConsolidationConfig(**{**defaults, **kw})
+_cfg = small_config
 
 
 def _weights(memory: bytes) -> dict[str, torch.Tensor]:

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 
 from orgmem.engine.config import ConsolidationConfig
 from orgmem.engine.consolidation import consolidate
 from orgmem.engine.curriculum import Curriculum, CurriculumConfig, night_facts
-from orgmem.memory import CmsConfig
-from orgmem.models import load_base
-
-CHUNKS = ["# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n",
-          "# Ledgerfox\nINVOICE_DAY = 3\n# Payment terms in days.\nPAYMENT_TERMS_DAYS = 21\n"]
-CMS = CmsConfig(widths=[16, 8, 8], periods=[1, 2, 0], lrs=[1e-2, 1e-2, 1e-2])
-
-
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
+from tests.engine.samples import CMS, NIGHT1
 
 
 def _plan(base, **kw) -> Curriculum:
-    return Curriculum(base.tokenizer, night_facts(CHUNKS), [], CurriculumConfig(**kw), 1024, 384,
+    return Curriculum(base.tokenizer, night_facts(NIGHT1), [], CurriculumConfig(**kw), 1024, 384,
                       random.Random(0))
 
 
 def test_facts_come_from_every_chunk(base):
-    facts = night_facts(CHUNKS)
+    facts = night_facts(NIGHT1)
     texts = " ".join(a for f in facts for a in f.answers)
     assert "7415" in texts and "21" in texts and len(facts) >= 3
 
@@ -60,16 +49,16 @@ def test_exposure_cap_ends_the_night(base):
 def test_curriculum_consolidation_is_deterministic_and_reports_storage(base):
     cfg = ConsolidationConfig(memory=CMS, num_threads=1, tokens_per_step=1024, max_seq_len=384,
                               max_exposures=4, doc_epochs=1, curriculum=True)
-    r1 = consolidate(base, None, CHUNKS, [], cfg, progress=False)
-    r2 = consolidate(base, None, CHUNKS, [], cfg, progress=False)
+    r1 = consolidate(base, None, NIGHT1, [], cfg, progress=False)
+    r2 = consolidate(base, None, NIGHT1, [], cfg, progress=False)
     assert r1.memory == r2.memory
     m = r1.metrics
-    assert m["facts"] == len(night_facts(CHUNKS)) and 0 <= m["facts_stored"] <= m["facts"]
+    assert m["facts"] == len(night_facts(NIGHT1)) and 0 <= m["facts_stored"] <= m["facts"]
     assert m["items"]["fact"] > 0 and m["items"]["chat"] == 0
     assert torch.isfinite(torch.tensor(m["loss_curve"])).all()
 
 
 def test_curriculum_off_is_the_fixed_recipe(base):
     cfg = ConsolidationConfig(memory=CMS, num_threads=1, tokens_per_step=160, max_seq_len=128, epochs=1)
-    m = consolidate(base, None, CHUNKS, [], cfg, progress=False).metrics
+    m = consolidate(base, None, NIGHT1, [], cfg, progress=False).metrics
     assert m["items"]["chat"] > 0 and m["items"]["fact"] == 0 and "facts" not in m

@@ -18,34 +18,14 @@ from orgmem.engine.dp_worker import KILL_RANK_ENV, KILL_STEP_ENV
 from orgmem.engine.launch import train_data_parallel
 from orgmem.errors import DistributedTrainingError, OrgmemError
 from orgmem.jobs.runner import TRANSIENT_ERRORS
-from orgmem.memory import CmsConfig
-from orgmem.models import load_base
+from tests.engine.samples import NIGHT1, small_config
 
-NIGHT1 = [
-    "# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n",
-    "# Ledgerfox\nINVOICE_DAY = 3\n# Payment terms in days.\nPAYMENT_TERMS_DAYS = 21\n",
-]
 NIGHT2 = ["[09:14] marit: The VPN endpoint is vpn2.kestrel.ee\n"]
-CMS = CmsConfig(widths=[16, 8, 8], periods=[1, 2, 0], lrs=[1e-2, 1e-2, 1e-2])
 ATOL, RTOL = 1e-6, 1e-4
 
 
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
-
-
 def _cfg(**kw) -> ConsolidationConfig:
-    defaults = dict(
-        memory=CMS,
-        num_threads=1,
-        epochs=2,
-        tokens_per_step=160,
-        max_seq_len=128,
-        rehearsal_per_step=1,
-        max_steps=6,
-    )
-    return ConsolidationConfig(**{**defaults, **kw})
+    return small_config(**{"max_steps": 6, **kw})
 
 
 def _diff(a: bytes, b: bytes) -> tuple[float, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 
 from orgmem.engine.config import ConsolidationConfig
@@ -14,15 +13,9 @@ from orgmem.engine.distill import fill_teacher, teacher_rows
 from orgmem.engine.forms import ChatForm
 from orgmem.engine.items import build_items, conversation_item
 from orgmem.memory import CmsConfig
-from orgmem.models import load_base
 
 CHUNK = "# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n"
 CMS = CmsConfig(widths=[16, 8], periods=[1, 1], lrs=[1e-2, 1e-2])
-
-
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
 
 
 def test_the_teacher_reads_the_chunk_and_answers_with_the_students_tokens(base):

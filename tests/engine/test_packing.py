@@ -10,13 +10,7 @@ from orgmem.engine.items import Item, conversation_item, text_items
 from orgmem.engine.layers import run_packed
 from orgmem.engine.packing import compute_lower, pack, row_tensor
 from orgmem.memory import attach
-from orgmem.models import load_base
 from orgmem.models.layers import final_hidden, lm_logits
-
-
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
 
 
 def _item(n: int, seed: int) -> Item:

@@ -14,25 +14,18 @@ from orgmem.engine.rehearsal import rehearsal_set
 from orgmem.engine.underlay import Underlay
 from orgmem.errors import ConflictError
 from orgmem.memory import CmsConfig, build_row_memory, load_memory
-from orgmem.models import load_base
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.stack import stack_memories
 from orgmem.store.base import sha256_hex
+from tests.engine.samples import small_config
 
 ORG = ["# Runbook: Heron\n\nHeron listens on port 7415. The cache lives in Redis database 3.\n"]
 GROUP = ["The eng on-call rotation hands over at 09:30 and the pager alias is eng-heron-7.\n"]
 CMS = CmsConfig(widths=[16, 8], periods=[1, 0], lrs=[1e-2, 1e-2])
 
 
-@pytest.fixture(scope="module")
-def base():
-    return load_base("tiny-random")
-
-
 def _cfg(**kw) -> ConsolidationConfig:
-    defaults = dict(memory=CMS, num_threads=1, epochs=2, tokens_per_step=160, max_seq_len=128,
-                    rehearsal_per_step=1, lr_scale=5.0)
-    return ConsolidationConfig(**{**defaults, **kw})
+    return small_config(**{"memory": CMS, "lr_scale": 5.0, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.connectors.fetching import allow_loopback
 from tests.fixtures_db import *  # noqa: F403
 
 
@@ -36,7 +37,4 @@ def count_tokens():
 @pytest.fixture()
 def loopback_allowed(monkeypatch):
     """Fake servers listen on 127.0.0.1, an internal address: the operator allows it explicitly."""
-    from orgmem.config import get_settings
-
-    monkeypatch.setenv("ORGMEM_ALLOWED_NETWORKS", "127.0.0.0/8")
-    get_settings.cache_clear()
+    allow_loopback(monkeypatch)

@@ -17,22 +17,14 @@ from tests.connectors.source_builders import (
     make_docs_folder,
     make_git_repo,
     make_slack_zip,
-    rss_feed,
 )
+from tests.ingest.refusals import refused
 
 runner = CliRunner()
 
 
 def cli(*args: str):
     return runner.invoke(app, list(args))
-
-
-def refused(result, *needles: str) -> str:
-    text = result.stdout + result.stderr
-    assert result.exit_code != 0, f"accepted: {text}"
-    for needle in needles:
-        assert needle in text, text
-    return text
 
 
 def names() -> list[str]:
@@ -83,7 +75,7 @@ def test_a_feed_that_answers_404_or_is_not_a_feed_is_refused(acme, loopback_allo
     state = ServerState()
     with feed_server(state) as url:
         state.routes["/html"] = (200, "text/html", "<html><body>hello, not a feed</body></html>")
-        state.routes["/feed.xml"] = (200, "application/rss+xml", rss_feed([("g1", url + "/a", "T", "d")]))
+        state.serve_rss([("g1", url + "/a", "T", "d")])
         refused(cli("source", "add", "acme", "rss", "--url", url + "/missing"), "returned HTTP 404")
         refused(cli("source", "add", "acme", "rss", "--url", url + "/html"), "is not an RSS/Atom feed")
         assert cli("source", "add", "acme", "rss", "--url", url + "/feed.xml").exit_code == 0

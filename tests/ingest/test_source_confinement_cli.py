@@ -13,6 +13,7 @@ from connectors.registry import get_connector, parse_config
 from orgmem.cli.main import app
 from orgmem.config import get_settings
 from tests.connectors.source_builders import make_docs_folder, make_git_repo
+from tests.ingest.refusals import refused
 
 runner = CliRunner()
 PROJECT_CHECKOUT = Path(__file__).resolve().parents[2]
@@ -32,14 +33,6 @@ def roots(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ORGMEM_SOURCE_ROOTS", str(base / "{org}"))
     get_settings.cache_clear()
     return base
-
-
-def refused(result, *needles: str) -> str:
-    text = result.stdout + result.stderr
-    assert result.exit_code != 0, f"accepted: {text}"
-    for needle in needles:
-        assert needle in text, text
-    return text
 
 
 def test_cli_refuses_etc_outside_the_roots(db_url, roots):

@@ -13,7 +13,6 @@ from tests.connectors.source_builders import (
     feed_server,
     make_docs_folder,
     make_slack_zip,
-    rss_feed,
     slack_api_server,
 )
 
@@ -58,11 +57,7 @@ def test_slack_export_no_secret_stored_and_resync_is_free(session, org, tmp_path
 def test_rss_404_records_error_without_moving_cursor(session, org, count_tokens, loopback_allowed):
     state = ServerState(etag='"e1"')
     with feed_server(state) as url:
-        state.routes["/feed.xml"] = (
-            200,
-            "application/rss+xml",
-            rss_feed([("g1", url + "/a", "Heron news", "Heron opened a Lisbon office.")]),
-        )
+        state.serve_rss([("g1", url + "/a", "Heron news", "Heron opened a Lisbon office.")])
         source = add_source(session, org, "rss", "news", {"url": url + "/feed.xml"})
         assert sync(session, source, count_tokens).new_versions == 1
         cursor = dict(source.cursor)

@@ -5,28 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from orgmem.config import get_settings
 from orgmem.errors import IncompatibleBaseError, OrgmemError
 from orgmem.memory import attach, load_memory, save_memory
 from orgmem.memory.titans import TitansConfig
 from orgmem.memory.titans.init_store import INIT_FILE, meta_dir, save_meta_init
-from orgmem.models import BaseModel, load_base, model_fingerprint
+from orgmem.models import BaseModel, model_fingerprint
 from orgmem.models.tiny import build_tiny_model, build_tiny_tokenizer
 
+pytestmark = pytest.mark.usefixtures("private_models_dir")
 SMALL = dict(heads=2, dim_head=16, chunk_size=4, meta_init="none")
-
-
-@pytest.fixture(autouse=True)
-def _private_models_dir(tmp_path, monkeypatch):
-    """Meta-initialisations written here must not land in the shared models folder."""
-    monkeypatch.setenv("ORGMEM_MODELS_DIR", str(tmp_path / "models"))
-    get_settings.cache_clear()
-
-
-@pytest.fixture()
-def base():
-    torch.manual_seed(0)
-    return load_base("tiny-random", device="cpu")
 
 
 def other_base() -> BaseModel:

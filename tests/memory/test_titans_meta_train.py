@@ -7,7 +7,6 @@ import random
 import pytest
 import torch
 
-from orgmem.config import get_settings
 from orgmem.errors import ConflictError, IncompatibleBaseError
 from orgmem.memory import attach
 from orgmem.memory.titans import TitansConfig
@@ -15,24 +14,13 @@ from orgmem.memory.titans.bank import tokenize_episode
 from orgmem.memory.titans.episodes import make_episode
 from orgmem.memory.titans.init_store import INIT_FILE, meta_dir, read_meta_init
 from orgmem.memory.titans.meta_train import CHECKPOINT_FILE, MetaTrainConfig, meta_train
-from orgmem.models import BaseModel, load_base, model_fingerprint
+from orgmem.models import BaseModel, model_fingerprint
 from orgmem.models.tiny import build_tiny_model, build_tiny_tokenizer
 
+pytestmark = pytest.mark.usefixtures("private_models_dir")
 TITANS = TitansConfig(heads=2, dim_head=16, chunk_size=8)
 CFG = MetaTrainConfig(batch_size=3, bank_size=6, bank_refresh=3, eval_episodes=4, checkpoint_every=2,
                       facts=(2, 4), queries=2)
-
-
-@pytest.fixture(autouse=True)
-def _private_models_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("ORGMEM_MODELS_DIR", str(tmp_path / "models"))
-    get_settings.cache_clear()
-
-
-@pytest.fixture()
-def base():
-    torch.manual_seed(0)
-    return load_base("tiny-random", device="cpu")
 
 
 def run(base, steps, **kw):

@@ -12,11 +12,11 @@ import itertools
 import pytest
 
 from orgmem.config import get_settings
-from orgmem.db import dispose_engines, session_scope
-from orgmem.db.migrate import upgrade
+from orgmem.db import session_scope
 from orgmem.db.models import Chunk, Document, DocumentVersion, Source
 from orgmem.jobs.settings import get_job_settings
-from orgmem.lineage import create_org, get_org
+from orgmem.lineage import get_org
+from tests.fixtures_home_db import migrated_home_db, org  # noqa: F401  (org: a fixture of this folder)
 
 #: An engine budget that takes about a second on the tiny base.
 FAST_ENGINE = {"epochs": 1.0, "max_steps": 3, "tokens_per_step": 256, "max_seq_len": 128, "num_threads": 1}
@@ -47,18 +47,7 @@ def db(monkeypatch):
     monkeypatch.setenv("ORGMEM_BASE_MODEL", "tiny-random")
     get_settings.cache_clear()
     get_job_settings.cache_clear()
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    yield settings.database_url
-    dispose_engines()
-
-
-@pytest.fixture
-def org(db):
-    with session_scope(write=True) as s:
-        create_org(s, "acme", "Acme Corp", actor="test")
-    return "acme"
+    yield from migrated_home_db()
 
 
 def add_chunks(org_slug: str, texts: list[str]) -> list[int]:

@@ -9,20 +9,15 @@ from orgmem.config import get_settings
 from orgmem.db import session_scope
 from orgmem.db.models import Checkpoint, Chunk
 from orgmem.engine.dp_worker import KILL_RANK_ENV, KILL_STEP_ENV
-from orgmem.jobs import JobSettings, get_job, job_dict, run_job
+from orgmem.jobs import get_job, job_dict, run_job
 from orgmem.lineage import get_org
 from orgmem.ops.handlers import dispatch
 from orgmem.ops.jobs import create_consolidation
 from orgmem.store import open_store
+from tests.fixtures_home_db import retrying_job_settings
 from tests.pipeline.conftest import FAST_PARAMS, NIGHT1, add_chunks
 
-SETTINGS = JobSettings(
-    lease_seconds=30.0,
-    heartbeat_seconds=1.0,
-    retry_backoff_seconds=1.0,
-    max_attempts=2,
-    lease_wait_seconds=0.5,
-)
+SETTINGS = retrying_job_settings(lease_seconds=30.0, heartbeat_seconds=1.0)
 
 
 def _org_state(org_slug: str):

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orgmem.config import get_settings
-from orgmem.db import dispose_engines, session_scope
-from orgmem.db.migrate import upgrade
 from orgmem.jobs.settings import get_job_settings
-from orgmem.lineage import create_org
+from tests.fixtures_home_db import migrated_home_db, org  # noqa: F401  (org: a fixture of this folder)
 
 
 @pytest.fixture
 def db():
     """The configured (per-test SQLite) database, migrated to head."""
     get_job_settings.cache_clear()
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    yield settings.database_url
-    dispose_engines()
+    yield from migrated_home_db()
     get_job_settings.cache_clear()
-
-
-@pytest.fixture
-def org(db):
-    with session_scope(write=True) as session:
-        create_org(session, "acme", "Acme Corp", actor="test")
-    return "acme"

@@ -106,3 +106,25 @@ def job_view(job_id: str) -> dict:
 def wait_job(job_id: str, timeout: float, statuses=("succeeded", "failed", "cancelled")) -> dict:
     wait_until(lambda: job_view(job_id)["status"] in statuses, timeout, f"job {job_id} to reach {statuses}")
     return job_view(job_id)
+
+
+def wait_training(job_id: str, timeout: float) -> None:
+    """Until the job's log says training began: the moment a kill leaves the most half-done."""
+    wait_until(
+        lambda: any("training on base" in e["message"] for e in job_view(job_id)["events"]),
+        timeout,
+        "training to start",
+    )
+
+
+def retry_on_new_worker(log: Path, env: dict[str, str], job_id: str, timeout: str, **worker: str) -> dict:
+    """After the first worker was killed mid-job: a second one takes the job over once its lease
+    expires and finishes it. Asserts the retry (attempt 2) promoted; returns ``jobs wait``'s view."""
+    second = Worker(log, env, **worker)
+    try:
+        done = cli_json("jobs", "wait", job_id, "--timeout", timeout)
+    finally:
+        second.stop(idle=True)
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 2 and done["result"]["status"] == "promoted"
+    return done

@@ -13,7 +13,6 @@ from orgmem.db.types import utcnow
 from orgmem.errors import ConflictError, NotFoundError
 from orgmem.jobs import (
     JobCancelled,
-    JobSettings,
     LeaseHeldError,
     LeaseLostError,
     cancel_job,
@@ -29,14 +28,9 @@ from orgmem.jobs import (
 )
 from orgmem.lineage import get_org
 from orgmem.store.base import StoreUnavailableError
+from tests.fixtures_home_db import retrying_job_settings
 
-FAST = JobSettings(
-    lease_seconds=2.0,
-    heartbeat_seconds=0.2,
-    retry_backoff_seconds=1.0,
-    max_attempts=2,
-    lease_wait_seconds=0.5,
-)
+FAST = retrying_job_settings(lease_seconds=2.0, heartbeat_seconds=0.2)
 
 
 def _new(kind="consolidate", org="acme") -> str:

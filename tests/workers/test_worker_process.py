@@ -17,7 +17,16 @@ from orgmem.db import session_scope
 from orgmem.db.models import Checkpoint, CheckpointObject, Chunk
 from orgmem.store import open_store
 from tests.pipeline.conftest import FAST_ENGINE, FAST_PIPELINE, NIGHT1, add_chunks
-from tests.workers.procs import Worker, cli_json, job_view, orgmem_cmd, run_cli, wait_until
+from tests.workers.procs import (
+    Worker,
+    cli_json,
+    job_view,
+    orgmem_cmd,
+    retry_on_new_worker,
+    run_cli,
+    wait_training,
+    wait_until,
+)
 
 #: Long enough on the tiny base (a few seconds of steps) to kill the worker while it trains.
 SLOW_ENGINE = {**FAST_ENGINE, "epochs": 40.0, "max_steps": None}
@@ -56,24 +65,14 @@ def test_worker_killed_mid_consolidation_job_retried_once(worker_env, tmp_path):
     job = run_cli(
         "consolidate", "acme", "--engine", json.dumps(SLOW_ENGINE), "--pipeline", json.dumps(FAST_PIPELINE)
     ).stdout.strip()
-    wait_until(
-        lambda: any("training on base" in e["message"] for e in job_view(job)["events"]),
-        90,
-        "training to start",
-    )
+    wait_training(job, 90)
     first.kill9()
     dead = job_view(job)
     assert dead["status"] == "running" and str(first.pid) in dead["lease_owner"]
     cks, _, statuses = lineage_state("acme")
     assert cks == [] and statuses == ["pending"] * len(ids), "pending data intact"
 
-    second = Worker(tmp_path / "w2.log", worker_env)
-    try:
-        done = cli_json("jobs", "wait", job, "--timeout", "150")
-    finally:
-        second.stop(idle=True)
-    assert done["status"] == "succeeded", done["error"]
-    assert done["attempts"] == 2 and done["result"]["status"] == "promoted"
+    done = retry_on_new_worker(tmp_path / "w2.log", worker_env, job, "150")
     events = [e["message"] for e in job_view(job)["events"]]
     assert any(f"lease of worker {dead['lease_owner']} expired; job re-queued" == m for m in events)
     cks, orphans, statuses = lineage_state("acme")
