@@ -138,6 +138,10 @@ connectors_base.SourceConfig.forget_on_delete
 # Typer reads a generated command's signature and annotations (orgmem/cli/source_options.py)
 pydantic.__signature__
 pydantic.__annotations__
+# FastAPI and Typer read a function's name and doc (route ids, --help) for the ones built by factories
+# (orgmem/api/admin_routes.py, orgmem/cli/lineage.py)
+pydantic.__qualname__
+pydantic.__doc__
 
 # the engine's counters, read by tests of batching (tests/serving) and by benchmarks/serving.py
 import orgmem.serving.engine  # noqa: E402
