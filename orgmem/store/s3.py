@@ -65,7 +65,7 @@ class S3Options:
     secret_access_key: str | None = None
     connect_timeout: float = 2.0
     read_timeout: float = 5.0
-    max_attempts: int = 3  # total tries per request, adaptive back-off between them
+    max_attempts: int = 3  # retries after the first try (botocore: 4 tries in all), adaptive back-off
     page_size: int = 1000  # keys per ListObjectsV2 request (small values exercise pagination)
 
     def client_config(self) -> Config:
