@@ -69,6 +69,12 @@ def permission_denied(message: str) -> ApiError:
     return ApiError(403, message, "permission_error", "permission_denied")
 
 
+def model_not_found(model: str) -> ApiError:
+    """One answer for a model that does not exist and one the key may not see (no enumeration)."""
+    return ApiError(404, f"model {model!r} not found for this key; `GET /v1/models` lists the ones it "
+                         "may use", "not_found_error", "model_not_found", param="model")
+
+
 def unauthorized(message: str) -> ApiError:
     return ApiError(401, message, "authentication_error", "invalid_api_key",
                     headers={"WWW-Authenticate": "Bearer"})

@@ -26,6 +26,7 @@ from orgmem.api.request_ids import request_id_of
 from orgmem.api.state import ServingState
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
+from orgmem.errors import model_not_found
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
@@ -60,7 +61,21 @@ def list_models(request: Request, identity: ApiKeyIdentity = Depends(require_key
     """The key's org model (with the groups stacked on it), ``ORG#GROUP`` for each of the key's
     groups that serves a memory; admin keys also see every servable checkpoint they may reach as
     ``ORG@CKPT`` (the org's, and those of the key's groups). Nothing of other groups is listed."""
-    state = get_state(request)
+    return {"object": "list", "data": _visible_models(get_state(request), identity)}
+
+
+@router.get("/models/{model_id}", summary="One model this key may use (client.models.retrieve)")
+def retrieve_model(model_id: str, request: Request,
+                   identity: ApiKeyIdentity = Depends(require_key)) -> dict[str, Any]:
+    """The entry of ``GET /v1/models`` with this id; 404 ``model_not_found`` for any other id, the same
+    answer whether the model does not exist or belongs to what the key may not see."""
+    for model in _visible_models(get_state(request), identity):
+        if model["id"] == model_id:
+            return model
+    raise model_not_found(model_id)
+
+
+def _visible_models(state: ServingState, identity: ApiKeyIdentity) -> list[dict[str, Any]]:
     with state.session() as session:
         org = get_org(session, identity.org_slug)
         created = int(org.created_at.timestamp())
@@ -81,7 +96,7 @@ def list_models(request: Request, identity: ApiKeyIdentity = Depends(require_key
                       "created": int(ck.created_at.timestamp()), "owned_by": org.slug,
                       "orgmem": {"checkpoint_id": ck.id, "status": ck.status, "audience": ck.audience}}
                      for ck in rows]
-    return {"object": "list", "data": data}
+    return data
 
 
 async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: GenerationBody,

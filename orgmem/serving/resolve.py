@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints import MEMORY
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint, CheckpointObject, Org
-from orgmem.errors import ApiError, IncompatibleBaseError, IntegrityError, NotFoundError, permission_denied
+from orgmem.errors import (
+    ApiError,
+    IncompatibleBaseError,
+    IntegrityError,
+    NotFoundError,
+    model_not_found,
+    permission_denied,
+)
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
@@ -99,14 +106,16 @@ def resolve_model(session: Session, identity: ApiKeyIdentity, model: str, base_f
     """The checkpoints and memory objects that answer ``model`` for this key (see module docstring)."""
     org_slug, checkpoint_id, group = parse_model_id(model)
     if org_slug != identity.org_slug:
-        raise permission_denied(f"API key {identity.prefix}… of org {identity.org_slug!r} may not use "
-                                f"model {model!r}; use model {identity.org_slug!r}")
+        raise model_not_found(model)
     if checkpoint_id is not None and not identity.is_admin:
         raise permission_denied(f"only admin keys may choose a checkpoint ({model!r}); "
                                 f"use model {org_slug!r} for the org's served checkpoint")
     org = get_org(session, org_slug)
     if checkpoint_id is not None:
-        layer = _layer(session, org, checkpoint_id, base_fingerprint, identity.groups)
+        try:
+            layer = _layer(session, org, checkpoint_id, base_fingerprint, identity.groups)
+        except NotFoundError:  # unknown, or another org's or group's: the same answer
+            raise model_not_found(model) from None
         if layer.audience == ORG_AUDIENCE:
             return ResolvedModel(model, org.slug, layer.checkpoint_id, layer.memory_sha256, layer.memory_key)
         return ResolvedModel(model, org.slug, None, groups=(layer,))

@@ -247,7 +247,7 @@ def test_concurrent_generations_per_key_are_limited(deployment, limited, gate):
 def test_failed_requests_release_their_slot(deployment, limited):
     _, url = limited
     for _ in range(PER_KEY + 1):
-        assert complete(url, auth(deployment, "acme-employee"), model="globex").status_code == 403
+        assert complete(url, auth(deployment, "acme-employee"), model="globex").status_code == 404
         assert complete(url, auth(deployment, "acme-employee"), max_tokens=10**6).status_code == 400
     assert complete(url, auth(deployment, "acme-employee")).status_code == 200
 

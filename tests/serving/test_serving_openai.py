@@ -131,11 +131,32 @@ def test_revoked_message_names_the_key(deployment):
 
 
 @pytest.mark.parametrize("model", ["globex", "nonexistent-org", "globex@ck_000000000000"])
-def test_another_orgs_model_is_403(deployment, model):
+def test_another_orgs_model_is_404_like_one_that_does_not_exist(deployment, model):
     for key in ("acme-employee", "acme-admin"):
-        with pytest.raises(openai.PermissionDeniedError) as err:
+        with pytest.raises(openai.NotFoundError) as err:
             deployment.client(key).completions.create(model=model, prompt="hi", max_tokens=1)
-        assert err.value.body["type"] == "permission_error"
+        assert err.value.body["code"] == "model_not_found" and err.value.body["param"] == "model"
+        assert err.value.body["message"].replace(model, "M") == (
+            "model 'M' not found for this key; `GET /v1/models` lists the ones it may use")
+
+
+def test_retrieve_returns_the_listed_entry_and_404_for_what_the_key_may_not_see(deployment):
+    for key in ("acme-employee", "acme-admin"):
+        client = deployment.client(key)
+        listed = {m.id: m for m in client.models.list().data}
+        assert "acme" in listed
+        for model_id, entry in listed.items():
+            got = client.models.retrieve(model_id)
+            assert got.id == model_id and got.owned_by == entry.owned_by == "acme"
+        for hidden in ("globex", "nonexistent-org", f"globex@{deployment.checkpoints['globex-1']}"):
+            with pytest.raises(openai.NotFoundError) as err:
+                client.models.retrieve(hidden)
+            assert err.value.body["code"] == "model_not_found"
+    first = deployment.checkpoints["acme-1"]
+    admin_ids = {m.id for m in deployment.client("acme-admin").models.list().data}
+    assert f"acme@{first}" in admin_ids  # an admin key may pick a checkpoint; an employee's list has none
+    with pytest.raises(openai.NotFoundError):
+        deployment.client("acme-employee").models.retrieve(f"acme@{first}")
 
 
 def test_another_orgs_checkpoint_under_own_slug_is_404_like_an_unknown_one(deployment):
