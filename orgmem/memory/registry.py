@@ -3,9 +3,9 @@
 An entry names the config class, the training form (the kind class that ``attach`` hooks into a
 base) and the serving form (``rows``: the builder of its row operations, see ``orgmem.memory.rows``;
 None for a kind that cannot be served yet). Kinds register themselves on import with
-``register_memory_kind``; a name that is not registered
-yet is looked up as the module ``orgmem.memory.<name>`` (so ``titans`` registers itself from its
-own package). Combinations are written ``"cms+titans"``: one component per name, in that order.
+``register_memory_kind``; a name that is not registered yet is looked up as the module
+``orgmem.memory.<name>`` (so ``titans`` registers itself from its own package). Combinations are
+written ``"cms+titans"``: one component per name, in that order.
 """
 
 from __future__ import annotations
