@@ -24,6 +24,7 @@ from orgmem.api.errors import as_api_error, log_failure
 from orgmem.api.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
 from orgmem.api.request_ids import request_id_of
 from orgmem.api.state import ServingState
+from orgmem.api.turns import CompletedTurn
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
 from orgmem.errors import model_not_found
@@ -125,6 +126,16 @@ def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
                                      "completion_tokens": done.completion_tokens, "finish": done.reason})
 
 
+async def _hand_over(state: ServingState, frame: ResponseFrame, done: Finished) -> None:
+    """The finished reply to the turn listeners (feedback, recorded conversations); not when cancelled."""
+    if done.reason == "cancelled" or not state.turn_listeners:
+        return
+    turn = CompletedTurn(response_id=frame.id, identity=frame.identity, resolved=frame.resolved,
+                         answer=done.text, finish_reason=done.reason,
+                         completion_tokens=done.completion_tokens, **frame.asked)
+    await run_in_threadpool(state.completed, turn)
+
+
 #: ``stream: true`` answers server-sent events, not JSON (documented so the spec says so): each
 #: event's ``data`` is one JSON chunk, the last one ``[DONE]``.
 SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {
@@ -138,27 +149,30 @@ async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
     conversation = body.conversation()
     return await _respond(request, identity, body, lambda tok: encode_conversation(tok, conversation),
-                          "chatcmpl", _chat_chunks, ResponseFrame.chat)
+                          "chatcmpl", _chat_chunks, ResponseFrame.chat, {"messages": tuple(conversation)})
 
 
 @router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)",
              responses=SSE_RESPONSE)
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
+    prompt = body.prompt if isinstance(body.prompt, str) else None
     return await _respond(request, identity, body, lambda tok: encode_prompt(tok, body.prompt),
-                          "cmpl", _completion_chunks, ResponseFrame.completion)
+                          "cmpl", _completion_chunks, ResponseFrame.completion, {"prompt": prompt})
 
 
 async def _respond(request: Request, identity: ApiKeyIdentity, body, encode, id_prefix: str,
-                   chunker, render):
+                   chunker, render, asked: dict[str, Any]):
     """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body.
-    The key's slot is held from here until the generation ends (``AsyncGeneration.on_end``)."""
+    The key's slot is held from here until the generation ends (``AsyncGeneration.on_end``).
+    ``asked``: the question's fields of the ``CompletedTurn`` handed to the state when the reply ends."""
     state = get_state(request)
     slot = generation_slot(state, identity)
     try:
         gen, resolved = await _prepare(state, identity, body, encode)
         gen.on_end = slot.release
         frame = ResponseFrame(resolved, id_prefix)
+        frame.identity, frame.asked = identity, asked
         gen.request.request_id = frame.id
         gen.start()
     except BaseException:
@@ -169,6 +183,7 @@ async def _respond(request: Request, identity: ApiKeyIdentity, body, encode, id_
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
     done = await gen.result()
     _account(state, resolved, gen, done)
+    await _hand_over(state, frame, done)
     return JSONResponse(render(frame, done.text, done.reason, done.prompt_tokens, done.completion_tokens),
                         headers=_headers(resolved))
 
@@ -187,6 +202,7 @@ async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFram
                 if usage_object:
                     yield _sse(frame.usage_chunk(usage_object, event.prompt_tokens, event.completion_tokens))
                 _account(state, frame.resolved, gen, event)
+                await _hand_over(state, frame, event)
     except Exception as exc:
         err = as_api_error(exc, request_id=request_id, redact=state.redact)
         log_failure(exc, request_id, org=frame.resolved.org, checkpoint=frame.resolved.label, stream=True)

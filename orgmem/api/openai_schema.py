@@ -182,6 +182,8 @@ class ResponseFrame:
         self.id = new_id(object_prefix)
         self.created = int(time.time())
         self.resolved = resolved
+        self.identity: Any = None  # the key that asked (an ApiKeyIdentity), for the turn listeners
+        self.asked: dict[str, Any] = {}  # the question's fields of the CompletedTurn (api/turns.py)
 
     def common(self, object_name: str) -> dict[str, Any]:
         return {"id": self.id, "object": object_name, "created": self.created, "model": self.resolved.model,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.api.ratelimit import ConcurrencyLimiter, RateLimiter
 from orgmem.api.redact import Redactor, internal_locations
+from orgmem.api.turns import CompletedTurn, TurnListener
 from orgmem.checkpoints import MEMORY, load_checkpoint_objects
 from orgmem.config import Settings
 from orgmem.db.session import session_scope
@@ -62,6 +63,7 @@ class ServingState:
         self._ready = threading.Event()
         self._org_memory: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        self.turn_listeners: list[TurnListener] = []  # feedback, recorded conversations (api/turns.py)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +131,16 @@ class ServingState:
             raise ApiError(503, f"base model {self.settings.base_model!r} is still loading; retry shortly",
                            "server_error", "model_loading", headers={"Retry-After": "5"})
         return self.engine  # type: ignore[return-value]
+
+    def completed(self, turn: CompletedTurn) -> None:
+        """Hand a finished reply to every listener (on a worker thread: listeners write the database)."""
+        for listener in self.turn_listeners:
+            try:
+                listener(turn)
+            except Exception:  # the client has its reply; a listener's failure is only logged
+                logger.exception("turn listener failed", extra={
+                    "org": turn.resolved.org, "checkpoint": turn.resolved.label,
+                    "request": turn.response_id, "listener": getattr(listener, "__name__", repr(listener))})
 
     # -- database ----------------------------------------------------------------------------------
     @contextmanager

@@ -34,6 +34,7 @@ from orgmem.errors import OrgmemError
 from orgmem.memory.rows import RowMemory
 from orgmem.models.layers import model_device
 from orgmem.models.tokens import eos_token_ids, pad_token_id
+from orgmem.serving.constraint import TokenConstraint
 from orgmem.serving.kvcache import BatchCache, filled_kv
 from orgmem.serving.routing import MemoryRouter
 from orgmem.serving.sampling import Sampler, SamplingParams, sample_rows
@@ -79,6 +80,7 @@ class GenerationRequest:
     request_id: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # org / checkpoint, for logs
     cancelled: threading.Event = field(default_factory=threading.Event)
+    constraint: TokenConstraint | None = None  # a grammar the reply must follow (structured output)
     submitted_at: float = field(default_factory=time.perf_counter)
 
     def cancel(self) -> None:
@@ -110,6 +112,9 @@ class _Row:
         if self.first_token_s is None:
             self.first_token_s = time.perf_counter() - self.req.submitted_at
         self.last_token = token
+        constraint = self.req.constraint
+        if constraint is not None:
+            constraint.advance(token)
         if token in stop_ids:
             self.finish_reason = "stop"
             return
@@ -117,7 +122,7 @@ class _Row:
         text = self.stream.push(token)
         if text:
             self.emit(TextDelta(text))
-        if self.stream.stopped:
+        if self.stream.stopped or (constraint is not None and constraint.finished):
             self.finish_reason = "stop"
         elif self.generated >= self.req.params.max_tokens:
             self.finish_reason = "length"
@@ -370,6 +375,7 @@ class GenerationEngine:
 
     def _after_forward(self, rows: list[_Row], logits: Tensor, seconds: float) -> None:
         logits = self._suppress_early_stop(rows, logits)
+        logits = self._constrain(rows, logits)
         tokens = sample_rows(logits, [r.sampler for r in rows])
         now = self.clock() if self.max_generation_s else 0.0
         for row, token in zip(rows, tokens, strict=True):
@@ -393,3 +399,15 @@ class GenerationEngine:
         logits[rows_index, torch.tensor(sorted(self.stop_ids), device=logits.device)] = float("-inf")
         return logits
 
+    @staticmethod
+    def _constrain(rows: list[_Row], logits: Tensor) -> Tensor:
+        """Rows with a grammar may take only the tokens it allows next."""
+        masks = [(i, r.req.constraint.allowed(logits.shape[-1])) for i, r in enumerate(rows)
+                 if r.req.constraint is not None]
+        masks = [(i, m) for i, m in masks if m is not None]
+        if not masks:
+            return logits
+        logits = logits.clone()
+        for i, allowed in masks:
+            logits[i].masked_fill_(~allowed.to(logits.device), float("-inf"))
+        return logits

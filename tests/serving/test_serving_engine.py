@@ -228,3 +228,40 @@ def test_min_tokens_suppresses_end_of_turn_until_reached(tiny_base):
         assert first not in ids[:5]
     finally:
         engine.stop()
+
+
+class _OnlyTokens:
+    """A ``TokenConstraint`` that allows a fixed sequence of token ids, then is finished."""
+
+    def __init__(self, sequence: list[int]) -> None:
+        self.sequence, self.taken = sequence, []
+
+    def allowed(self, vocab_size: int) -> torch.Tensor | None:
+        mask = torch.zeros(vocab_size, dtype=torch.bool)
+        mask[self.sequence[len(self.taken)]] = True
+        return mask
+
+    def advance(self, token: int) -> None:
+        self.taken.append(token)
+
+    @property
+    def finished(self) -> bool:
+        return len(self.taken) == len(self.sequence)
+
+
+def test_a_constrained_row_takes_only_allowed_tokens_and_stops_when_its_grammar_is_complete(tiny_base):
+    engine = GenerationEngine(tiny_base, max_batch=4)
+    sequence = [61, 62, 63]
+    constraint = _OnlyTokens(sequence)
+    free_req, free_done, free_box = _collect(engine, [40, 41, 42], None, max_tokens=6)
+    req, done, box = _collect(engine, [40, 41, 42], None, max_tokens=6)
+    req.constraint = constraint  # set before the engine starts: both rows share one batch
+    engine.start()
+    try:
+        assert done.wait(30) and free_done.wait(30)
+    finally:
+        engine.stop()
+    assert constraint.taken == sequence
+    assert box["end"].reason == "stop" and box["end"].completion_tokens == 3
+    assert box["end"].text == tiny_base.tokenizer.decode(sequence)
+    assert free_box["end"].completion_tokens == 6, "the unconstrained row of the batch is not affected"

@@ -198,3 +198,23 @@ def test_context_overflow_is_400(deployment):
     with pytest.raises(openai.BadRequestError, match="context"):
         deployment.client("acme-employee").completions.create(model="acme", prompt="x " * 1500,
                                                               max_tokens=1000)
+
+
+def test_each_finished_reply_reaches_the_turn_listeners_with_its_question_key_and_checkpoint(deployment):
+    turns = []
+    deployment.state.turn_listeners.append(turns.append)
+    try:
+        client = deployment.client("acme-employee")
+        question = [{"role": "user", "content": "What is the vault code?"}]
+        chat = client.chat.completions.create(model="acme", max_tokens=4, temperature=0, messages=question)
+        streamed = list(client.completions.create(model="acme", prompt=PREFIX, max_tokens=3, temperature=0,
+                                                  stream=True))
+    finally:
+        deployment.state.turn_listeners.remove(turns.append)
+    assert [t.response_id for t in turns] == [chat.id, streamed[0].id]
+    first, second = turns
+    assert first.question == "What is the vault code?" and first.answer == chat.choices[0].message.content
+    assert first.identity.org_slug == "acme"
+    assert first.resolved.checkpoint_id == deployment.checkpoints["acme-2"]
+    assert second.prompt == PREFIX
+    assert second.answer == "".join(c.choices[0].text for c in streamed if c.choices)
