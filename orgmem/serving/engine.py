@@ -402,9 +402,11 @@ class GenerationEngine:
     @staticmethod
     def _constrain(rows: list[_Row], logits: Tensor) -> Tensor:
         """Rows with a grammar may take only the tokens it allows next."""
-        masks = [(i, r.req.constraint.allowed(logits.shape[-1])) for i, r in enumerate(rows)
-                 if r.req.constraint is not None]
-        masks = [(i, m) for i, m in masks if m is not None]
+        masks: list[tuple[int, Tensor]] = []
+        for i, row in enumerate(rows):
+            allowed = row.req.constraint.allowed(logits.shape[-1]) if row.req.constraint is not None else None
+            if allowed is not None:
+                masks.append((i, allowed))
         if not masks:
             return logits
         logits = logits.clone()
