@@ -10,7 +10,8 @@ from orgmem.config import get_settings
 from orgmem.errors import ConflictError
 
 ARGS = ["meta-train", "--base", "tiny-random", "--device", "cpu", "--batch-size", "2", "--bank-size", "4",
-        "--eval-episodes", "4", "--threads", "1"]
+        "--eval-episodes", "4", "--threads", "1", "--curriculum-tokens", "64,128", "--curriculum-steps", "2",
+        "--curriculum-batch", "2,2", "--window-tokens", "32", "--generic-items", "2"]
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +31,9 @@ def test_meta_train_command_runs_resumes_and_refuses_to_overwrite(tmp_path):
     resumed = runner.invoke(app, [*ARGS, "--steps", "3", "--resume", "--json"])
     assert resumed.exit_code == 0, resumed.output
     assert '"steps": 3' in resumed.output and '"complete": true' in resumed.output
+
+
+def test_a_curriculum_that_does_not_add_up_is_refused_before_loading_the_base():
+    result = CliRunner().invoke(app, ["meta-train", "--base", "no-such-base", "--curriculum-tokens", "64,128,256",
+                                      "--curriculum-steps", "5"])
+    assert result.exit_code == 2 and "curriculum_steps" in result.output

@@ -33,55 +33,87 @@ def _name(rng: random.Random) -> str:
 
 @dataclass(frozen=True)
 class Fact:
-    """One invented fact: how documents state it, and how a user would ask for it."""
+    """One invented fact: how documents state it, and how a user would ask for it.
+
+    ``kind`` and ``subject`` say what the fact is about, so a later document can change its value
+    (``updated_fact``) while the question stays the same."""
 
     statement: str
     code: str | None
     cloze: str
     question: str
     answer: str
+    kind: int = -1
+    subject: tuple[str, str, str, str] = ("", "", "", "")  # service, team, person, extra
+
+
+def _person(rng: random.Random) -> str:
+    return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
 
 
 def _fact(rng: random.Random) -> Fact:
-    svc, team, person = _name(rng), rng.choice(_TEAMS), f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
     kind = rng.randrange(10)
+    extra = (f"Q{rng.randint(1, 4)} {rng.randint(2024, 2029)}" if kind == 6
+             else rng.choice(_LIBS) if kind == 8 else "")
+    return _fact_about(rng, kind, (_name(rng), rng.choice(_TEAMS), _person(rng), extra))
+
+
+def updated_fact(rng: random.Random, fact: Fact) -> Fact:
+    """The same question with another answer (a later document changes the value)."""
+    svc, team, person, extra = fact.subject
+    for _ in range(50):
+        team_v = rng.choice(_TEAMS) if fact.kind in (5, 7) else team
+        person_v = _person(rng) if fact.kind == 1 else person
+        new = _fact_about(rng, fact.kind, (svc, team_v, person_v, extra))
+        if new.answer != fact.answer and new.question == fact.question:
+            return new
+    raise ValueError(f"could not draw a new value for the fact {fact.question!r}")
+
+
+def _fact_about(rng: random.Random, kind: int, subject: tuple[str, str, str, str]) -> Fact:  # noqa: C901  # one branch per fact template
+    """The fact of template ``kind`` about ``subject``, its value drawn from ``rng``."""
+    svc, team, person, extra = subject
+
+    def fact(statement: str, code: str | None, cloze: str, question: str, answer: str) -> Fact:
+        return Fact(statement, code, cloze, question, answer, kind, subject)
+
     if kind == 0:
         port = str(rng.randint(1025, 9999))
-        return Fact(f"{svc} listens on port {port}.", f"{svc.upper()}_PORT = {port}",
+        return fact(f"{svc} listens on port {port}.", f"{svc.upper()}_PORT = {port}",
                     f"{svc} listens on port", f"Which port does {svc} listen on?", port)
     if kind == 1:
-        return Fact(f"The {team} team is led by {person}.", None, f"The {team} team is led by",
+        return fact(f"The {team} team is led by {person}.", None, f"The {team} team is led by",
                     f"Who leads the {team} team?", person)
     if kind == 2:
         cluster = f"{rng.choice(_WORDS).lower()}-{rng.randint(1, 9)}"
-        return Fact(f"{svc} runs on the cluster named {cluster}.", f'{svc.upper()}_CLUSTER = "{cluster}"',
+        return fact(f"{svc} runs on the cluster named {cluster}.", f'{svc.upper()}_CLUSTER = "{cluster}"',
                     f"{svc} runs on the cluster named", f"Which cluster does {svc} run on?", cluster)
     if kind == 3:
         city = rng.choice(_CITIES)
-        return Fact(f"{person} works in the {city} office.", None, f"{person} works in the",
+        return fact(f"{person} works in the {city} office.", None, f"{person} works in the",
                     f"Which office does {person} work in?", city)
     if kind == 4:
         secs = str(rng.choice([5, 10, 15, 20, 30, 45, 60, 90, 120]))
-        return Fact(f"The request timeout of {svc} is {secs} seconds.", f"{svc.upper()}_TIMEOUT_S = {secs}",
+        return fact(f"The request timeout of {svc} is {secs} seconds.", f"{svc.upper()}_TIMEOUT_S = {secs}",
                     f"The request timeout of {svc} is", f"What is the request timeout of {svc}?", secs)
     if kind == 5:
-        return Fact(f"{svc} is owned by the {team} team.", None, f"{svc} is owned by the",
+        return fact(f"{svc} is owned by the {team} team.", None, f"{svc} is owned by the",
                     f"Which team owns {svc}?", team)
     if kind == 6:
-        word, quarter = rng.choice(_WORDS), f"Q{rng.randint(1, 4)} {rng.randint(2024, 2029)}"
-        return Fact(f"The codename of the {quarter} release is {word}.", None,
-                    f"The codename of the {quarter} release is",
-                    f"What is the codename of the {quarter} release?", word)
+        word = rng.choice(_WORDS)
+        return fact(f"The codename of the {extra} release is {word}.", None,
+                    f"The codename of the {extra} release is",
+                    f"What is the codename of the {extra} release?", word)
     if kind == 7:
         chan = f"#{team}-{rng.choice(['alerts', 'incidents', 'oncall', 'ops'])}"
-        return Fact(f"Incidents for {svc} are reported in {chan}.", None,
+        return fact(f"Incidents for {svc} are reported in {chan}.", None,
                     f"Incidents for {svc} are reported in", f"Where are incidents for {svc} reported?", chan)
     if kind == 8:
-        lib, ver = rng.choice(_LIBS), f"{rng.randint(1, 17)}.{rng.randint(0, 9)}"
-        return Fact(f"{svc} uses {lib} version {ver}.", f'{svc.upper()}_{lib.upper()}_VERSION = "{ver}"',
-                    f"{svc} uses {lib} version", f"Which {lib} version does {svc} use?", ver)
+        ver = f"{rng.randint(1, 17)}.{rng.randint(0, 9)}"
+        return fact(f"{svc} uses {extra} version {ver}.", f'{svc.upper()}_{extra.upper()}_VERSION = "{ver}"',
+                    f"{svc} uses {extra} version", f"Which {extra} version does {svc} use?", ver)
     ext = str(rng.randint(100, 999))
-    return Fact(f"{person}'s desk phone extension is {ext}.", None, f"{person}'s desk phone extension is",
+    return fact(f"{person}'s desk phone extension is {ext}.", None, f"{person}'s desk phone extension is",
                 f"What is {person}'s desk phone extension?", ext)
 
 
@@ -115,11 +147,15 @@ def make_episode(rng: random.Random, tokenizer, *, facts: tuple[int, int] = (4, 
     """One episode with ``facts`` (min, max) facts, ``queries`` of them asked afterwards."""
     chosen = [_fact(rng) for _ in range(rng.randint(*facts))]
     asked = rng.sample(chosen, min(queries, len(chosen)))
+    return Episode(_document(rng, chosen), query_pieces(rng, tokenizer, asked, chat_prob), chosen)
+
+
+def query_pieces(rng: random.Random, tokenizer, asked: list[Fact], chat_prob: float
+                 ) -> list[tuple[str, bool]]:
+    """The questions of a fresh context: a chat through the base's template, or cloze lines."""
     if rng.random() < chat_prob and getattr(tokenizer, "chat_template", None):
-        pieces = _chat_pieces(tokenizer, asked)
-    else:
-        pieces = [p for f in asked for p in ((f.cloze, False), (" " + f.answer, True), (".\n", False))]
-    return Episode(_document(rng, chosen), pieces, chosen)
+        return _chat_pieces(tokenizer, asked)
+    return [p for f in asked for p in ((f.cloze, False), (" " + f.answer, True), (".\n", False))]
 
 
 def _chat_pieces(tokenizer, asked: list[Fact]) -> list[tuple[str, bool]]:

@@ -1,14 +1,24 @@
 """Meta-training of a base's Titans memory: learn projections, rates and gates so that test-time
 writes store something a later, separate context can retrieve.
 
-Outer step on a batch of episodes (``episodes.py``), lower layers cached (``bank.py``):
+Outer step on a batch of episodes, lower layers cached (``bank.py``). The episodes follow a
+curriculum (``curriculum_tokens``): night-shaped episodes (``night_episodes.py``: code, docs, chat
+and news, facts spread through them, some changed later) from short to night-sized, each written
+in windows of ``window_tokens`` as a night's chunks are; with no curriculum, the short template
+episodes of ``episodes.py``.
 
 1. write: each episode's documents go through the memory layer(s), one memory per episode;
 2. written read: the episode's queries in a fresh context, reading its own memory -> NLL on answers;
 3. shuffled read: the same queries reading ANOTHER episode's memory (same formats, other facts);
-4. base: the queries without memory (no gradient).
+4. base: the queries without memory (no gradient);
+5. generic: the base's own generic chat and plain text (``generic.py``) read with the episode's
+   written memory attached, against the base on the same text.
 
-loss = NLL(written) + control_weight * KL(base || shuffled) on the answer tokens. Why not simply
+loss = answer_weight * NLL(written) + control_weight * KL(base || shuffled) on the answer tokens
+     + generic_weight * KL(base || written) on every generic token (the gate must stay shut
+       off-topic: without this term it learned to open whenever memory is read, docs/gpu_session.md).
+
+Why not simply
 NLL(written): a memory can lower it by teaching the answer *format* (the CPU run mostly learned
 that: ``docs/knowledge_tuning.md``); with the shuffled control such help must also leave the
 unrelated-memory model at the base distribution, so only fact-specific retrieval pays. (Training on
@@ -32,15 +42,19 @@ from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from orgmem.errors import ConflictError, IncompatibleBaseError
 from orgmem.memory.handle import attached_handle
-from orgmem.memory.titans.bank import EpisodeBank, build_bank
+from orgmem.memory.titans.bank import EpisodeBank, build_bank, build_night_bank
 from orgmem.memory.titans.config import TitansConfig
+from orgmem.memory.titans.generic import GenericBank, build_generic
 from orgmem.memory.titans.init_store import INIT_FILE, meta_dir, save_meta_init
 from orgmem.memory.titans.model import TitansMemory
+from orgmem.memory.titans.neural_memory import MemoryState, NeuralMemory
+from orgmem.memory.titans.night_episodes import NightShape
 from orgmem.models.layers import decoder_layers, final_hidden, lm_logits, run_layers
 
 logger = logging.getLogger(__name__)
@@ -68,13 +82,66 @@ class MetaTrainConfig:
     gate_init: float = field(default=1.0, metadata={
         "help": "Gate scale at the start (closed = 0 would leave only the scale itself a gradient)."})
     seed: int = field(default=0, metadata={"help": "Seed of the episode stream."})
+    answer_weight: float = field(default=1.0, metadata={"help": "Weight of the answer NLL (written memory)."})
+    generic_weight: float = field(default=1.0, metadata={
+        "help": "Weight of KL(base || written memory) on generic chat and plain text (gate shut off-topic)."})
+    generic_items: int = field(default=32, metadata={"help": "Generic texts (0: no generic term)."})
+    curriculum_tokens: tuple[int, ...] = field(default=(512, 2048, 8192), metadata={
+        "help": "Write tokens of the night-shaped episodes per stage, short to night-sized "
+                "(empty: the short template episodes)."})
+    curriculum_steps: tuple[int, ...] = field(default=(500, 1000), metadata={
+        "help": "Outer steps of each stage but the last (the last runs to the end)."})
+    curriculum_batch: tuple[int, ...] = field(default=(16, 8, 4), metadata={
+        "help": "Episodes per outer step in each stage (empty: batch_size); long episodes cost memory."})
+    window_tokens: int = field(default=512, metadata={
+        "help": "Tokens per write window: a night's chunk, encoded in its own context."})
+    facts_per_k: float = field(default=3.0, metadata={"help": "Facts per 1000 write tokens."})
+    update_share: float = field(default=0.3, metadata={"help": "Share of facts changed later in the night."})
+    checkpoint_writes: bool = field(default=True, metadata={
+        "help": "Recompute each window's writes in the backward pass (night-sized episodes fit in memory)."})
+
+    def __post_init__(self) -> None:
+        n = len(self.curriculum_tokens)
+        if n and len(self.curriculum_steps) != n - 1:
+            raise ValueError(f"meta-training config: {n} curriculum stages need {n - 1} curriculum_steps "
+                             f"(the last stage runs to the end), got {len(self.curriculum_steps)}")
+        if self.curriculum_batch and len(self.curriculum_batch) != n:
+            raise ValueError(f"meta-training config: curriculum_batch has {len(self.curriculum_batch)} "
+                             f"entries for {n} stages")
 
     def stream_fields(self) -> dict[str, Any]:
         """What a resume must keep equal (all but the step target)."""
         data = dataclasses.asdict(self)
         data.pop("steps")
-        data["facts"] = list(self.facts)
-        return data
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    def stage(self, step: int) -> int:
+        """Curriculum stage of an outer step (0 without a curriculum)."""
+        stage, end = 0, 0
+        for steps in self.curriculum_steps:
+            end += steps
+            if step < end:
+                return stage
+            stage += 1
+        return stage
+
+    def stage_start(self, stage: int) -> int:
+        return sum(self.curriculum_steps[:stage])
+
+    def batch_for(self, stage: int) -> int:
+        return self.curriculum_batch[stage] if self.curriculum_batch else self.batch_size
+
+    def weights(self) -> LossWeights:
+        return LossWeights(self.answer_weight, self.control_weight, self.generic_weight)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the outer loss's terms (see the module docstring)."""
+
+    answer: float = 1.0
+    control: float = 1.0
+    generic: float = 1.0
 
 
 @dataclass
@@ -96,31 +163,95 @@ def _answer_logprobs(model, batch: EpisodeBank, pred: Tensor) -> Tensor:
     return F.log_softmax(lm_logits(model, final_hidden(model, hidden[pred])).float(), dim=-1)
 
 
-def _write(kind: TitansMemory, model, batch: EpisodeBank) -> None:
-    """One fresh memory per episode, written with the episode's documents (then flushed).
-
-    The last memory layer's own attention/MLP output is not needed for writing: only its memory runs.
-    """
+def _write(kind: TitansMemory, model, batch: EpisodeBank, checkpoint_writes: bool = False) -> None:
+    """One fresh memory per episode, written with the episode's documents window by window (then
+    flushed). The last memory layer's own attention/MLP output is not needed: only its memory runs."""
     kind.reset_memory(len(batch))
     kind.train()
-    kind.set_token_mask(batch.write_mask)
+    single = kind.layers[0] == kind.layers[-1] == batch.layer
     try:
-        hidden = run_layers(model, batch.write_hidden, batch.layer, kind.layers[-1])
-        kind.apply_memory(str(kind.layers[-1]), hidden)
+        for sl in batch.windows():
+            mask = batch.write_mask[:, sl]
+            if not mask.any():
+                continue
+            if single and checkpoint_writes and kind.keep_graph:
+                key = str(batch.layer)
+                kind.states[key] = _checkpointed_write(kind.layer_memories[key], kind.states[key],
+                                                       batch.write_hidden[:, sl], mask)
+                continue
+            kind.set_token_mask(mask)
+            hidden = run_layers(model, batch.write_hidden[:, sl], batch.layer, kind.layers[-1])
+            kind.apply_memory(str(kind.layers[-1]), hidden)
     finally:
         kind.set_token_mask(None)
         kind.eval()
     kind.flush()
 
 
-def episode_losses(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor, control_weight: float
+def _checkpointed_write(memory: NeuralMemory, state: MemoryState, x: Tensor, mask: Tensor) -> MemoryState:
+    """A window's writes whose intermediate tensors are recomputed in the backward pass: an outer
+    step through a night-sized write then keeps one state per window, not one per chunk."""
+    current = state.tensors()
+    names = list(current)
+
+    def run(*flat: Tensor) -> tuple[Tensor, ...]:
+        tensors = dict(zip(names, flat[:-2], strict=True))
+        _, new = memory(flat[-2], MemoryState.from_tensors(tensors), mask=flat[-1])
+        out = new.tensors()
+        return tuple(out[n] for n in names)
+
+    new = torch.utils.checkpoint.checkpoint(run, *current.values(), x, mask, use_reentrant=False)
+    return MemoryState.from_tensors(dict(zip(names, new, strict=True)))
+
+
+def _generic_kl(kind: TitansMemory, model, generic: GenericBank, gidx: Tensor) -> tuple[Tensor, float]:
+    """KL(base || model reading the written memories) on generic text, and the mean read gate there."""
+    hidden, mask = generic.rows(gidx)
+    end = len(decoder_layers(model))
+
+    def logprobs() -> Tensor:
+        h = run_layers(model, hidden, generic.layer, end)
+        return F.log_softmax(lm_logits(model, final_hidden(model, h[mask])).float(), dim=-1)
+
+    lp_m = logprobs()
+    with torch.no_grad():
+        kind.set_enabled(False)
+        try:
+            lp_b = logprobs()
+        finally:
+            kind.set_enabled(True)
+    kl = (lp_b.exp() * (lp_b - lp_m)).sum(-1).mean()
+    return kl, _mean_gate(kind, hidden, mask, generic.layer)
+
+
+@torch.no_grad()
+def _mean_gate(kind: TitansMemory, hidden: Tensor, mask: Tensor, layer: int) -> float:
+    """Mean read gate of the first memory layer over masked tokens (hidden states entering it)."""
+    memory = kind.layer_memories.get(str(layer))
+    if memory is None:
+        return float("nan")
+    gate = torch.sigmoid(memory.to_gate(memory.normalise(hidden))) * memory.gate_scale
+    return gate.mean(-1)[mask].mean().item()
+
+
+def episode_losses(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor,  # noqa: PLR0913  # one batch and its loss terms
+                   weights: LossWeights | float, generic: GenericBank | None = None,
+                   gidx: Tensor | None = None, checkpoint_writes: bool = False
                    ) -> tuple[Tensor, dict[str, float]]:
-    """The outer loss of a batch and its metrics (answer NLL/accuracy written, shuffled, base)."""
+    """The outer loss of a batch and its metrics (answer NLL/accuracy written, shuffled, base; KL on
+    generic text with the written memories attached)."""
+    w = weights if isinstance(weights, LossWeights) else LossWeights(control=weights, generic=0.0)
     batch = bank.batch(idx)
     pred, target = batch.predictors()
-    _write(kind, model, batch)
+    _write(kind, model, batch, checkpoint_writes)
     written = kind.states
     lp_w = _answer_logprobs(model, batch, pred)
+    metrics: dict[str, float] = {}
+    generic_kl = lp_w.new_zeros(())
+    if generic is not None and gidx is not None:
+        generic_kl, metrics["gate_generic"] = _generic_kl(kind, model, generic, gidx)
+        metrics["kl_generic"] = generic_kl.item()
+    metrics["gate_query"] = _mean_gate(kind, batch.query_hidden, pred, batch.layer)
     kind.states = {k: s.map(lambda t: t.roll(1, 0)) for k, s in written.items()}
     lp_s = _answer_logprobs(model, batch, pred)
     with torch.no_grad():
@@ -132,8 +263,8 @@ def episode_losses(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor, co
     nll = {name: -lp.gather(1, target[:, None]).squeeze(1) for name, lp in
            (("written", lp_w), ("shuffled", lp_s), ("base", lp_b))}
     kl = (lp_b.exp() * (lp_b - lp_s)).sum(-1).mean()
-    loss = nll["written"].mean() + control_weight * kl
-    metrics = {f"nll_{k}": v.mean().item() for k, v in nll.items()}
+    loss = w.answer * nll["written"].mean() + w.control * kl + w.generic * generic_kl
+    metrics |= {f"nll_{k}": v.mean().item() for k, v in nll.items()}
     metrics |= {f"acc_{k}": (lp.argmax(-1) == target).float().mean().item()
                 for k, lp in (("written", lp_w), ("shuffled", lp_s), ("base", lp_b))}
     metrics |= {"kl_shuffled": kl.item(), "gap": metrics["nll_shuffled"] - metrics["nll_written"],
@@ -142,9 +273,10 @@ def episode_losses(kind: TitansMemory, model, bank: EpisodeBank, idx: Tensor, co
 
 
 @torch.no_grad()
-def evaluate(kind: TitansMemory, model, bank: EpisodeBank, batch_size: int, control_weight: float = 1.0
-             ) -> dict[str, float]:
-    """Mean metrics over a bank (each batch's shuffled memories come from its other episodes)."""
+def evaluate(kind: TitansMemory, model, bank: EpisodeBank, batch_size: int,
+             weights: LossWeights | float = 1.0, generic: GenericBank | None = None) -> dict[str, float]:
+    """Mean metrics over a bank (each batch's shuffled memories come from its other episodes; the
+    generic texts are taken in order)."""
     keep, kind.keep_graph = kind.keep_graph, False
     totals: dict[str, float] = {}
     batches = 0
@@ -153,7 +285,8 @@ def evaluate(kind: TitansMemory, model, bank: EpisodeBank, batch_size: int, cont
             idx = torch.arange(s, min(s + batch_size, len(bank)), device=bank.write_ids.device)
             if len(idx) < 2:
                 break
-            _, m = episode_losses(kind, model, bank, idx, control_weight)
+            gidx = None if generic is None else idx % len(generic)
+            _, m = episode_losses(kind, model, bank, idx, weights, generic, gidx)
             totals = {k: totals.get(k, 0.0) + v for k, v in m.items()}
             batches += 1
     finally:
@@ -201,24 +334,43 @@ def _load_checkpoint(path: Path, base, titans: TitansConfig, cfg: MetaTrainConfi
 
 # ---- the loop ----------------------------------------------------------------------------------
 class _Banks:
-    """The bank for a step: bank ``step // bank_refresh`` built from its own seed (resume-exact)."""
+    """The bank for a step: bank ``(stage, local step // bank_refresh)`` built from its own seed
+    (resume-exact), plus the generic texts (built once, from the base itself)."""
 
-    def __init__(self, base, layer: int, cfg: MetaTrainConfig, progress: bool) -> None:
-        self.base, self.layer, self.cfg, self.progress = base, layer, cfg, progress
-        self.index, self.bank = -1, cast(EpisodeBank, None)  # built by the first ``for_step``
+    def __init__(self, kind: TitansMemory, base, cfg: MetaTrainConfig, progress: bool) -> None:
+        self.base, self.layer, self.cfg, self.progress = base, kind.layers[0], cfg, progress
+        self.key, self.bank = (-1, -1), cast(EpisodeBank, None)  # built by the first ``for_step``
+        self.generic: GenericBank | None = None
+        if cfg.generic_items > 0:  # measured even at weight 0: the drift it reports matters
+            kind.set_enabled(False)  # the base's own replies
+            try:
+                self.generic = build_generic(base, self.layer, cfg.generic_items)
+            finally:
+                kind.set_enabled(True)
 
-    def seed(self, index: int) -> int:
-        return self.cfg.seed * 1_000_003 + index
+    def seed(self, stage: int, index: int) -> int:
+        return self.cfg.seed * 1_000_003 + stage * 100_003 + index
 
-    def build(self, seed: int, size: int) -> EpisodeBank:
+    def build(self, seed: int, size: int, stage: int) -> EpisodeBank:
         c = self.cfg
-        return build_bank(self.base, self.layer, seed, size, facts=(c.facts[0], c.facts[1]),
-                          queries=c.queries, chat_prob=c.chat_prob, progress=self.progress)
+        if not c.curriculum_tokens:
+            return build_bank(self.base, self.layer, seed, size, facts=(c.facts[0], c.facts[1]),
+                              queries=c.queries, chat_prob=c.chat_prob, progress=self.progress)
+        shape = NightShape(tokens=c.curriculum_tokens[stage], facts_per_k=c.facts_per_k,
+                           update_share=c.update_share, queries=c.queries, chat_prob=c.chat_prob)
+        return build_night_bank(self.base, self.layer, seed, size, shape, window=c.window_tokens,
+                                progress=self.progress)
+
+    def eval_bank(self) -> EpisodeBank:
+        """Held-out episodes of the last (night-sized) stage."""
+        last = max(len(self.cfg.curriculum_tokens) - 1, 0)
+        return self.build(self.cfg.seed * 1_000_003 - 1, self.cfg.eval_episodes, last)
 
     def for_step(self, step: int) -> EpisodeBank:
-        index = step // max(self.cfg.bank_refresh, 1)
-        if index != self.index:
-            self.bank, self.index = self.build(self.seed(index), self.cfg.bank_size), index
+        stage = self.cfg.stage(step)
+        key = (stage, (step - self.cfg.stage_start(stage)) // max(self.cfg.bank_refresh, 1))
+        if key != self.key:
+            self.bank, self.key = self.build(self.seed(*key), self.cfg.bank_size, stage), key
         return self.bank
 
 
@@ -252,12 +404,12 @@ def meta_train(base, steps: int | None = None, *, titans: TitansConfig | None = 
     try:
         titans = kind.config
         opt = torch.optim.AdamW(kind.meta_parameters(), lr=cfg.lr, weight_decay=0.0)
-        banks = _Banks(base, kind.layers[0], cfg, progress)
-        eval_bank = banks.build(cfg.seed * 1_000_003 - 1, cfg.eval_episodes)
+        banks = _Banks(kind, base, cfg, progress)
+        eval_bank = banks.eval_bank()
         start, history, before = _start(kind, base, opt, banks, eval_bank, cfg, ckpt_path, resume)
         done, elapsed = _loop(kind, base, opt, banks, eval_bank, cfg, start, history, before, ckpt_path,
                               max_seconds, progress)
-        after = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.control_weight)
+        after = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.weights(), banks.generic)
         info = {"steps": done, "target_steps": cfg.steps, "before": before, "after": after,
                 "settings": cfg.stream_fields()}
         init_path = save_meta_init(out_dir / INIT_FILE, kind.meta_tensors(), base=base, config=titans,
@@ -284,7 +436,7 @@ def _start(kind: TitansMemory, base, opt, banks: _Banks, eval_bank: EpisodeBank,
     with torch.no_grad():  # open the gate: an empty memory still reads zero, so attach stays exact
         for memory in kind.layer_memories.values():
             memory.gate_scale.fill_(cfg.gate_init)
-    before = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.control_weight)
+    before = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.weights(), banks.generic)
     logger.info("titans meta-training starts", extra={"base": base.name, **before})
     return 0, [], before
 
@@ -299,17 +451,26 @@ def _loop(kind: TitansMemory, base, opt, banks: _Banks, eval_bank: EpisodeBank, 
     for step in bar:
         bank = banks.for_step(step)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
-        idx = torch.randperm(len(bank), generator=gen)[: cfg.batch_size].to(bank.write_ids.device)
-        loss, metrics = episode_losses(kind, base.model, bank, idx, cfg.control_weight)
+        size = cfg.batch_for(cfg.stage(step))
+        idx = torch.randperm(len(bank), generator=gen)[:size].to(bank.write_ids.device)
+        gidx = None
+        if banks.generic is not None:
+            gidx = torch.randint(len(banks.generic), (len(idx),), generator=gen).to(idx.device)
+        loss, metrics = episode_losses(kind, base.model, bank, idx, cfg.weights(), banks.generic, gidx,
+                                       cfg.checkpoint_writes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(kind.meta_parameters(), cfg.max_grad_norm)
         opt.step()
         kind.reset_memory(1)
-        history.append({"step": step + 1, **{k: round(v, 4) for k, v in metrics.items()}})
-        bar.set_postfix(gap=f"{metrics['gap']:+.3f}", nll=f"{metrics['nll_written']:.3f}")
+        history.append({"step": step + 1, "stage": cfg.stage(step),
+                        **{k: round(v, 4) for k, v in metrics.items()}})
+        logger.info("titans meta-training step", extra={"base": base.name, **history[-1]})
+        bar.set_postfix(gap=f"{metrics['gap']:+.3f}", nll=f"{metrics['nll_written']:.3f}",
+                        kl_gen=f"{metrics.get('kl_generic', 0.0):.4f}")
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0:
-            history[-1]["eval"] = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.control_weight)
+            history[-1]["eval"] = evaluate(kind, base.model, eval_bank, cfg.batch_size, cfg.weights(),
+                                           banks.generic)
             logger.info("titans meta-training eval", extra={"step": step + 1, **history[-1]["eval"]})
         out_of_time = max_seconds is not None and time.time() - t0 >= max_seconds
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps or out_of_time:

@@ -61,13 +61,21 @@ class MemoryState:
     pending_rates: Tensor  # (b, h, p, RATES)
     tail: Tensor  # (b, t, d) last normalised hidden states (conv / key-shift context)
 
-    def to_tensors(self) -> dict[str, Tensor]:
-        """Flat name -> tensor mapping (safetensors-ready)."""
+    def tensors(self) -> dict[str, Tensor]:
+        """Flat name -> tensor mapping, graph kept (``from_tensors`` inverts it)."""
         out = {f"weights.{i}": w for i, w in enumerate(self.weights)}
         out |= {f"momentum.{i}": m for i, m in enumerate(self.momentum)}
         out |= {"pending_k": self.pending_k, "pending_v": self.pending_v,
                 "pending_rates": self.pending_rates, "tail": self.tail}
-        return {k: v.detach().contiguous() for k, v in out.items()}
+        return out
+
+    def to_tensors(self) -> dict[str, Tensor]:
+        """Flat name -> tensor mapping (safetensors-ready)."""
+        return {k: v.detach().contiguous() for k, v in self.tensors().items()}
+
+    def nbytes(self) -> int:
+        """Bytes held by the state's tensors."""
+        return sum(t.numel() * t.element_size() for t in self.tensors().values())
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor]) -> MemoryState:
