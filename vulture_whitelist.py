@@ -147,3 +147,19 @@ pydantic.__doc__
 import orgmem.serving.engine  # noqa: E402
 
 orgmem.serving.engine.EngineStats.prefills
+
+# Titans conversation memory: the API the serving engine will call once it is wired in
+# (docs/titans.md, "Conversation memory"); tested in tests/memory/test_titans_conversation.py
+import orgmem.memory.titans.conversation as titans_conversation  # noqa: E402
+
+titans_conversation.ConversationState.tokens_written
+titans_conversation.ConversationMemory.expired
+titans_conversation.ConversationMemory.for_base
+titans_conversation.ConversationMemory.state_for
+titans_conversation.ConversationMemory.drop
+titans_conversation.ConversationMemory.drop_key
+titans_conversation.ConversationMemory.conversations
+# Titans consolidation by writing: called by benchmarks/titans_night.py (engine wiring pending)
+import orgmem.memory.titans.write_pass  # noqa: E402
+
+orgmem.memory.titans.write_pass.write_night

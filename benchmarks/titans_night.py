@@ -68,8 +68,9 @@ def cms_memory(base, chunks: list[str], spec, seed: int, threads: int) -> tuple[
 
     config = ConsolidationConfig(memory=spec, seed=seed, num_threads=threads)
     result = consolidate(base, None, chunks, [], config, progress=False)
-    return result.memory, result.seconds, {"steps": result.metrics.get("steps"),
-                                           "tokens": result.metrics.get("tokens")}
+    m = result.metrics
+    return result.memory, result.seconds, {"steps": m.get("steps"), "tokens": m.get("tokens"),
+                                           "seconds_prepare": m.get("seconds_prepare")}
 
 
 def evaluate_row(kb, bench, name: str, memory: bytes, seconds: float, extra: dict) -> dict:
