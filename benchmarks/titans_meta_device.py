@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent
 T0 = time.time()
 
 # Night-sized stages need small batches: a 16k-token write keeps one memory state per window.
-GPU_CURRICULUM = {"curriculum_tokens": (512, 2048, 8192, 16384), "curriculum_steps": (600, 600, 600),
+GPU_CURRICULUM = {"curriculum_tokens": (512, 2048, 8192, 16384), "curriculum_steps": (300, 300, 200),
                   "curriculum_batch": (16, 8, 4, 2), "bank_size": 64, "bank_refresh": 200,
                   "eval_episodes": 16, "checkpoint_every": 200}
 QUICK_CURRICULUM = {"curriculum_tokens": (96, 256), "curriculum_steps": (2,), "curriculum_batch": (3, 2),

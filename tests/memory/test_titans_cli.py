@@ -34,6 +34,7 @@ def test_meta_train_command_runs_resumes_and_refuses_to_overwrite(tmp_path):
 
 
 def test_a_curriculum_that_does_not_add_up_is_refused_before_loading_the_base():
-    result = CliRunner().invoke(app, ["meta-train", "--base", "no-such-base", "--curriculum-tokens", "64,128,256",
-                                      "--curriculum-steps", "5"])
+    args = ["meta-train", "--base", "no-such-base", "--curriculum-tokens", "64,128,256",
+            "--curriculum-steps", "5"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "curriculum_steps" in result.output

@@ -12,6 +12,7 @@ from orgmem.errors import OrgmemError
 from orgmem.memory import attach
 from orgmem.memory.titans import TitansConfig
 from orgmem.memory.titans.bank import build_night_bank, tokenize_night
+from orgmem.memory.titans.generic import build_generic
 from orgmem.memory.titans.meta_train import (
     LossWeights,
     MetaTrainConfig,
@@ -138,3 +139,26 @@ def test_a_night_is_written_in_one_pass_without_gradients(base):
         assert cms.enabled and not titans.training  # restored: read-only, every component on
     with attach(base, "cms") as handle, pytest.raises(OrgmemError, match="no titans component"):
         write_night(base, handle, chunks)
+
+
+def test_generic_texts_are_the_bases_own_and_a_closed_gate_costs_no_kl(base):
+    kind = _prepare(base, TITANS)
+    try:
+        kind.set_enabled(False)
+        generic = build_generic(base, kind.layers[0], count=4, reply_tokens=8)
+        kind.set_enabled(True)
+        assert len(generic) == 4 and generic.hidden.shape[:2] == generic.ids.shape
+        assert generic.mask.sum(1).min() > 0
+        bank = build_night_bank(base, kind.layers[0], seed=3, size=2, shape=NightShape(tokens=80), window=40)
+        idx, gidx = torch.tensor([0, 1]), torch.tensor([0, 1])
+        # gate_scale starts at zero: a written memory is read with a closed gate -> the base function
+        _, closed = episode_losses(kind, base.model, bank, idx, LossWeights(), generic, gidx)
+        assert closed["kl_generic"] == 0.0 and closed["gate_generic"] == 0.0
+        with torch.no_grad():
+            for memory in kind.layer_memories.values():
+                memory.gate_scale.fill_(1.0)
+                memory.to_gate.bias.fill_(4.0)
+        _, opened = episode_losses(kind, base.model, bank, idx, LossWeights(), generic, gidx)
+        assert opened["kl_generic"] > 0 and opened["gate_generic"] > 0.9
+    finally:
+        kind.detach()
