@@ -59,6 +59,7 @@ class NightEpisode(Episode):
 
     documents: tuple[str, ...] = ()
     updated: tuple[str, ...] = ()  # questions whose answer is the later value
+    earlier: tuple[Fact, ...] = ()  # the first values of those facts (stated before the change)
 
 
 # ---- filler, one generator per form ------------------------------------------------------------
@@ -172,7 +173,8 @@ def make_night_episode(rng: random.Random, tokenizer, shape: NightShape) -> Nigh
     rng.shuffle(asked)
     pieces = query_pieces(rng, tokenizer, asked, shape.chat_prob)
     return NightEpisode("\n\n".join(docs), pieces, final, documents=docs,
-                        updated=tuple(f.question for f in changed))
+                        updated=tuple(f.question for f in changed),
+                        earlier=tuple(facts[i] for i in sorted(updates)))
 
 
 __all__ = ["STYLES", "NightEpisode", "NightShape", "make_night_episode"]
