@@ -8,6 +8,9 @@
 2. Night 1 of the knowledge corpus with that initialisation (``benchmarks/titans_night.py``):
    ``titans`` (one pass of writes), ``cms`` and ``cms+titans-write`` rows with recall, drift and
    consolidation seconds, appended to ``titans_night1.jsonl`` as each finishes.
+3. If time is left, conversation memory (``benchmarks/titans_conversation.py``): facts told more
+   than a window earlier, truncated vs with the memory, and the per-token cost ->
+   ``titans_conversation.json``.
 
 Every result lands under ``--out`` as soon as it exists (a lease can end at any moment).
 
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="smollm2-135m-instruct")
     ap.add_argument("--quick", action="store_true", help="tiny curriculum and few probes (smoke run)")
     ap.add_argument("--night-runs", default="titans,cms,cms+titans-write")
+    ap.add_argument("--conversation-n", type=int, default=20, help="conversations (0: skip)")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
@@ -112,9 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     del base
     try:
         night_phase(a, init, a.out)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the conversation run may still fit
         say("night 1 failed:\n" + traceback.format_exc())
-        return 1
+    if a.budget - (time.time() - T0) > 60 and a.conversation_n > 0:
+        import titans_conversation
+
+        try:
+            titans_conversation.main(["--base", a.base, "--device", a.device, "--titans-init", str(init),
+                                      "--n", str(a.conversation_n), "--threads", str(os.cpu_count() or 1),
+                                      "--out", str(a.out / "titans_conversation.json")]
+                                     + (["--window", "64"] if a.quick else []))
+        except Exception:  # noqa: BLE001
+            say("conversation memory failed:\n" + traceback.format_exc())
     say("done")
     return 0
 
