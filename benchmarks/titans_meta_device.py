@@ -36,10 +36,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent
 T0 = time.time()
 
-# Night-sized stages need small batches: a 16k-token write keeps one memory state per window.
-GPU_CURRICULUM = {"curriculum_tokens": (512, 2048, 8192, 16384), "curriculum_steps": (300, 300, 200),
-                  "curriculum_batch": (16, 8, 4, 2), "bank_size": 64, "bank_refresh": 200,
-                  "eval_episodes": 16, "checkpoint_every": 200}
+# Sized for one 15-minute lease. The memory scan is sequential over 16-token chunks (the GPU run
+# of docs/gpu_session.md took 0.14 s per step on ~200-token episodes), so a step costs roughly in
+# proportion to the write length: 150 short steps, 80 at 2k tokens and the rest at 8k fit ~400 s.
+# A full curriculum (16k-token stage, thousands of steps) needs a longer lease:
+# --curriculum-tokens 512,2048,8192,16384 --curriculum-steps 2000,2000,2000 --curriculum-batch 16,8,4,2.
+GPU_CURRICULUM = {"curriculum_tokens": (512, 2048, 8192), "curriculum_steps": (150, 80),
+                  "curriculum_batch": (16, 8, 4), "bank_size": 64, "bank_refresh": 200,
+                  "eval_episodes": 16, "checkpoint_every": 50}
 QUICK_CURRICULUM = {"curriculum_tokens": (96, 256), "curriculum_steps": (2,), "curriculum_batch": (3, 2),
                     "bank_size": 4, "bank_refresh": 2, "eval_episodes": 3, "window_tokens": 64,
                     "generic_items": 4, "checkpoint_every": 2}
@@ -49,10 +53,18 @@ def say(msg: str) -> None:
     print(f"[titans-device {time.time() - T0:6.1f}s] {msg}", flush=True)
 
 
-def meta_phase(base, out: Path, seconds: float, quick: bool) -> Path:
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x.strip())
+
+
+def meta_phase(base, out: Path, seconds: float, a: argparse.Namespace) -> Path:
     from orgmem.memory.titans.meta_train import MetaTrainConfig, meta_train
 
-    cfg = MetaTrainConfig(steps=200_000, **(QUICK_CURRICULUM if quick else GPU_CURRICULUM))
+    settings = dict(QUICK_CURRICULUM if a.quick else GPU_CURRICULUM)
+    for name in ("curriculum_tokens", "curriculum_steps", "curriculum_batch"):
+        if getattr(a, name) is not None:
+            settings[name] = _ints(getattr(a, name))
+    cfg = MetaTrainConfig(steps=200_000, **settings)
     result = meta_train(base, config=cfg, max_seconds=seconds, progress=False, out_dir=out / "titans_meta")
     summary = {"steps": result.steps, "seconds": round(result.seconds, 1), "before": result.before,
                "after": result.after, "device": str(base.device), "base_fingerprint": base.fingerprint,
@@ -87,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny curriculum and few probes (smoke run)")
     ap.add_argument("--night-runs", default="titans,cms,cms+titans-write")
     ap.add_argument("--conversation-n", type=int, default=20, help="conversations (0: skip)")
+    for name in ("tokens", "steps", "batch"):
+        ap.add_argument(f"--curriculum-{name}", default=None, help="comma-separated, overrides the default")
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"ready: {env}")
     seconds = min(a.meta_seconds, max(a.budget - (time.time() - T0) - 150, 10))
     try:
-        init = meta_phase(base, a.out, seconds, a.quick)
+        init = meta_phase(base, a.out, seconds, a)
         say(f"meta-training done: {json.loads((a.out / 'titans_meta.json').read_text())['after']}")
     except Exception:  # noqa: BLE001 - report it; nothing else can run without an init
         say("meta-training failed:\n" + traceback.format_exc())

@@ -18,10 +18,9 @@ loss = answer_weight * NLL(written) + control_weight * KL(base || shuffled) on t
      + generic_weight * KL(base || written) on every generic token (the gate must stay shut
        off-topic: without this term it learned to open whenever memory is read, docs/gpu_session.md).
 
-Why not simply
-NLL(written): a memory can lower it by teaching the answer *format* (the CPU run mostly learned
-that: ``docs/knowledge_tuning.md``); with the shuffled control such help must also leave the
-unrelated-memory model at the base distribution, so only fact-specific retrieval pays. (Training on
+Why not simply NLL(written): a memory can lower it by teaching the answer *format* (the CPU run
+mostly learned that: ``docs/knowledge_tuning.md``); with the shuffled control such help must also
+leave the unrelated-memory model at the base distribution, so only fact-specific retrieval pays. (Training on
 NLL(written) - NLL(shuffled) directly would reward making wrong memories hurt.) The reported gap is
 NLL(shuffled) - NLL(written).
 
