@@ -163,3 +163,7 @@ titans_conversation.ConversationMemory.conversations
 import orgmem.memory.titans.write_pass  # noqa: E402
 
 orgmem.memory.titans.write_pass.write_night
+import orgmem.memory.titans.night_episodes  # noqa: E402
+
+# the first values of a night episode's changed facts: read by tests/memory/test_titans_night.py
+orgmem.memory.titans.night_episodes.NightEpisode.earlier
