@@ -11,10 +11,12 @@ from sqlalchemy import select
 
 from orgmem.chunking import token_counter
 from orgmem.db import session_scope
-from orgmem.db.models import AudienceHead, CheckpointInput, Chunk, ConversationTurn, Document, DocumentVersion
+from orgmem.db.models import AudienceHead, Chunk, ConversationTurn, Document, DocumentVersion
 from orgmem.db.types import utcnow
-from orgmem.errors import NotFoundError
+from orgmem.errors import ConflictError, NotFoundError
 from orgmem.ingest.conversations import TurnInput, enable, record_turn
+from orgmem.jobs.lease import claim_job
+from orgmem.jobs.records import create_job
 from orgmem.jobs.runner import run_job
 from orgmem.keys import create_key
 from orgmem.lineage import get_org
@@ -147,4 +149,23 @@ def test_the_nightly_sync_prunes_before_the_consolidation(org, count_tokens):
     assert pruned["deleted"] == 1
     with session_scope() as s:
         assert s.get(ConversationTurn, old).receipt_id == pruned["receipts"][0]
-        assert not s.scalars(select(CheckpointInput)).all()
+    assert {status for status, _ in _chunk_rows(_turn_chunks(old))} == {"excluded"}, (
+        "the night's consolidation, which follows the sync, cannot train on it")
+
+
+def test_a_consolidation_holding_the_org_defers_deletion_and_retention_and_changes_nothing(org, count_tokens):
+    _enable(org, days=1)
+    key = _key(org, [])
+    old = _record(org, key, count_tokens, now=utcnow() - timedelta(days=2))
+    with session_scope(write=True) as s:
+        job = create_job(s, get_org(s, org), "consolidate").id
+    with session_scope(write=True) as s:
+        claim_job(s, job, "w1", 60)
+    with pytest.raises(ConflictError, match=f"being consolidated by job '{job}'"):
+        delete_turn(org, old, actor="key:acme/x", key_id=key[0], replay=False)
+    pruned = prune(org, replay=False)
+    assert pruned.receipts == [] and pruned.refused == [old] and "being consolidated" in pruned.error
+    with session_scope() as s:
+        turn = s.get(ConversationTurn, old)
+        assert turn.forgotten_at is None and turn.text and turn.receipt_id is None
+    assert {status for status, _ in _chunk_rows(_turn_chunks(old))} == {"pending"}
