@@ -64,8 +64,9 @@ def _check(retention_days: int, redact_pii: list[str]) -> None:
         raise OrgmemError(f"unknown PII kind(s) {unknown}: recorded turns can redact {list(PII_KINDS)}")
 
 
-def conversations_source(session: Session, org: Org, *, create: bool = False) -> Source | None:
-    """The org's built-in source (made on ``create``); a source of another kind by that name is refused."""
+def conversations_source(session: Session, org: Org) -> Source | None:
+    """The org's built-in source, None before recording was first enabled; a source of another kind
+    by that name is refused."""
     query = select(Source).where(Source.org_id == org.id, Source.name == CONVERSATIONS_SOURCE)
     source = session.scalar(query)
     if source is not None and source.kind != CONVERSATIONS_KIND:
@@ -74,7 +75,13 @@ def conversations_source(session: Session, org: Org, *, create: bool = False) ->
             f"built-in source of recorded turns: rename or remove it (`orgmem source remove {org.slug} "
             f"{CONVERSATIONS_SOURCE}`) first"
         )
-    if source is None and create:
+    return source
+
+
+def ensure_conversations_source(session: Session, org: Org) -> Source:
+    """The org's built-in source, made now if it does not exist yet."""
+    source = conversations_source(session, org)
+    if source is None:
         source = Source(org_id=org.id, name=CONVERSATIONS_SOURCE, kind=CONVERSATIONS_KIND, config={},
                         audience=ORG_AUDIENCE, enabled=True, cursor=None)
         session.add(source)
@@ -87,7 +94,7 @@ def enable(session: Session, org: Org, *, retention_days: int = DEFAULT_RETENTIO
     """Record the org's chat turns from now on, keeping each ``retention_days`` days (audited)."""
     pii = sorted(set(DEFAULT_REDACT_PII if redact_pii is None else redact_pii))
     _check(retention_days, pii)
-    conversations_source(session, org, create=True)
+    ensure_conversations_source(session, org)
     policy = get_policy(session, org)
     if policy is None:
         policy = ConversationPolicy(org_id=org.id, updated_by=actor)

@@ -26,7 +26,7 @@ from connectors.base import text_hash
 from orgmem.db.models import ConversationTurn, Org
 from orgmem.db.types import new_id, utcnow
 from orgmem.governance import GovernancePolicy
-from orgmem.ingest.conversations.policy import conversations_source, get_policy
+from orgmem.ingest.conversations.policy import ensure_conversations_source, get_policy
 from orgmem.ingest.conversations.settings import ConversationSettings, get_conversation_settings
 from orgmem.ingest.report import SyncReport
 from orgmem.ingest.writer import Known, SourceWriter
@@ -117,8 +117,7 @@ def record_turn(session: Session, turn: TurnInput, *, count_tokens: Callable[[st
     audience = turn_audience(turn.groups)
     turn_id = new_id("turn", 8)
     text = f"User: {question}\nAssistant: {answer}"
-    source = conversations_source(session, org, create=True)
-    assert source is not None  # created above
+    source = ensure_conversations_source(session, org)
     report = SyncReport(org=org.slug, source=source.name, kind=source.kind)
     writer = _TurnWriter(session, org, source, report, policy=GovernancePolicy(frozenset(policy.redact_pii)),
                          count_tokens=count_tokens)
