@@ -132,6 +132,9 @@ def test_deleting_a_turn_forgets_it_with_a_receipt(keys):
     by_admin = call(dep, "DELETE", f"/api/orgs/acme/conversations/turns/{other}", "acme-admin",
                     params={"reason": "asked by the user"})
     assert by_admin.status_code == 200 and by_admin.json()["receipt"]["reason"] == "asked by the user"
+    pruned = call(dep, "POST", "/api/orgs/acme/conversations/prune", "acme-admin")
+    assert pruned.status_code == 200 and pruned.json()["deleted"] == 0, "nothing is 14 days old"
+    assert call(dep, "POST", "/api/orgs/acme/conversations/prune", "acme-employee").status_code == 403
     disabled = call(dep, "PUT", "/api/orgs/acme/conversations", "acme-admin", json={"enabled": False})
     assert disabled.json()["enabled"] is False
     chat(dep, "acme-other", "Recorded after it was switched off?")
