@@ -174,3 +174,16 @@ def test_listing_shows_a_keys_own_turns_paged_and_another_keys_turn_is_not_found
         find_turn(session, org, other, key_id=mine)
     with pytest.raises(NotFoundError, match="conversation turn 'turn_nope' not found"):
         find_turn(session, org, "turn_nope", key_id=mine)
+
+
+def test_the_bounds_are_read_from_orgmem_conversation_variables(monkeypatch):
+    from orgmem.ingest.conversations import get_conversation_settings
+
+    monkeypatch.setenv("ORGMEM_CONVERSATION_MAX_TURN_CHARS", "1200")
+    monkeypatch.setenv("ORGMEM_CONVERSATION_TURNS_PER_KEY_PER_DAY", "5")
+    get_conversation_settings.cache_clear()
+    try:
+        cfg = get_conversation_settings()
+        assert (cfg.max_turn_chars, cfg.turns_per_key_per_day) == (1200, 5)
+    finally:
+        get_conversation_settings.cache_clear()
