@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request
 
 from orgmem.api import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
 from orgmem.api.bodylimit import BodySizeLimit
+from orgmem.api.conversation_recorder import conversation_recorder
+from orgmem.api.conversation_routes import router as conversations_router
 from orgmem.api.errors import install_error_handlers
 from orgmem.api.memtrim import trim as trim_memory
 from orgmem.api.openapi_errors import install_error_responses
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     install_celery_queue()  # the /api job routes queue for the workers
     state = ServingState(settings or get_settings(), serve or ServeSettings(), base=base, store=store,
                          engine_in_caller=engine_in_caller)
+    state.turn_listeners.append(conversation_recorder(state))  # opt-in per org (docs/conversations.md)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,5 +81,6 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     app.add_middleware(RequestIdMiddleware)  # added last: outermost of the user middleware
     for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):
         app.include_router(module.router)
+    app.include_router(conversations_router)  # /v1/conversations (own turns) and /api/.../conversations
     app.include_router(console_routes.router)  # the admin console's pages under /console
     return app

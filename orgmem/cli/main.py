@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from orgmem.cli import (
     audit,
     consolidate,
+    conversations,
     db,
     demo,
     forget,
@@ -102,6 +103,7 @@ mount(app, consolidate)
 mount(app, jobs, alias="job")
 mount(app, schedule)
 mount(app, forget)
+mount(app, conversations)
 mount(app, receipts, alias="receipt")
 mount(app, audit)
 mount(app, governance)

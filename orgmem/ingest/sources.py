@@ -17,6 +17,7 @@ from orgmem.config import Settings
 from orgmem.db import models as m
 from orgmem.db.enums import ChunkStatus
 from orgmem.errors import ConflictError, NotFoundError, matching_name
+from orgmem.ingest.conversations.policy import refuse_builtin_kind
 from orgmem.lineage.audit import record_audit
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def check_source(
     ``admin``: the caller is an org admin (the API), always confined to the org's roots; otherwise
     the operator (CLI, in-process callers). The error names the source.
     """
+    refuse_builtin_kind(kind)
     parsed = parse_config(kind, config)
     connector = get_connector(kind)
     connector.org = org.slug
@@ -72,6 +74,7 @@ def add_source(  # noqa: PLR0913  # a source's recorded fields, as the CLI and A
     ``admin=True`` for sources added by an org admin through the API.
     """
     validate_source_name(name)
+    refuse_builtin_kind(kind)
     parsed = parse_config(kind, config)
     if session.scalar(select(m.Source.id).where(m.Source.org_id == org.id, m.Source.name == name)):
         raise ConflictError(f"org {org.slug!r} already has a source named {name!r}")

@@ -76,16 +76,18 @@ class SourceWriter:
             return known is None or known.deleted
         return known is not None and not known.deleted and known.content_hash == doc.content_hash
 
-    def write(self, doc: Incoming) -> None:
-        """Store ``doc`` (a version or a tombstone); counts go to the report. Raises on failure."""
+    def write(self, doc: Incoming) -> GovernedText | None:
+        """Store ``doc`` (a version or a tombstone); counts go to the report. Raises on failure.
+        Returns the governed text of a new version (its ``skip_reason`` set when nothing was stored),
+        None for an unchanged document or a tombstone."""
         self.report.seen += 1
         if self.is_unchanged(doc):
             self.report.unchanged += 1
-            return
+            return None
         if doc.deleted:
             with self.session.begin_nested():
                 self._tombstone(doc)
-            return
+            return None
         path = str(doc.metadata.get("path") or doc.title)
         t0 = time.perf_counter()
         governed = govern(doc.text, path=path, policy=self.policy)
@@ -93,7 +95,7 @@ class SourceWriter:
         self.report.timings["governance_s"] += t1 - t0
         if governed.skip_reason:
             self.report.skipped[governed.skip_reason] += 1
-            return
+            return governed
         chunks = chunk_document(
             self.org.slug, f"{self.source.name}/{doc.external_id}", governed.text,
             source_kind=self.source.kind, source_name=self.source.name, title=doc.title or doc.external_id,
@@ -110,6 +112,7 @@ class SourceWriter:
         self.report.chunks_added += added
         self.report.chunks_excluded += excluded
         self.report.chars_stored += len(governed.text)
+        return governed
 
     def _store_version(
         self, doc: Incoming, governed: GovernedText, chunks: list[Chunk]

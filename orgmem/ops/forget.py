@@ -28,8 +28,9 @@ class Forgotten:
     replay_note: str | None = None
 
 
-def _queue_replay(org: str, actor: str, document: str, receipt_id: str, url: str | None) -> str | None:
-    """Queue the replay and record it on the receipt; returns the note when it was not queued."""
+def queue_replay(org: str, actor: str, document: str, receipt_id: str, url: str | None) -> str | None:
+    """Queue the replay and record it on the receipt; returns the note when it was not queued
+    (also after forgetting recorded conversation turns, ``orgmem.ops.conversations``)."""
     try:
         job = submit_consolidation(org, actor=actor, params={"after_forget": document})
     except OrgmemError as exc:
@@ -57,7 +58,7 @@ def forget(
         result = forget_document(session, org, document, actor=actor, reason=reason, store=store)
     note = None
     if replay and result.quarantined:
-        note = _queue_replay(org, actor, result.document, result.receipt, url)
+        note = queue_replay(org, actor, result.document, result.receipt, url)
     with session_scope(url) as session:
         receipt = receipt_dict(get_receipt(session, result.receipt), org)
         return Forgotten(receipt, get_org(session, org).slug, note)

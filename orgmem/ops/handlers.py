@@ -48,6 +48,7 @@ def run_sync(ctx: JobContext) -> dict[str, Any]:
     from orgmem.lineage import get_org
 
     slug = _org_slug(ctx)
+    pruned = _prune_conversations(ctx, slug)
     names = _source_names(slug, ctx.params.get("source"))
     reports = []
     for i, name in enumerate(names):
@@ -60,12 +61,32 @@ def run_sync(ctx: JobContext) -> dict[str, Any]:
     failed = [r.source for r in reports if r.error]
     if reports and len(failed) == len(reports):
         raise OrgmemError(f"org {slug!r}: every source failed to sync ({', '.join(failed)}); see job events")
-    return {
+    result = {
         "org": slug,
         "sources": [r.to_dict() for r in reports],
         "chunks_added": sum(r.chunks_added for r in reports),
         "failed_sources": failed,
     }
+    return {**result, "conversations_pruned": pruned} if pruned else result
+
+
+def _prune_conversations(ctx: JobContext, slug: str) -> dict[str, Any] | None:
+    """Each sync (the nightly one first) deletes recorded turns past the org's retention, before the
+    night's consolidation could train on them; no replay is queued, that consolidation follows.
+    Best effort: a failure is an event on the job, and the next sync tries again."""
+    from orgmem.ingest.conversations.forget import prune_expired
+
+    try:
+        with session_scope(write=True) as session:
+            pruned = prune_expired(session, slug, actor="retention")
+    except Exception as exc:
+        logger.exception("conversation retention failed", extra={"org": slug, "job": ctx.job_id})
+        ctx.event(f"conversation retention failed: {type(exc).__name__}: {exc}", level="error")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    if not (pruned.receipts or pruned.refused):
+        return None
+    ctx.event(f"conversation retention: {len(pruned.receipts)} turn(s) deleted", data=pruned.as_dict())
+    return pruned.as_dict()
 
 
 def run_consolidation(ctx: JobContext) -> dict[str, Any]:

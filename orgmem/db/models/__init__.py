@@ -1,6 +1,7 @@
 """All ORM models; importing this package registers every table on ``Base.metadata``."""
 
 from orgmem.db.models.audience import AudienceHead
+from orgmem.db.models.conversations import ConversationPolicy, ConversationTurn
 from orgmem.db.models.data import Chunk, Document, DocumentVersion, Redaction, Source, SyncFailure
 from orgmem.db.models.forget import ForgetReceipt
 from orgmem.db.models.jobs import Job, JobEvent
@@ -15,6 +16,8 @@ __all__ = [
     "CheckpointInput",
     "CheckpointObject",
     "Chunk",
+    "ConversationPolicy",
+    "ConversationTurn",
     "Document",
     "DocumentVersion",
     "ForgetReceipt",
