@@ -25,6 +25,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orgmem.errors import ApiError
+from orgmem.models.tokens import has_chat_template
 from orgmem.serving.constraint import TokenConstraint
 from orgmem.serving.generation import encode_conversation
 from orgmem.serving.grammar import GrammarError, GrammarSpec, compiler_for
@@ -217,7 +218,8 @@ def encoder(plan: StructuredPlan, conversation: list[dict[str, Any]]) -> Callabl
         return lambda tok: encode_conversation(tok, conversation)
 
     def encode(tok) -> list[int]:
-        encode_conversation(tok, [])  # the same refusal for a base without a chat template
+        if not has_chat_template(tok):
+            encode_conversation(tok, conversation)  # its refusal: no chat on a base without a template
         return encode_with_tools(tok, conversation, plan.tools)
     return encode
 

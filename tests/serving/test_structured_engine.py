@@ -26,18 +26,45 @@ from tests.serving.test_serving_engine import perturbed_memory, row_memory
 
 # Bounded schemas: a random model must be able to finish them within max_tokens.
 SCHEMAS = {
-    "flat": {"type": "object", "additionalProperties": False, "required": ["name", "age"], "properties": {
-        "name": {"type": "string", "maxLength": 8},
-        "age": {"type": "integer", "minimum": 0, "maximum": 120}}},
-    "nested_enum_array": {"type": "object", "required": ["color", "tags", "inner"], "properties": {
-        "color": {"enum": ["red", "green", "blue"]},
-        "tags": {"type": "array", "items": {"type": "boolean"}, "maxItems": 3},
-        "inner": {"type": "object", "required": ["ok", "level"], "additionalProperties": False,
-                  "properties": {"ok": {"type": "boolean"}, "level": {"enum": ["low", "high"]}}}}},
-    "array_of_objects": {"type": "object", "required": ["items"], "properties": {"items": {
-        "type": "array", "minItems": 1, "maxItems": 2, "items": {
-            "type": "object", "required": ["id"], "properties": {"id": {"type": "integer", "maximum": 99,
-                                                                        "minimum": 0}}}}}},
+    "flat": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "age"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 8},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        },
+    },
+    "nested_enum_array": {
+        "type": "object",
+        "required": ["color", "tags", "inner"],
+        "properties": {
+            "color": {"enum": ["red", "green", "blue"]},
+            "tags": {"type": "array", "items": {"type": "boolean"}, "maxItems": 3},
+            "inner": {
+                "type": "object",
+                "required": ["ok", "level"],
+                "additionalProperties": False,
+                "properties": {"ok": {"type": "boolean"}, "level": {"enum": ["low", "high"]}},
+            },
+        },
+    },
+    "array_of_objects": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 2,
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {"type": "integer", "maximum": 99, "minimum": 0}},
+                },
+            }
+        },
+    },
 }
 
 
@@ -49,8 +76,13 @@ def _run(engine, prompt, constraint=None, memory=None, max_tokens=200, temperatu
             box["end"] = event
             done.set()
 
-    req = GenerationRequest(prompt_ids=prompt, memory=memory, on_event=on_event, constraint=constraint,
-                            params=SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed))
+    req = GenerationRequest(
+        prompt_ids=prompt,
+        memory=memory,
+        on_event=on_event,
+        constraint=constraint,
+        params=SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed),
+    )
     engine.submit(req)
     return done, box
 
@@ -65,9 +97,16 @@ def test_a_json_schema_row_always_parses_and_validates(tiny_base, name, temperat
     engine = GenerationEngine(tiny_base).start()
     try:
         comp = _compiler(engine)
-        runs = [_run(engine, encode_chat(tiny_base.tokenizer, "hi"),
-                     comp.constraint(GrammarSpec.json_schema(SCHEMAS[name])), temperature=temperature, seed=s)
-                for s in range(3)]
+        runs = [
+            _run(
+                engine,
+                encode_chat(tiny_base.tokenizer, "hi"),
+                comp.constraint(GrammarSpec.json_schema(SCHEMAS[name])),
+                temperature=temperature,
+                seed=s,
+            )
+            for s in range(3)
+        ]
         for done, _ in runs:
             assert done.wait(60)
     finally:
@@ -81,8 +120,13 @@ def test_a_json_schema_row_always_parses_and_validates(tiny_base, name, temperat
 def test_json_object_row_is_one_json_object(tiny_base):
     engine = GenerationEngine(tiny_base).start()
     try:
-        done, box = _run(engine, encode_chat(tiny_base.tokenizer, "hi"),
-                         _compiler(engine).constraint(GrammarSpec.json_object()), temperature=1.0, seed=3)
+        done, box = _run(
+            engine,
+            encode_chat(tiny_base.tokenizer, "hi"),
+            _compiler(engine).constraint(GrammarSpec.json_object()),
+            temperature=1.0,
+            seed=3,
+        )
         assert done.wait(60)
     finally:
         engine.stop()
@@ -93,8 +137,12 @@ def test_json_object_row_is_one_json_object(tiny_base):
 def test_max_tokens_cuts_a_constrained_reply_with_length(tiny_base):
     engine = GenerationEngine(tiny_base).start()
     try:
-        done, box = _run(engine, encode_chat(tiny_base.tokenizer, "hi"),
-                         _compiler(engine).constraint(GrammarSpec.json_schema(SCHEMAS["flat"])), max_tokens=4)
+        done, box = _run(
+            engine,
+            encode_chat(tiny_base.tokenizer, "hi"),
+            _compiler(engine).constraint(GrammarSpec.json_schema(SCHEMAS["flat"])),
+            max_tokens=4,
+        )
         assert done.wait(60)
     finally:
         engine.stop()
@@ -115,8 +163,9 @@ def test_mixed_batch_constrained_row_and_free_row_of_another_org_each_behave_as_
     try:
         assert c_done.wait(60) and f_done.wait(60)
         assert engine.stats.max_batch_seen == 2
-        solo_c_done, solo_c = _run(engine, prompt, comp.constraint(GrammarSpec.json_schema(schema)),
-                                   memory=acme)
+        solo_c_done, solo_c = _run(
+            engine, prompt, comp.constraint(GrammarSpec.json_schema(schema)), memory=acme
+        )
         solo_f_done, solo_f = _run(engine, prompt, None, memory=globex, max_tokens=30)
         assert solo_c_done.wait(60) and solo_f_done.wait(60)
     finally:
@@ -129,14 +178,24 @@ def test_mixed_batch_constrained_row_and_free_row_of_another_org_each_behave_as_
 
 
 def test_a_forced_tool_call_follows_the_function_schema(tiny_base):
-    params = {"type": "object", "required": ["city", "unit"], "additionalProperties": False, "properties": {
-        "city": {"type": "string", "maxLength": 10}, "unit": {"enum": ["c", "f"]}}}
+    params = {
+        "type": "object",
+        "required": ["city", "unit"],
+        "additionalProperties": False,
+        "properties": {"city": {"type": "string", "maxLength": 10}, "unit": {"enum": ["c", "f"]}},
+    }
     engine = GenerationEngine(tiny_base).start()
     try:
-        spec = GrammarSpec.framed(call_schema([{"name": "get_weather", "parameters": params}]),
-                                  CALL_OPEN, CALL_CLOSE)
-        done, box = _run(engine, encode_chat(tiny_base.tokenizer, "hi"), _compiler(engine).constraint(spec),
-                         temperature=1.0, seed=5)
+        spec = GrammarSpec.framed(
+            call_schema([{"name": "get_weather", "parameters": params}]), CALL_OPEN, CALL_CLOSE
+        )
+        done, box = _run(
+            engine,
+            encode_chat(tiny_base.tokenizer, "hi"),
+            _compiler(engine).constraint(spec),
+            temperature=1.0,
+            seed=5,
+        )
         assert done.wait(60)
     finally:
         engine.stop()
@@ -151,7 +210,7 @@ def test_logits_wider_than_the_tokenizer_are_never_allowed(tiny_base):
     engine = GenerationEngine(tiny_base)
     constraint = _compiler(engine).constraint(GrammarSpec.json_object())
     mask = constraint.allowed(width)
-    assert mask.shape == (width,) and not bool(mask[len(tiny_base.tokenizer):].any())
+    assert mask.shape == (width,) and not bool(mask[len(tiny_base.tokenizer) :].any())
     assert constraint.allowed(width + 64).shape == (width + 64,)
 
 
@@ -163,15 +222,17 @@ def test_an_unusable_schema_is_a_grammar_error(tiny_base):
 
 def test_tool_call_blocks_are_read_whole_and_streamed_the_same():
     names = frozenset({"f"})
-    text = ('ok <tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
-            '<tool_call>{"name": "g"}</tool_call>')
+    text = (
+        'ok <tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
+        '<tool_call>{"name": "g"}</tool_call>'
+    )
     content, calls = parse_tool_calls(text, names)
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [("f", {"a": 1})]
     assert content == 'ok <tool_call>{"name": "g"}</tool_call>', "an unknown tool's block stays content"
     splitter = ToolCallSplitter(names)
     streamed, got = [], []
     for i in range(0, len(text), 3):
-        piece, new = splitter.feed(text[i:i + 3])
+        piece, new = splitter.feed(text[i : i + 3])
         streamed.append(piece)
         got += new
     streamed.append(splitter.finish())
@@ -181,14 +242,24 @@ def test_tool_call_blocks_are_read_whole_and_streamed_the_same():
 
 def test_plain_rendering_puts_tools_in_the_system_turn_and_results_in_a_user_turn():
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
-    turns = plain_messages([
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
-        {"role": "tool", "content": "r1", "tool_call_id": "call_1"},
-        {"role": "tool", "content": "r2", "tool_call_id": "call_2"}], tools)
+    turns = plain_messages(
+        [
+            {"role": "user", "content": "q"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+                ],
+            },
+            {"role": "tool", "content": "r1", "tool_call_id": "call_1"},
+            {"role": "tool", "content": "r2", "tool_call_id": "call_2"},
+        ],
+        tools,
+    )
     assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
     assert '"name": "f"' in turns[0]["content"] and "<tools>" in turns[0]["content"]
     assert turns[2]["content"] == '<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>'
-    assert turns[3]["content"] == ("<tool_response>\nr1\n</tool_response>\n"
-                                   "<tool_response>\nr2\n</tool_response>")
+    assert turns[3]["content"] == (
+        "<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response>"
+    )
