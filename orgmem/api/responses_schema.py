@@ -44,7 +44,8 @@ class ResponsesBody(BaseModel):
                            param="previous_response_id", code="unsupported_parameter")
         fields: dict[str, Any] = {
             "model": self.model, "messages": self.messages(), "max_tokens": self.max_output_tokens,
-            "temperature": self.temperature, "top_p": self.top_p, "user": self.user}
+            "temperature": self.temperature, "top_p": self.top_p, "user": self.user,
+            "seed": (self.model_extra or {}).get("seed")}  # not OpenAI's, but vLLM's and LangChain's
         if self.tools:
             fields["tools"] = [_chat_tool(t, i) for i, t in enumerate(self.tools)]
         if self.tool_choice is not None:
