@@ -179,15 +179,21 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="Serving dtype of the base, as in benchmarks/serving.py (auto: a server's).")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
     from orgmem.models import load_base
+    from orgmem.models.precision import serving_dtype
     from orgmem.serving.engine import GenerationEngine
 
     base = load_base(args.base, device="cpu")
+    dtype = serving_dtype(args.dtype, base.device)
+    base.model.to(dtype)
+    base.dtype = dtype
     engine = GenerationEngine(base, max_batch=args.batch).start()
     try:
         makers, setup = factories(engine)
@@ -210,11 +216,12 @@ def main() -> None:
     for mode in ("xgrammar", "llguidance"):
         summary[mode]["ratio_to_plain"] = summary[mode]["tokens_per_s"] / plain
         summary[mode].update(setup[mode])
-    result = {"base": args.base, "batch": args.batch, "max_tokens": args.tokens, "repeats": args.repeats,
+    result = {"base": args.base, "serve_dtype": str(dtype).removeprefix("torch."), "batch": args.batch,
+              "max_tokens": args.tokens, "repeats": args.repeats,
               "schema": SCHEMA, "modes": summary, "runs": runs,
               "command": "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serving_structured.py "
                          f"--base {args.base} --batch {args.batch} --tokens {args.tokens} "
-                         f"--repeats {args.repeats}"
+                         f"--repeats {args.repeats} --dtype {args.dtype}"
                          + (f" --threads {args.threads}" if args.threads else ""),
               "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                           "load_avg": os.getloadavg(), "python": platform.python_version(),
