@@ -263,3 +263,54 @@ def test_plain_rendering_puts_tools_in_the_system_turn_and_results_in_a_user_tur
     assert turns[3]["content"] == (
         "<tool_response>\nr1\n</tool_response>\n<tool_response>\nr2\n</tool_response>"
     )
+
+
+def test_auto_mode_reads_a_written_call_whole_and_streamed():
+    from orgmem.api.structured import ChatShaper, chat_message, chat_plan
+
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    plan = chat_plan({"tools": tools})
+    assert plan.grammar is None and plan.names == {"f"}, "auto: rendered and read back, not constrained"
+    text = 'Let me check.<tool_call>\n{"name": "f", "arguments": {"q": "x"}}\n</tool_call>'
+    message, reason = chat_message(plan, text, "stop")
+    assert reason == "tool_calls" and message["content"] == "Let me check."
+    assert message["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"q": "x"}'}
+    shaper = ChatShaper(plan)
+    deltas = [shaper.delta(text[i : i + 4]) for i in range(0, len(text), 4)] + [shaper.final_delta()]
+    assert "".join(d.get("content", "") for d in deltas) == "Let me check."
+    (call,) = [c for d in deltas for c in d.get("tool_calls", [])]
+    assert call["index"] == 0 and call["function"] == message["tool_calls"][0]["function"]
+    assert shaper.finish_reason("stop") == "tool_calls"
+    assert chat_message(chat_plan({"tools": tools, "tool_choice": "none"}), text, "stop") == (
+        {"role": "assistant", "content": text, "refusal": None},
+        "stop",
+    )
+
+
+def test_a_template_that_takes_tools_renders_them_itself(tiny_base):
+    import copy
+
+    from orgmem.serving.toolcalls import encode_with_tools
+
+    tokenizer = copy.deepcopy(tiny_base.tokenizer)
+    tokenizer.chat_template = (
+        "{% for t in tools %}[TOOL {{ t.function.name }}]{% endfor %}"
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}"
+        "{% for c in m.tool_calls or [] %}[CALL {{ c.function.name }} {{ c.function.arguments.a }}]"
+        "{% endfor %}"
+        "{% endfor %}<assistant>"
+    )
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    messages = [
+        {"role": "user", "content": "q"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 7}'}}
+            ],
+        },
+        {"role": "tool", "content": "r", "tool_call_id": "c1"},
+    ]
+    text = tokenizer.decode(encode_with_tools(tokenizer, messages, tools))
+    assert text == "[TOOL f]<user>q<assistant>[CALL f 7]<tool>r<assistant>", "arguments reach it as a dict"
