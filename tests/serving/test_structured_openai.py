@@ -57,6 +57,18 @@ def test_chat_json_schema_output_parses_and_validates(deployment, name):
         jsonschema.validate(json.loads(resp.choices[0].message.content), SCHEMAS[name])
 
 
+def test_streamed_structured_output_equals_the_whole_reply(deployment):
+    client = deployment.client("acme-employee")
+    kw = {"model": "acme", "messages": ASK, "max_tokens": 300, "temperature": 0,
+          "response_format": _json_schema("nested", SCHEMAS["nested_enum_array"])}
+    full = client.chat.completions.create(**kw)
+    chunks = list(client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == full.choices[0].message.content
+    jsonschema.validate(json.loads(text), SCHEMAS["nested_enum_array"])
+    assert chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+
+
 class Level(StrEnum):
     low = "low"
     high = "high"
