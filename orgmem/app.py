@@ -12,7 +12,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
-from orgmem.api import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
+from orgmem.api import (
+    accountability_routes,
+    admin_jobs,
+    admin_routes,
+    openai_routes,
+    ops_routes,
+    responses_routes,
+)
 from orgmem.api.bodylimit import BodySizeLimit
 from orgmem.api.conversation_recorder import conversation_recorder
 from orgmem.api.conversation_routes import router as conversations_router
@@ -79,7 +86,8 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     install_error_responses(app)
     _install_metrics_middleware(app, state)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost of the user middleware
-    for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):
+    for module in (openai_routes, responses_routes, admin_routes, admin_jobs, accountability_routes,
+                   ops_routes):
         app.include_router(module.router)
     app.include_router(conversations_router)  # /v1/conversations (own turns) and /api/.../conversations
     app.include_router(console_routes.router)  # the admin console's pages under /console

@@ -24,6 +24,15 @@ from orgmem.api.errors import as_api_error, log_failure
 from orgmem.api.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
 from orgmem.api.request_ids import request_id_of
 from orgmem.api.state import ServingState
+from orgmem.api.structured import (
+    ChatShaper,
+    StructuredPlan,
+    chat_message,
+    chat_plan,
+    completion_plan,
+    constraint_for,
+    encoder,
+)
 from orgmem.api.turns import CompletedTurn
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
@@ -36,7 +45,6 @@ from orgmem.serving.generation import (
     AsyncGeneration,
     check_length,
     check_prompt_size,
-    encode_conversation,
     encode_prompt,
     prompt_chars_limit,
 )
@@ -147,9 +155,11 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-s
              responses=SSE_RESPONSE)
 async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
+    plan = chat_plan(body.model_extra or {})  # response_format, tools, tool_choice (api/structured.py)
     conversation = body.conversation()
-    return await _respond(request, identity, body, lambda tok: encode_conversation(tok, conversation),
-                          "chatcmpl", _chat_chunks, ResponseFrame.chat, {"messages": tuple(conversation)})
+    return await _respond(request, identity, body, encoder(plan, conversation), "chatcmpl",
+                          _structured_chunks(plan), _structured_render(plan),
+                          {"messages": tuple(conversation)})
 
 
 @router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)",
@@ -157,6 +167,7 @@ async def chat_completions(body: ChatCompletionBody, request: Request,
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
     prompt = body.prompt if isinstance(body.prompt, str) else None
+    completion_plan(body.model_extra or {})  # response_format only; refuses tools here
     return await _respond(request, identity, body, lambda tok: encode_prompt(tok, body.prompt),
                           "cmpl", _completion_chunks, ResponseFrame.completion, {"prompt": prompt})
 
@@ -170,6 +181,9 @@ async def _respond(request: Request, identity: ApiKeyIdentity, body, encode, id_
     slot = generation_slot(state, identity)
     try:
         gen, resolved = await _prepare(state, identity, body, encode)
+        extra = body.model_extra or {}
+        plan = chat_plan(extra) if isinstance(body, ChatCompletionBody) else completion_plan(extra)
+        gen.request.constraint = await run_in_threadpool(constraint_for, plan, state.require_engine())
         gen.on_end = slot.release
         frame = ResponseFrame(resolved, id_prefix)
         frame.identity, frame.asked = identity, asked
@@ -211,12 +225,31 @@ async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFram
 
 
 async def _chat_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                       include_usage: bool, request_id: str) -> AsyncIterator[str]:
+                       include_usage: bool, request_id: str, plan: StructuredPlan | None = None
+                       ) -> AsyncIterator[str]:
+    shaper = ChatShaper(plan or StructuredPlan())  # tool calls out of the text (api/structured.py)
     yield _sse(frame.chat_chunk({"role": "assistant", "content": ""}))
-    async for line in _stream(state, gen, frame, lambda text: frame.chat_chunk({"content": text}),
-                              lambda done: frame.chat_chunk({}, done.reason),
+    async for line in _stream(state, gen, frame, lambda text: frame.chat_chunk(shaper.delta(text)),
+                              lambda done: frame.chat_chunk(shaper.final_delta(),
+                                                            shaper.finish_reason(done.reason)),
                               "chat.completion.chunk" if include_usage else None, request_id):
         yield line
+
+
+# -- structured output and tools (orgmem/api/structured.py) ---------------------------------------
+
+def _structured_chunks(plan: StructuredPlan):
+    def chunks(state, gen, frame, include_usage, request_id):
+        return _chat_chunks(state, gen, frame, include_usage, request_id, plan)
+    return chunks
+
+
+def _structured_render(plan: StructuredPlan):
+    def render(frame: ResponseFrame, text: str, reason: str, prompt_tokens: int, completion_tokens: int):
+        body = frame.chat(text, reason, prompt_tokens, completion_tokens)
+        body["choices"][0]["message"], body["choices"][0]["finish_reason"] = chat_message(plan, text, reason)
+        return body
+    return render
 
 
 async def _completion_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,

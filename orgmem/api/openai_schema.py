@@ -3,7 +3,7 @@
 Field names, object names (``chat.completion``, ``chat.completion.chunk``, ``text_completion``)
 and nesting follow OpenAI's API so the official client parses them unchanged. Unknown request
 fields are ignored as OpenAI-compatible servers do; parameters that would change the answer and
-that we cannot honour (``n > 1``, ``logprobs``, ``tools``, penalties...) are refused by name.
+that we cannot honour (``n > 1``, ``logprobs``, penalties...) are refused by name.
 Each response also names the checkpoint that answered: ``system_fingerprint`` (OpenAI's field
 for "which backend configuration produced this") and ``orgmem.checkpoint_id``.
 """
@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orgmem.api.structured import chat_turn
 from orgmem.errors import ApiError
 from orgmem.serving.config import ServeSettings
 from orgmem.serving.resolve import ResolvedModel
@@ -53,8 +54,9 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-_UNSUPPORTED_IF_SET = ("logprobs", "top_logprobs", "tools", "functions", "tool_choice", "function_call",
-                       "logit_bias", "suffix", "best_of", "response_format")
+# response_format, tools, tool_choice: orgmem/api/structured.py (validated there, per endpoint)
+_UNSUPPORTED_IF_SET = ("logprobs", "top_logprobs", "functions", "function_call",
+                       "logit_bias", "suffix", "best_of")
 _UNSUPPORTED_IF_NONZERO = ("presence_penalty", "frequency_penalty")
 
 
@@ -79,7 +81,7 @@ class GenerationBody(BaseModel):
         extra = self.model_extra or {}
         for name in _UNSUPPORTED_IF_SET:
             value = extra.get(name)
-            if value not in (None, False, [], {}) and not (name == "response_format" and _is_text(value)):
+            if value not in (None, False, [], {}):
                 raise ApiError(400, f"parameter {name!r} is not supported by this server", param=name,
                                code="unsupported_parameter")
         for name in _UNSUPPORTED_IF_NONZERO:
@@ -118,10 +120,6 @@ class GenerationBody(BaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-def _is_text(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("type") == "text"
-
-
 class ChatCompletionBody(GenerationBody):
     prompt_param: ClassVar[str] = "messages"
     messages: list[ChatMessage] = Field(..., min_length=1)
@@ -133,15 +131,13 @@ class ChatCompletionBody(GenerationBody):
     def prompt_size(self) -> int:
         return sum(len(m.text(i)) for i, m in enumerate(self.messages))
 
-    def conversation(self) -> list[dict[str, str]]:
-        """Messages for the chat template ('developer' is OpenAI's newer name for 'system')."""
+    def conversation(self) -> list[dict[str, Any]]:
+        """Messages for the chat template ('developer' is OpenAI's newer name for 'system'); tool
+        results and assistant tool calls as ``orgmem.api.structured.chat_turn`` keeps them."""
         out = []
         for i, m in enumerate(self.messages):
             role = "system" if m.role == "developer" else m.role
-            if role == "tool":
-                raise ApiError(400, f"messages[{i}]: role 'tool' is not supported",
-                               param=f"messages.{i}.role")
-            out.append({"role": role, "content": m.text(i)})
+            out.append(chat_turn(role, m.text(i), m.model_extra or {}, i))
         return out
 
 
