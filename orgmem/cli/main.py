@@ -18,6 +18,7 @@ from orgmem.cli import (
     consolidate,
     db,
     demo,
+    export,
     forget,
     governance,
     jobs,
@@ -113,6 +114,7 @@ mount(app, eval_)
 mount(app, memory)
 mount(app, demo)
 mount(app, model)
+mount(app, export)
 
 if __name__ == "__main__":
     app()

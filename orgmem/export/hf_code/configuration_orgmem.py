@@ -1,0 +1,25 @@
+"""Configuration of an org model exported by orgmem: a Llama config plus the org's memory stack.
+
+This file is copied into every exported folder and loaded by ``transformers`` with
+``trust_remote_code=True``; it imports only ``transformers``. ``orgmem_memory`` describes the
+memories applied on top of the frozen base, bottom first (the org memory, then a group's), each
+as the components its kind serves with (``cms``, ``lora``, ``titans``); the weights live in the
+folder's safetensors under ``orgmem_memory.<layer>.<component>.``. A distinct ``model_type`` means
+a plain ``LlamaForCausalLM`` cannot silently load the base without the memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import LlamaConfig
+
+
+@strict
+class OrgmemLlamaConfig(LlamaConfig):
+    """``LlamaConfig`` with ``orgmem_memory``: ``{"layers": [{"audience", "checkpoint", "components"}]}``."""
+
+    model_type = "orgmem_llama"
+
+    orgmem_memory: dict[str, Any] | None = None
