@@ -147,3 +147,9 @@ pydantic.__doc__
 import orgmem.serving.engine  # noqa: E402
 
 orgmem.serving.engine.EngineStats.prefills
+
+# the exported folder's model class: transformers loads it by name from config.json's auto_map
+# (orgmem/export/hf.py AUTO_MAP), never our code
+import orgmem.export.hf_code.modeling_orgmem  # noqa: E402
+
+orgmem.export.hf_code.modeling_orgmem.OrgmemLlamaForCausalLM

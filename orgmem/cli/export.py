@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from orgmem.cli.common import ActorOption, JsonFlag, actor_or_default, db_session, emit, open_configured_store, settings
+from orgmem.cli.common import (
+    ActorOption,
+    JsonFlag,
+    actor_or_default,
+    db_session,
+    emit,
+    open_configured_store,
+    settings,
+)
 
 
 def _text(data: dict) -> str:
@@ -25,9 +33,11 @@ def _text(data: dict) -> str:
 def command(
     target: Annotated[str, typer.Argument(help="ORG (its served checkpoint) or ORG@CHECKPOINT.")],
     out: Annotated[Path, typer.Argument(help="Directory to write (absent or empty, unless --force).")],
-    fmt: Annotated[str, typer.Option("--format", help="hf (transformers folder) | peft (lora kind only).")] = "hf",
+    fmt: Annotated[str, typer.Option(
+        "--format", help="hf (transformers folder) | peft (lora kind only).")] = "hf",
     group: Annotated[str | None, typer.Option(
-        "--group", help="Stack this group's served memory on the org's, as serving does for its keys.")] = None,
+        "--group", help="Stack this group's served memory on the org's, as serving does for its keys."),
+    ] = None,
     base_name: Annotated[str | None, typer.Option(
         "--base", help="Base model the checkpoint was trained on (default: ORGMEM_BASE_MODEL).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace what DIR holds (it is deleted).")] = False,

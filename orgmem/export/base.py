@@ -22,8 +22,9 @@ from orgmem.errors import OrgmemError
 from orgmem.models.tokens import eos_token_ids
 
 SUPPORTED_MODEL_TYPES = ("llama",)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "chat_template.jinja", "chat_template.json", "tokenizer.model", "vocab.json", "merges.txt",
+                   "added_tokens.json")
 
 
 @dataclass(frozen=True)

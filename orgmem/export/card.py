@@ -35,10 +35,11 @@ def _usage(info: CardInfo) -> str:
             "```python\n"
             "from peft import PeftModel\n"
             "from transformers import AutoModelForCausalLM\n\n"
-            f"base = AutoModelForCausalLM.from_pretrained(\"{info.base_name}\")  # the exact base below\n"
+            f"base = AutoModelForCausalLM.from_pretrained(\"{info.base_name}\")  # the base below\n"
             "model = PeftModel.from_pretrained(base, \"THIS_FOLDER\")\n"
             "```\n\n"
-            f"vLLM (multi-LoRA): `vllm serve BASE_FOLDER --enable-lora --lora-modules {info.org}=THIS_FOLDER` "
+            "vLLM (multi-LoRA): `vllm serve BASE_FOLDER --enable-lora --lora-modules "
+            f"{info.org}=THIS_FOLDER` "
             "where BASE_FOLDER is the base with the fingerprint below (orgmem's converted folder).\n"
         )
     return (

@@ -58,7 +58,8 @@ def cms_component(cfg: MemoryConfig, state: dict[str, Tensor], num_layers: int) 
 
         first = [level(0, "gate_proj"), level(0, "up_proj")]
         if cfg.gate:
-            gate_w, gate_b = _take(state, f"blocks.{i}.gate.weight", "cms"), _take(state, f"blocks.{i}.gate.bias", "cms")
+            gate_w = _take(state, f"blocks.{i}.gate.weight", "cms")
+            gate_b = _take(state, f"blocks.{i}.gate.bias", "cms")
             first.append(gate_w)
             bias = torch.cat([gate_w.new_zeros(2 * cfg.widths[0]), gate_b])
             tensors[f"{i}.first_bias"] = _f32(bias)

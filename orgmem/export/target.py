@@ -55,7 +55,8 @@ class LayerRef:
     base_model: str
 
 
-def resolve_stack(session: Session, target: ExportTarget, base_fingerprint: str) -> tuple[Org, list[LayerRef]]:
+def resolve_stack(session: Session, target: ExportTarget, base_fingerprint: str
+                  ) -> tuple[Org, list[LayerRef]]:
     """The org and the checkpoints to export, org first (see the module docstring)."""
     org = get_org(session, target.org)
     if target.checkpoint is not None:
@@ -81,7 +82,8 @@ def resolve_stack(session: Session, target: ExportTarget, base_fingerprint: str)
 def _checkpoint(session: Session, org: Org, checkpoint_id: str) -> Checkpoint:
     checkpoint = session.get(Checkpoint, checkpoint_id)
     if checkpoint is None or checkpoint.org_id != org.id:
-        raise NotFoundError(f"checkpoint {checkpoint_id!r} not found (org {org.slug!r}; see `orgmem checkpoints {org.slug}`)")
+        raise NotFoundError(f"checkpoint {checkpoint_id!r} not found (org {org.slug!r}; see "
+                            f"`orgmem checkpoints {org.slug}`)")
     return checkpoint
 
 
@@ -97,4 +99,5 @@ def _layer(session: Session, org: Org, checkpoint: Checkpoint, base_fingerprint:
     obj = session.get(CheckpointObject, (checkpoint.id, MEMORY))
     if obj is None:
         raise IntegrityError(f"checkpoint {checkpoint.id!r} of org {org.slug!r} has no {MEMORY} object")
-    return LayerRef(checkpoint.audience, checkpoint.id, obj.sha256, checkpoint.memory_kind, checkpoint.base_model)
+    return LayerRef(checkpoint.audience, checkpoint.id, obj.sha256, checkpoint.memory_kind,
+                    checkpoint.base_model)

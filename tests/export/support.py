@@ -28,6 +28,7 @@ from orgmem.serving.config import ServeSettings
 from orgmem.serving.engine import Finished, GenerationRequest
 from orgmem.serving.sampling import SamplingParams
 from orgmem.store import open_store
+from orgmem.store.base import sha256_hex
 
 KIND_SPECS = ["cms", "lora", "titans", "cms+titans", "cms+lora"]
 FOREIGN_FINGERPRINT = "f" * 64
@@ -41,7 +42,8 @@ def perturbed_memory(base, spec: str, seed: int) -> bytes:
     """A ``spec`` memory with random non-zero weights on top of its attach-time values."""
     gen = torch.Generator().manual_seed(seed)
     with attach(base, spec) as handle:
-        state = {k: v + 0.3 * torch.randn(v.shape, generator=gen) for k, v in handle.memory_state_dict().items()}
+        state = {k: v + 0.3 * torch.randn(v.shape, generator=gen)
+                 for k, v in handle.memory_state_dict().items()}
         handle.load_memory_state_dict(state)
         return save_memory(handle)
 
@@ -97,10 +99,11 @@ class _Recorder:
 
 def _commit(s, store, base, org: str, data: bytes, kind: str, *, parent: str | None = None,  # noqa: PLR0913  # test helper
             status: str = "promoted", audience: str = "org", fingerprint: str | None = None) -> str:
+    # digest_extra: checkpoints with the same parent and (no) inputs are distinct commits here
     result = commit_checkpoint(s, store, CheckpointDraft(
         org=org, parent_id=parent, objects={MEMORY: data}, manifest={}, inputs=[], metrics={}, status=status,
         created_by="test", base_model=base.name, base_fingerprint=fingerprint or base.fingerprint,
-        memory_kind=kind, audience=audience))
+        memory_kind=kind, audience=audience, digest_extra={"memory": sha256_hex(data)}))
     return result.checkpoint.id
 
 

@@ -94,7 +94,8 @@ class TitansRead(nn.Module):
         self.gate_scale = _weight(heads)
         self.out_proj = _weight(hidden, inner)
         dims = [dim_head] + [dim_head * expansion] * (depth - 1) + [dim_head]
-        self.weights = nn.ParameterList(_weight(1, heads, i, o) for i, o in zip(dims[:-1], dims[1:]))
+        pairs = zip(dims[:-1], dims[1:], strict=True)
+        self.weights = nn.ParameterList(_weight(1, heads, i, o) for i, o in pairs)
 
     def forward(self, x: Tensor, out: Tensor) -> Tensor:
         xn = F.rms_norm(x.float() - self.center.float(), (self.hidden,), eps=1e-6)
@@ -112,29 +113,44 @@ class TitansRead(nn.Module):
         return out + read.to(out.dtype)
 
 
-def _component(model: nn.Module, spec: dict[str, Any], hidden: int, act: str
-               ) -> tuple[nn.Module, list[tuple[str, nn.Module]]]:
-    """The module holding one component's weights, and (base module path, op) pairs it applies."""
-    kind = spec["kind"]
-    if kind == "cms":
-        blocks = nn.ModuleDict({str(i): CmsBlock(hidden, spec["widths"], act, bool(spec["gated"]))
-                                for i in spec["layers"]})
-        return blocks, [(f"model.layers.{i}.mlp", blocks[str(i)]) for i in spec["layers"]]
-    if kind == "lora":
-        deltas = nn.ModuleList()
-        ops = []
-        for path in spec["paths"]:
-            target = model.get_submodule(path)
-            delta = LoraDelta(target.in_features, target.out_features, int(spec["r"]), float(spec["scale"]))
-            deltas.append(delta)
-            ops.append((path, delta))
-        return deltas, ops
-    if kind == "titans":
-        reads = nn.ModuleDict({str(i): TitansRead(hidden, int(spec["heads"]), int(spec["dim_head"]),
-                                                  int(spec["depth"]), int(spec["expansion"]))
-                               for i in spec["layers"]})
-        return reads, [(f"model.layers.{i}", reads[str(i)]) for i in spec["layers"]]
-    raise ValueError(f"orgmem memory kind {kind!r} is not known to this modeling code")
+Ops = list[tuple[str, nn.Module]]
+"""(base module path, op) pairs: the op adds its term to that module's output."""
+
+
+def _cms(model: nn.Module, spec: dict[str, Any], hidden: int, act: str) -> tuple[nn.Module, Ops]:
+    blocks = nn.ModuleDict({str(i): CmsBlock(hidden, spec["widths"], act, bool(spec["gated"]))
+                            for i in spec["layers"]})
+    return blocks, [(f"model.layers.{i}.mlp", blocks[str(i)]) for i in spec["layers"]]
+
+
+def _lora(model: nn.Module, spec: dict[str, Any], hidden: int, act: str) -> tuple[nn.Module, Ops]:
+    deltas = nn.ModuleList()
+    ops: Ops = []
+    for path in spec["paths"]:
+        out_features, in_features = model.get_submodule(path).get_parameter("weight").shape
+        delta = LoraDelta(int(in_features), int(out_features), int(spec["r"]), float(spec["scale"]))
+        deltas.append(delta)
+        ops.append((path, delta))
+    return deltas, ops
+
+
+def _titans(model: nn.Module, spec: dict[str, Any], hidden: int, act: str) -> tuple[nn.Module, Ops]:
+    reads = nn.ModuleDict({str(i): TitansRead(hidden, int(spec["heads"]), int(spec["dim_head"]),
+                                              int(spec["depth"]), int(spec["expansion"]))
+                           for i in spec["layers"]})
+    return reads, [(f"model.layers.{i}", reads[str(i)]) for i in spec["layers"]]
+
+
+COMPONENTS = {"cms": _cms, "lora": _lora, "titans": _titans}
+
+
+def _component(model: nn.Module, spec: dict[str, Any], hidden: int, act: str) -> tuple[nn.Module, Ops]:
+    """The module holding one component's weights, and the ops it applies."""
+    build = COMPONENTS.get(spec["kind"])
+    if build is None:
+        raise ValueError(f"orgmem memory kind {spec['kind']!r} is not known to this modeling code "
+                         f"(known: {sorted(COMPONENTS)})")
+    return build(model, spec, hidden, act)
 
 
 def _hook(ops: list[nn.Module]):
