@@ -13,11 +13,15 @@ import json
 import pytest
 import torch
 
+from orgmem.checkpoints import MEMORY, load_checkpoint_objects
 from orgmem.db.models import Org
 from orgmem.db.session import session_scope
 from orgmem.lineage.audit import list_audit
+from orgmem.memory import build_row_memory
+from orgmem.models import load_base
 from orgmem.models.tiny import build_tiny_model
 from orgmem.models.tokens import encode_chat
+from orgmem.store.base import sha256_hex
 from tests.export.helpers import export, greedy_tokens, load_exported, sample_inputs, served_logits
 from tests.export.support import KIND_SPECS, kind_org
 
@@ -98,14 +102,27 @@ def test_group_export_equals_the_served_stack(cli_env, tiny_base, tmp_path):
     assert greedy_tokens(model, prompt, 12) == dep.served_tokens(prompt, stacked, 12)
 
 
-def test_memory_stays_float32_when_the_base_loads_in_bfloat16(cli_env, tiny_base, tmp_path):
-    export(kind_org("cms+titans"), str(tmp_path / "model"))
+def test_bfloat16_export_keeps_memory_float32_and_computes_bfloat16_serving(cli_env, tmp_path):
+    """Loaded in bf16, the memory stays fp32 (as orgmem serves it on a bf16 base) and the logits are
+    the served bf16 logits once the RoPE buffer is bf16 too: orgmem's loader casts every buffer
+    (``model.to(dtype)``) where transformers keeps ``inv_freq`` fp32, a base difference, not the memory's."""
+    org = kind_org("cms+titans")
+    export(org, str(tmp_path / "model"))
     model, _ = load_exported(tmp_path / "model", dtype=torch.bfloat16)
-    memory = {p.dtype for n, p in model.named_parameters() if n.startswith("orgmem_memory.")}
-    assert memory == {torch.float32} and model.model.embed_tokens.weight.dtype == torch.bfloat16
-    with torch.inference_mode():
-        logits = model(input_ids=sample_inputs()[1]).logits
-    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+    memory_dtypes = {p.dtype for n, p in model.named_parameters() if n.startswith("orgmem_memory.")}
+    assert memory_dtypes == {torch.float32} and model.model.embed_tokens.weight.dtype == torch.bfloat16
+    base16 = load_base("tiny-random", device="cpu", dtype=torch.bfloat16)
+    with session_scope(cli_env.settings.database_url) as s:
+        ck = cli_env.checkpoints["cms+titans"]
+        data = load_checkpoint_objects(s, cli_env.state.store, ck, [MEMORY])[MEMORY]
+    served = build_row_memory(base16, data, sha256=sha256_hex(data), source="bf16 test")
+    rope = model.model.rotary_emb
+    rope.inv_freq = rope.inv_freq.to(torch.bfloat16)
+    for ids in sample_inputs():
+        with torch.inference_mode():
+            got = model(input_ids=ids).logits
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got, served_logits(base16, served, ids), atol=1e-5, rtol=0)
 
 
 def test_lora_peft_adapter_loads_in_peft_with_the_served_logits(cli_env, tiny_base, tmp_path):
