@@ -31,8 +31,10 @@ def _text(data: dict) -> str:
 
 
 def command(
-    target: Annotated[str, typer.Argument(help="ORG (its served checkpoint) or ORG@CHECKPOINT.")],
-    out: Annotated[Path, typer.Argument(help="Directory to write (absent or empty, unless --force).")],
+    target: Annotated[str, typer.Argument(
+        metavar="ORG[@CKPT]", help="ORG (its served checkpoint) or ORG@CHECKPOINT.")],
+    out: Annotated[Path, typer.Argument(
+        metavar="DIR", help="Directory to write (absent or empty, unless --force).")],
     fmt: Annotated[str, typer.Option(
         "--format", help="hf (transformers folder) | peft (lora kind only).")] = "hf",
     group: Annotated[str | None, typer.Option(

@@ -144,3 +144,32 @@ def test_peft_format_refuses_a_memory_that_is_not_lora_alone(cli_env, tmp_path, 
     result = export(kind_org(spec), str(tmp_path / "adapter"), "--format", "peft", code=1)
     assert f"is {spec!r}" in result.stderr and "--format hf" in result.stderr
     assert not (tmp_path / "adapter").exists(), "a refused export leaves nothing behind"
+
+
+_WITHOUT_ORGMEM = """
+import sys
+sys.modules["orgmem"] = None  # any import of orgmem now fails: the folder must not need it
+import torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True, dtype=torch.float32)
+ids = torch.load(sys.argv[2])
+with torch.inference_mode():
+    torch.save(model(input_ids=ids).logits, sys.argv[3])
+"""
+
+
+def test_the_folder_loads_in_a_process_where_orgmem_cannot_be_imported(cli_env, tiny_base, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    org = kind_org("cms+titans")
+    export(org, str(tmp_path / "model"))
+    ids = sample_inputs(seed=3)[2]
+    torch.save(ids, tmp_path / "ids.pt")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", _WITHOUT_ORGMEM, str(tmp_path / "model"), str(tmp_path / "ids.pt"),
+                    str(tmp_path / "logits.pt")], check=True, env=env, cwd=tmp_path, timeout=300)
+    got = torch.load(tmp_path / "logits.pt")
+    torch.testing.assert_close(got, served_logits(tiny_base, cli_env.served_memory(org, org), ids),
+                               atol=1e-5, rtol=0)
