@@ -173,3 +173,18 @@ def test_the_folder_loads_in_a_process_where_orgmem_cannot_be_imported(cli_env, 
     got = torch.load(tmp_path / "logits.pt")
     torch.testing.assert_close(got, served_logits(tiny_base, cli_env.served_memory(org, org), ids),
                                atol=1e-5, rtol=0)
+
+
+def test_org_exports_its_pinned_checkpoint_as_serving_does(cli_env, tmp_path):
+    from orgmem.lineage import pin, unpin
+
+    dep, first = cli_env, cli_env.checkpoints["acme-1"]
+    with session_scope(dep.settings.database_url, write=True) as s:
+        pin(s, "acme", first, actor="test", reason="export test")
+    try:
+        data = export("acme", str(tmp_path / "model"))
+        assert [m["checkpoint"] for m in data["layers"]] == [first]
+        assert dep.served_memory("acme", "acme").sha256 == data["layers"][0]["memory_sha256"]
+    finally:
+        with session_scope(dep.settings.database_url, write=True) as s:
+            unpin(s, "acme", actor="test")
