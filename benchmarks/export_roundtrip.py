@@ -167,7 +167,8 @@ def run_kind(spec: str, org: str, data: bytes, bases: dict, prompts, args, root:
     out = root / f"export-{org}"
     info, seconds = cli_export(org, str(out))
     row = {"kind": spec, "export_s": round(seconds, 2), "files": len(info["files"]),
-           "folder_mb": round(sum(p.stat().st_size for p in out.iterdir()) / 2**20, 1)}
+           "folder_mb": round(sum(p.stat().st_size for p in out.iterdir()) / 2**20, 1),
+           "tokenizer_equal": tokenizer_equal(out, bases["float32"])}
     for label, base in bases.items():
         memory = build_row_memory(base, data, sha256=sha256_hex(data), source=spec)
         model = AutoModelForCausalLM.from_pretrained(str(out), trust_remote_code=True, dtype=base.dtype)
@@ -196,6 +197,19 @@ def run_kind(spec: str, org: str, data: bytes, bases: dict, prompts, args, root:
     shutil.rmtree(out)
     print(json.dumps(row), flush=True)
     return row
+
+
+def tokenizer_equal(out: Path, base) -> bool:
+    """The folder's tokenizer encodes the chat prompts (template included) and plain text as orgmem's."""
+    from transformers import AutoTokenizer
+
+    from orgmem.models.tokens import encode_chat
+
+    tok = AutoTokenizer.from_pretrained(str(out), trust_remote_code=True)
+    text = "Héllo, wörld! 1234 <|im_end|>"
+    return (tok.chat_template == base.tokenizer.chat_template
+            and all(encode_chat(tok, q) == encode_chat(base.tokenizer, q) for q in QUESTIONS)
+            and tok(text)["input_ids"] == base.tokenizer(text)["input_ids"])
 
 
 def peft_delta(org: str, base, data: bytes, prompts, root: Path) -> dict:
@@ -255,24 +269,25 @@ def write_markdown(result: dict) -> None:
              f"{result['tokens']} greedy tokens per question.", "",
              "| kind | fp32 max abs dlogit | fp32 greedy equal | bf16 max abs dlogit | bf16 greedy equal | "
              "bf16, RoPE buffer as orgmem: max abs dlogit | greedy equal | memory effect (fp32) | "
-             "export s | folder MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "export s | folder MB | tokenizer equal |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         f, b = r["float32"], r.get("bfloat16", {})
         lines.append(f"| {r['kind']} | {f['max_abs_delta_logit']:.2e} | {f['greedy_equal']} | "
                      f"{b.get('max_abs_delta_logit', float('nan')):.2e} | {b.get('greedy_equal', '-')} | "
                      f"{b.get('max_abs_delta_logit_rope_as_orgmem', float('nan')):.2e} | "
                      f"{b.get('greedy_equal_rope_as_orgmem', '-')} | "
-                     f"{f['memory_effect']:.3g} | {r['export_s']} | {r['folder_mb']} |")
+                     f"{f['memory_effect']:.3g} | {r['export_s']} | {r['folder_mb']} | "
+                     f"{r.get('tokenizer_equal', '-')} |")
         if "peft" in r:
             lines.append(f"| lora via peft (fp32) | {r['peft']['max_abs_delta_logit']:.2e} | | | | | | "
-                         f"{r['peft']['memory_effect']:.3g} | | |")
+                         f"{r['peft']['memory_effect']:.3g} | | | |")
     bare = result.get("base_only", {})
     if bare:
         f, b = bare.get("float32", {}), bare.get("bfloat16", {})
         lines.append(f"| bare base (no memory): plain transformers vs orgmem's loaded base | "
                      f"{f.get('max_abs_delta_logit', float('nan')):.2e} | {f.get('greedy_equal', '-')} | "
                      f"{b.get('max_abs_delta_logit', float('nan')):.2e} | {b.get('greedy_equal', '-')} | "
-                     f"{b.get('max_abs_delta_logit_rope_as_orgmem', float('nan')):.2e} | - | | | |")
+                     f"{b.get('max_abs_delta_logit_rope_as_orgmem', float('nan')):.2e} | - | | | | |")
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -135,6 +135,7 @@ def make_export_deployment(root: Path, base) -> ExportDeployment:
         for org in orgs:
             keys[org] = create_key(s, org, "admin", actor="test").key
         keys["acme-legal"] = create_key(s, "acme", "employee", "counsel", actor="test", groups=["legal"]).key
+        keys["acme-legal-admin"] = create_key(s, "acme", "admin", "gc", actor="test", groups=["legal"]).key
     serve = ServeSettings(cache_size=16, max_batch=8, rate_limit_per_minute=100_000, rate_limit_burst=10_000,
                           max_concurrent_per_key=64, default_max_tokens=16)
     state = ServingState(settings, serve, base=base)

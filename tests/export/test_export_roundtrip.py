@@ -85,6 +85,14 @@ def test_named_checkpoint_exports_that_checkpoint(cli_env, tiny_base, tmp_path):
     _assert_same_as_served(model, tiny_base, dep.served_memory("acme", f"acme@{ck}"))
 
 
+def test_a_group_checkpoint_named_alone_exports_alone_as_it_is_served(cli_env, tiny_base, tmp_path):
+    dep, ck = cli_env, cli_env.checkpoints["legal-1"]
+    data = export(f"acme@{ck}", str(tmp_path / "model"))
+    assert [(m["audience"], m["checkpoint"]) for m in data["layers"]] == [("legal", ck)]
+    model, _ = load_exported(tmp_path / "model")
+    _assert_same_as_served(model, tiny_base, dep.served_memory("acme-legal-admin", f"acme@{ck}"))
+
+
 def test_group_export_equals_the_served_stack(cli_env, tiny_base, tmp_path):
     dep, out = cli_env, tmp_path / "model"
     data = export("acme", str(out), "--group", "legal")
