@@ -6,7 +6,9 @@ committed as an org's served checkpoint, exported with the real CLI (``orgmem ex
 compared with what orgmem serves: the shared base with the memory routed onto the rows
 (``MemoryRouter``) for the logits, the batched ``GenerationEngine`` for the greedy reply. Both in
 float32 (orgmem's CPU default for training; serving's float32 setting) and in bfloat16 (serving's
-``auto`` dtype on a CPU with native bf16 or a GPU). ``lora`` also goes through ``--format peft``
+``auto`` dtype on a CPU with native bf16 or a GPU), the latter as loaded and with
+``orgmem_rope_in_model_dtype=True`` (RoPE's buffer rounded to bf16 as orgmem's loader rounds it).
+``lora`` also goes through ``--format peft``
 and ``peft.PeftModel.from_pretrained``. Writes benchmarks/results/export_roundtrip.json and .md.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/export_roundtrip.py --threads 1
@@ -182,7 +184,9 @@ def run_kind(spec: str, org: str, data: bytes, bases: dict, prompts, args, root:
         same = [s == generate_tokens(model, p, args.tokens) for s, p in zip(served, prompts, strict=False)]
         rope = rope_same = None
         if base.dtype != torch.float32:  # orgmem's loader casts the rotary inv_freq buffer too (to(dtype))
-            model.model.rotary_emb.inv_freq = model.model.rotary_emb.inv_freq.to(base.dtype)
+            del model
+            model = AutoModelForCausalLM.from_pretrained(str(out), trust_remote_code=True, dtype=base.dtype,
+                                                         orgmem_rope_in_model_dtype=True).eval()
             rope = compare(model, base, memory, prompts)[0]
             rope_same = [s == generate_tokens(model, p, args.tokens)
                          for s, p in zip(served, prompts, strict=False)]
@@ -268,7 +272,7 @@ def write_markdown(result: dict) -> None:
              f"{result['torch']}, transformers {result['transformers']}); noise scale {result['scale']}, "
              f"{result['tokens']} greedy tokens per question.", "",
              "| kind | fp32 max abs dlogit | fp32 greedy equal | bf16 max abs dlogit | bf16 greedy equal | "
-             "bf16, RoPE buffer as orgmem: max abs dlogit | greedy equal | memory effect (fp32) | "
+             "bf16, orgmem_rope_in_model_dtype: max abs dlogit | greedy equal | memory effect (fp32) | "
              "export s | folder MB | tokenizer equal |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         f, b = r["float32"], r.get("bfloat16", {})

@@ -50,7 +50,8 @@ def _usage(info: CardInfo) -> str:
         "```\n\n"
         "`trust_remote_code=True` runs `modeling_orgmem.py` (torch + transformers only), which adds the "
         "memory to the Llama forward exactly as orgmem serves it. The memory weights stay float32 in any "
-        "load dtype. See orgmem's `docs/export.md` for vLLM.\n"
+        "load dtype; in bfloat16 add `orgmem_rope_in_model_dtype=True` to compute exactly what orgmem "
+        "serves in bfloat16 (its RoPE buffer rounding). See orgmem's `docs/export.md` for vLLM.\n"
     )
 
 

@@ -9,6 +9,7 @@ the greedy reply ``generate`` must repeat.
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import torch
@@ -21,9 +22,11 @@ from orgmem.memory import build_row_memory
 from orgmem.models import load_base
 from orgmem.models.tiny import build_tiny_model
 from orgmem.models.tokens import encode_chat
+from orgmem.serving.engine import Finished, GenerationEngine, GenerationRequest
+from orgmem.serving.sampling import SamplingParams
 from orgmem.store.base import sha256_hex
 from tests.export.helpers import export, greedy_tokens, load_exported, sample_inputs, served_logits
-from tests.export.support import KIND_SPECS, kind_org
+from tests.export.support import KIND_SPECS, _Recorder, kind_org
 
 QUESTION = "What is the vault code?"
 
@@ -111,12 +114,15 @@ def test_group_export_equals_the_served_stack(cli_env, tiny_base, tmp_path):
 
 
 def test_bfloat16_export_keeps_memory_float32_and_computes_bfloat16_serving(cli_env, tmp_path):
-    """Loaded in bf16, the memory stays fp32 (as orgmem serves it on a bf16 base) and the logits are
-    the served bf16 logits once the RoPE buffer is bf16 too: orgmem's loader casts every buffer
-    (``model.to(dtype)``) where transformers keeps ``inv_freq`` fp32, a base difference, not the memory's."""
+    """Loaded in bf16, the memory stays fp32 (as orgmem serves it on a bf16 base), and with
+    ``orgmem_rope_in_model_dtype=True`` (RoPE's ``inv_freq`` rounded to bf16, as orgmem's loader
+    casts every buffer where transformers keeps that one fp32) the logits are the served bf16 ones."""
+    from transformers import AutoModelForCausalLM
+
     org = kind_org("cms+titans")
     export(org, str(tmp_path / "model"))
-    model, _ = load_exported(tmp_path / "model", dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "model"), trust_remote_code=True,
+                                                 dtype=torch.bfloat16, orgmem_rope_in_model_dtype=True)
     memory_dtypes = {p.dtype for n, p in model.named_parameters() if n.startswith("orgmem_memory.")}
     assert memory_dtypes == {torch.float32} and model.model.embed_tokens.weight.dtype == torch.bfloat16
     base16 = load_base("tiny-random", device="cpu", dtype=torch.bfloat16)
@@ -124,13 +130,23 @@ def test_bfloat16_export_keeps_memory_float32_and_computes_bfloat16_serving(cli_
         ck = cli_env.checkpoints["cms+titans"]
         data = load_checkpoint_objects(s, cli_env.state.store, ck, [MEMORY])[MEMORY]
     served = build_row_memory(base16, data, sha256=sha256_hex(data), source="bf16 test")
-    rope = model.model.rotary_emb
-    rope.inv_freq = rope.inv_freq.to(torch.bfloat16)
     for ids in sample_inputs():
         with torch.inference_mode():
             got = model(input_ids=ids).logits
         assert got.dtype == torch.bfloat16
         torch.testing.assert_close(got, served_logits(base16, served, ids), atol=1e-5, rtol=0)
+    prompt = encode_chat(base16.tokenizer, QUESTION)
+    engine = GenerationEngine(base16).start()
+    try:
+        done = threading.Event()
+        taken = _Recorder()
+        engine.submit(GenerationRequest(prompt_ids=prompt, memory=served, constraint=taken,
+                                        on_event=lambda e: done.set() if isinstance(e, Finished) else None,
+                                        params=SamplingParams(max_tokens=12, temperature=0)))
+        assert done.wait(60)
+    finally:
+        engine.stop()
+    assert greedy_tokens(model, prompt, 12) == taken.tokens
 
 
 def test_lora_peft_adapter_loads_in_peft_with_the_served_logits(cli_env, tiny_base, tmp_path):

@@ -29,3 +29,8 @@ class OrgmemLlamaConfig(LlamaConfig):
     model_type = "orgmem_llama"
 
     orgmem_memory: dict[str, Any] | None = None
+    # orgmem's loader casts the whole base to its serving dtype, the rotary ``inv_freq`` buffer
+    # included; transformers keeps that buffer float32. True reproduces orgmem's bf16 serving
+    # exactly: ``from_pretrained(DIR, trust_remote_code=True, dtype=torch.bfloat16,
+    # orgmem_rope_in_model_dtype=True)``.
+    orgmem_rope_in_model_dtype: bool = False

@@ -166,6 +166,14 @@ def _hook(ops: list[nn.Module]):
     return hook
 
 
+def _rope_in_model_dtype(module: nn.Module, args: tuple) -> None:
+    """Round ``inv_freq`` to the hidden states' dtype, as orgmem's ``model.to(dtype)`` does."""
+    hidden = args[0]
+    inv_freq = module.get_buffer("inv_freq")
+    if inv_freq.dtype != hidden.dtype and hidden.dtype in (torch.bfloat16, torch.float16):
+        module.register_buffer("inv_freq", inv_freq.to(hidden.dtype), persistent=False)
+
+
 class OrgmemLlamaForCausalLM(LlamaForCausalLM):
     """``LlamaForCausalLM`` whose forward includes the org's memory (see the module docstring)."""
 
@@ -188,4 +196,6 @@ class OrgmemLlamaForCausalLM(LlamaForCausalLM):
             self.orgmem_memory.append(components)
         for path, path_ops in ops.items():
             self.get_submodule(path).register_forward_hook(_hook(path_ops), with_kwargs=True)
+        if config.orgmem_rope_in_model_dtype:
+            self.model.rotary_emb.register_forward_pre_hook(_rope_in_model_dtype)
         self.post_init()
