@@ -42,7 +42,8 @@ def command(
     ] = None,
     base_name: Annotated[str | None, typer.Option(
         "--base", help="Base model the checkpoint was trained on (default: ORGMEM_BASE_MODEL).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace what DIR holds (it is deleted).")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace a previous export in DIR (never a folder that is not an export).")] = False,
     actor: ActorOption = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import uuid
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("hf", "peft")
 AUDIT_ACTION = "model.export"
+MARKER = ".orgmem-export.json"
+"""Written into every export (what it holds, for people and for ``--force``, which replaces only these)."""
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,20 @@ class ExportResult:
 
 
 def check_destination(out: Path, force: bool) -> None:
-    """``out`` must be absent or an empty directory, unless ``force`` (then it is replaced)."""
+    """``out`` must be absent or an empty directory; with ``force``, also a previous export (it is
+    replaced). Never anything else: ``--force`` on a mistyped path must not delete someone's files."""
     if not out.exists():
         return
     if not out.is_dir():
         raise ConflictError(f"export destination {str(out)!r} exists and is not a directory")
-    if any(out.iterdir()) and not force:
-        raise ConflictError(f"export directory {str(out)!r} exists and is not empty: choose another or pass "
-                            "--force to replace what it holds")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise ConflictError(f"export directory {str(out)!r} exists and is not empty: choose another, or pass "
+                            "--force to replace a previous export there")
+    if not (out / MARKER).is_file():
+        raise ConflictError(f"export directory {str(out)!r} holds files that are not an orgmem export (no "
+                            f"{MARKER}): --force replaces only a previous export; empty it or choose another")
 
 
 def plan_export(session: Session, store: ObjectStore, base, request: ExportRequest) -> ExportPlan:
@@ -134,10 +143,13 @@ def write_export(plan: ExportPlan, base) -> ExportResult:
         else:
             files = write_hf_folder(tmp, base, plan.layers)
         (tmp / "README.md").write_text(model_card(info, plan.layers))
-    layers = [{"audience": m.audience, "checkpoint": m.checkpoint_id, "kind": m.kind,
-               "memory_sha256": m.memory_sha256} for m in plan.layers]
-    result = ExportResult(plan.org, request.format, request.out, base_model, base.fingerprint, layers,
-                          sorted([*files, "README.md"]))
+        layers = [{"audience": m.audience, "checkpoint": m.checkpoint_id, "kind": m.kind,
+                   "memory_sha256": m.memory_sha256} for m in plan.layers]
+        result = ExportResult(plan.org, request.format, request.out, base_model, base.fingerprint, layers,
+                              sorted([*files, "README.md", MARKER]))
+        marker = {k: v for k, v in result.to_dict().items() if k not in ("dir", "files")}
+        (tmp / MARKER).write_text(json.dumps({**marker, "exported_at": info.exported_at.isoformat(),
+                                              "actor": request.actor}, indent=2) + "\n")
     logger.info("org model exported", extra={"org": plan.org, "format": request.format,
                                              "checkpoint": "+".join(m["checkpoint"] for m in layers),
                                              "dir": str(request.out)})

@@ -53,19 +53,24 @@ def test_checkpoint_of_another_base_is_refused_naming_both_fingerprints(cli_env,
     assert "ffffffffffffffff" in result.stderr and tiny_base.fingerprint[:16] in result.stderr
 
 
-def test_a_non_empty_directory_is_refused_unless_forced(cli_env, tmp_path):
+def test_a_non_empty_directory_is_refused_and_force_replaces_only_a_previous_export(cli_env, tmp_path):
     out = tmp_path / "m"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     result = export("acme", str(out), code=3)
     assert f"export directory {str(out)!r} exists and is not empty" in result.stderr
     assert "--force" in result.stderr
+    result = export("acme", str(out), "--force", code=3)  # --force on someone's folder deletes nothing
+    assert "holds files that are not an orgmem export" in result.stderr
     assert (out / "notes.txt").read_text() == "mine" and len(list(out.iterdir())) == 1
-    export("acme", str(out), "--force")
-    assert not (out / "notes.txt").exists() and (out / "config.json").is_file()
+    (out / "notes.txt").unlink()
+    first = export("acme", str(out))  # an empty directory is fine
+    assert ".orgmem-export.json" in first["files"] and (out / ".orgmem-export.json").is_file()
+    (out / "stale.bin").write_text("old")
+    lora = export(kind_org("lora"), str(out), "--format", "peft", "--force")  # replaces the previous export
+    assert not (out / "stale.bin").exists() and not (out / "config.json").exists()
+    assert {p.name for p in out.iterdir()} == set(lora["files"])
     assert [p.name for p in tmp_path.iterdir()] == ["m"], "no staging folder is left beside it"
-    (tmp_path / "empty").mkdir()
-    export("acme", str(tmp_path / "empty"))  # an empty directory is fine
     (tmp_path / "file").write_text("x")
     assert "is not a directory" in export("acme", str(tmp_path / "file"), "--force", code=3).stderr
 

@@ -154,7 +154,8 @@ def test_lora_peft_adapter_loads_in_peft_with_the_served_logits(cli_env, tiny_ba
 
     dep, org, out = cli_env, kind_org("lora"), tmp_path / "adapter"
     data = export(org, str(out), "--format", "peft")
-    assert sorted(data["files"]) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(data["files"]) == [".orgmem-export.json", "README.md", "adapter_config.json",
+                                     "adapter_model.safetensors"]
     config = json.loads((out / "adapter_config.json").read_text())
     assert (config["peft_type"], config["r"], config["lora_alpha"]) == ("LORA", 16, 32)
     assert config["lora_dropout"] == 0.0 and config["bias"] == "none"
