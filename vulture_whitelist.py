@@ -167,3 +167,8 @@ import orgmem.memory.titans.night_episodes  # noqa: E402
 
 # the first values of a night episode's changed facts: read by tests/memory/test_titans_night.py
 orgmem.memory.titans.night_episodes.NightEpisode.earlier
+# the exported folder's model class: transformers loads it by name from config.json's auto_map
+# (orgmem/export/hf.py AUTO_MAP), never our code
+import orgmem.export.hf_code.modeling_orgmem  # noqa: E402
+
+orgmem.export.hf_code.modeling_orgmem.OrgmemLlamaForCausalLM

@@ -19,6 +19,7 @@ from orgmem.cli import (
     conversations,
     db,
     demo,
+    export,
     forget,
     governance,
     jobs,
@@ -115,6 +116,7 @@ mount(app, eval_)
 mount(app, memory)
 mount(app, demo)
 mount(app, model)
+mount(app, export)
 
 if __name__ == "__main__":
     app()

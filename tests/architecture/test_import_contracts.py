@@ -63,6 +63,8 @@ def test_the_tree_keeps_every_contract(tree_copy):
         ("orgmem.serving.reads_the_api", "import orgmem.api  # noqa: F401", "layers"),
         ("orgmem.engine.reads_the_server", "import orgmem.serving.engine  # noqa: F401", "serving runtime"),
         ("orgmem.db.reaches_the_workers", "import workers.tasks  # noqa: F401", "layers"),
+        ("orgmem.export.reads_the_server", "import orgmem.serving.engine  # noqa: F401", "layers"),
+        ("orgmem.export.hf_code.needs_orgmem", "import orgmem.memory.rows  # noqa: F401", "modeling code"),
     ],
 )
 def test_an_import_across_the_layers_fails_lint_imports(tree_copy, tmp_path, module, line, contract):
