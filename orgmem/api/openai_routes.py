@@ -109,10 +109,10 @@ def _visible_models(state: ServingState, identity: ApiKeyIdentity) -> list[dict[
 async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: GenerationBody,
                    encode: Callable[[Any], list[list[int]]]) -> tuple[AsyncGeneration, ResolvedModel]:
     engine = state.require_engine()
-    params = body.sampling(state.serve, vocab=len(engine.tokenizer))
-    n = body.choices(state.serve, engine.max_batch)
     check_prompt_size(body.prompt_size(), prompt_chars_limit(engine.base, state.serve.max_prompt_chars),
                       body.prompt_param)
+    params = body.sampling(state.serve, vocab=len(engine.tokenizer))
+    n = body.choices(state.serve, engine.max_batch)
     prompts = encode(engine.tokenizer)
     for prompt_ids in prompts:
         check_length(engine.base, prompt_ids, params)
