@@ -204,7 +204,7 @@ def _text(prompt: str | list[int]) -> str | None:
 
 def _slots(state: ServingState, identity: ApiKeyIdentity, choices: int) -> list[Slot]:
     """One in-flight slot per choice, at most all of the key's (429 when they are taken)."""
-    limit = state.serve.max_concurrent_per_key
+    limit = state.concurrency.per_key
     taken: list[Slot] = []
     try:
         for _ in range(min(choices, limit) if limit > 0 else choices):
