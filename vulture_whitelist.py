@@ -147,3 +147,8 @@ pydantic.__doc__
 import orgmem.serving.engine  # noqa: E402
 
 orgmem.serving.engine.EngineStats.prefills
+
+# which choice of an n > 1 reply a turn is: read by the turn listeners (feedback, recordings) and tests
+import orgmem.api.turns  # noqa: E402
+
+orgmem.api.turns.CompletedTurn.choice_index

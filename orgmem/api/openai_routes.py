@@ -4,7 +4,8 @@ Per request: authenticate (dependency), resolve ``model`` to a checkpoint *now*,
 memory (cache or store), submit to the engine, answer as JSON or as server-sent events ending
 with ``data: [DONE]``. A request's ``prompts x n`` choices each hand one ``CompletedTurn`` to the
 turn listeners (``choice_index``) and take one of the key's in-flight slots (at most all of them,
-so a large ``n`` runs alone rather than never). The checkpoint(s) that answered are in the ``X-Orgmem-Checkpoint`` header:
+so a large ``n`` runs alone rather than never). The checkpoint(s) that answered are in the
+``X-Orgmem-Checkpoint`` header:
 ``ck_org``, or ``ck_org+eng:ck_grp`` when the key's group memories are stacked on the org's.
 """
 
@@ -122,7 +123,8 @@ async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: Generati
     return gen, resolved
 
 
-def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration, done: list[Finished]) -> None:
+def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
+             done: list[Finished]) -> None:
     m = state.metrics
     prompt_tokens = sum(len(req.prompt_ids) for req in gen.requests)
     completion_tokens = sum(d.completion_tokens for d in done)
@@ -140,11 +142,13 @@ def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
 async def _hand_over(state: ServingState, frame: ResponseFrame, done: Finished,
                      asked: dict[str, Any] | None = None) -> None:
     """The finished reply to the turn listeners (feedback, recorded conversations); not when cancelled.
-    One turn per choice (``choice_index``); ``asked``: that choice's question fields (default ``frame.asked``)."""
+    One turn per choice (``choice_index``); ``asked``: that choice's question fields (default
+    ``frame.asked``)."""
     if done.reason == "cancelled" or not state.turn_listeners:
         return
     turn = CompletedTurn(response_id=frame.id, identity=frame.identity, resolved=frame.resolved,
-                         answer=done.text, finish_reason=done.reason, completion_tokens=done.completion_tokens,
+                         answer=done.text, finish_reason=done.reason,
+                         completion_tokens=done.completion_tokens,
                          choice_index=done.choice, **(frame.asked if asked is None else asked))
     await run_in_threadpool(state.completed, turn)
 

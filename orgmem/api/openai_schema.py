@@ -56,7 +56,6 @@ class StreamOptions(BaseModel):
 
 _UNSUPPORTED_IF_SET = ("tools", "functions", "tool_choice", "function_call", "response_format")
 _UNSUPPORTED_ABOVE_ONE = ("best_of",)
-_FINITE = {"allow_inf_nan": False}
 
 
 class GenerationBody(BaseModel):
@@ -74,7 +73,8 @@ class GenerationBody(BaseModel):
     presence_penalty: float | None = Field(None, ge=-2, le=2, description="OpenAI: over generated tokens.")
     frequency_penalty: float | None = Field(None, ge=-2, le=2, description="OpenAI: over generated tokens.")
     repetition_penalty: float | None = Field(
-        None, gt=0, description="vLLM/HF extension: over prompt and generated tokens; 1 = off.", **_FINITE)
+        None, gt=0, allow_inf_nan=False,
+        description="vLLM/HF extension: over prompt and generated tokens; 1 = off.")
     logit_bias: dict[str, float] | None = Field(
         None, description="Token id (a string) -> bias between -100 and 100, added to its logit.")
     top_k: int | None = Field(None, ge=-1, description="vLLM extension: -1 or 0 = off.")
@@ -135,7 +135,8 @@ class GenerationBody(BaseModel):
                 temperature=1.0 if self.temperature is None else self.temperature,
                 top_p=1.0 if self.top_p is None else self.top_p,
                 top_k=max(0, self.top_k or 0), min_p=self.min_p or 0.0,
-                presence_penalty=self.presence_penalty or 0.0, frequency_penalty=self.frequency_penalty or 0.0,
+                presence_penalty=self.presence_penalty or 0.0,
+                frequency_penalty=self.frequency_penalty or 0.0,
                 repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
                 logit_bias=_logit_bias(self.logit_bias, vocab), **self._logprob_params())
         except SamplingError as exc:
@@ -165,7 +166,8 @@ def _logit_bias(bias: dict[str, float] | None, vocab: int | None) -> tuple[tuple
         try:
             token = int(key)
         except ValueError:
-            raise ApiError(400, f"logit_bias key {key[:40]!r} is not a token id", param="logit_bias") from None
+            raise ApiError(400, f"logit_bias key {key[:40]!r} is not a token id",
+                           param="logit_bias") from None
         if token < 0 or (vocab is not None and token >= vocab):
             limit = f"0..{vocab - 1}" if vocab is not None else ">= 0"
             raise ApiError(400, f"logit_bias token id {token} is outside the vocabulary ({limit})",

@@ -295,7 +295,8 @@ class GenerationEngine:
         if req.constraints and len(req.constraints) != req.n:
             raise OrgmemError(f"{len(req.constraints)} constraints given for n={req.n} choices")
         if req.n > 1 and req.constraint is not None and not req.constraints:
-            raise OrgmemError("a constrained request with n > 1 needs one constraint per choice (constraints)")
+            raise OrgmemError("a constrained request with n > 1 needs one constraint per choice "
+                              "(constraints)")
         if self.waiting >= self.max_queue:
             raise EngineOverloadedError(
                 f"{self.waiting} requests are waiting (limit {self.max_queue}); retry later")

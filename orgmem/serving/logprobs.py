@@ -20,7 +20,8 @@ LOGPROB_FLOOR = -9999.0  # JSON has no -Infinity (vLLM reports the same floor)
 @lru_cache(maxsize=1)
 def _byte_symbols() -> dict[str, int]:
     """GPT-2's byte-level alphabet, symbol -> byte (``bytes_to_unicode`` inverted)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)}
     symbols, extra = {}, 0
     for b in range(256):
         if b in printable:
@@ -55,7 +56,8 @@ class TokenTexts:
         return self(token_id)[0]
 
     def _lookup(self, token_id: int) -> tuple[str, list[int]]:
-        piece = self.tokenizer.convert_ids_to_tokens(int(token_id)) if token_id < len(self.tokenizer) else None
+        in_tokenizer = 0 <= token_id < len(self.tokenizer)
+        piece = self.tokenizer.convert_ids_to_tokens(int(token_id)) if in_tokenizer else None
         if piece is None:
             return "", []
         raw = self._bytes(piece)

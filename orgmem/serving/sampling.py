@@ -63,7 +63,8 @@ class SamplingParams:
         if self.max_tokens < 1:
             raise SamplingError("max_tokens", f"max_tokens must be >= 1, got {self.max_tokens}")
         if not 0 <= self.min_tokens <= self.max_tokens:
-            raise SamplingError("min_tokens", f"min_tokens must be between 0 and max_tokens ({self.max_tokens}), "
+            raise SamplingError("min_tokens", "min_tokens must be between 0 and max_tokens "
+                                f"({self.max_tokens}), "
                               f"got {self.min_tokens}")
         if not 0.0 <= self.temperature <= 2.0:
             raise SamplingError("temperature", f"temperature must be between 0 and 2, got {self.temperature}")
@@ -83,9 +84,11 @@ class SamplingParams:
             if not -2.0 <= getattr(self, name) <= 2.0:
                 raise SamplingError(name, f"{name} must be between -2 and 2, got {getattr(self, name)}")
         if not self.repetition_penalty > 0.0:
-            raise SamplingError("repetition_penalty", f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+            raise SamplingError("repetition_penalty",
+                                f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if any(not -LOGIT_BIAS_LIMIT <= bias <= LOGIT_BIAS_LIMIT for _, bias in self.logit_bias):
-            raise SamplingError("logit_bias", f"logit_bias values must be between -100 and 100, got {dict(self.logit_bias)}")
+            raise SamplingError("logit_bias", "logit_bias values must be between -100 and 100, got "
+                                f"{dict(self.logit_bias)}")
         for name in ("logprobs", "prompt_logprobs"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= MAX_LOGPROBS:

@@ -24,7 +24,8 @@ PROMPT = [40, 41, 42, 43, 44]
 class _Job:
     """One request's events, by choice."""
 
-    def __init__(self, engine: GenerationEngine, prompt: list[int], memory=None, n: int = 1, **params) -> None:
+    def __init__(self, engine: GenerationEngine, prompt: list[int], memory=None, n: int = 1,
+                 **params) -> None:
         self.done = threading.Event()
         self.ends: dict[int, Finished] = {}
         self.deltas: dict[int, list[TextDelta]] = {}
@@ -69,7 +70,8 @@ def test_n_choices_share_one_prefill_and_each_equals_a_solo_run_with_its_seed(ti
     try:
         assert job.done.wait(30)
         assert engine.stats.prefills == 1 and engine.stats.max_batch_seen == 4
-        solo = [_Job(engine, PROMPT, temperature=1.0, seed=choice_seed(11, j), max_tokens=10) for j in range(4)]
+        solo = [_Job(engine, PROMPT, temperature=1.0, seed=choice_seed(11, j), max_tokens=10)
+                for j in range(4)]
         solo_texts = [s.texts()[0] for s in solo]
         again = _Job(engine, PROMPT, n=4, temperature=1.0, seed=11, max_tokens=10)
         assert again.texts() == job.texts()  # reproducible

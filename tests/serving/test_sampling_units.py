@@ -167,7 +167,8 @@ def test_suffix_needs_fill_in_the_middle_tokens():
     with pytest.raises(ApiError) as err:
         encode_fim(tokenizer, "def f(", "return x")
     assert err.value.param == "suffix" and err.value.status == 400
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]})
+    fim = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": fim})
     pre, suf, mid = fim_ids(tokenizer)
     ids = encode_fim(tokenizer, "ab", "c")
     assert ids == [pre, *tokenizer("ab", add_special_tokens=False)["input_ids"], suf,

@@ -66,10 +66,10 @@ def test_completions_n_streams_each_choice_under_its_index(deployment):
 def test_chat_stream_with_n_opens_every_choice_with_the_role(deployment):
     chunks = list(deployment.client("acme-employee").chat.completions.create(
         model="acme", messages=QUESTION, n=2, max_tokens=4, temperature=0, stream=True))
-    roles = [(c.choices[0].index, c.choices[0].delta.role) for c in chunks if c.choices and c.choices[0].delta.role]
+    choices = [c.choices[0] for c in chunks if c.choices]
+    roles = [(c.index, c.delta.role) for c in choices if c.delta.role]
     assert roles == [(0, "assistant"), (1, "assistant")]
-    texts = {i: "".join(c.choices[0].delta.content or "" for c in chunks if c.choices and c.choices[0].index == i)
-             for i in (0, 1)}
+    texts = {i: "".join(c.delta.content or "" for c in choices if c.index == i) for i in (0, 1)}
     assert texts[0] == texts[1], "greedy choices are the same reply"
 
 
@@ -90,7 +90,8 @@ def test_n_takes_the_keys_slots_and_one_turn_per_choice_is_handed_over(deploymen
     state.turn_listeners.append(turns.append)
     try:
         resp = deployment.client("acme-employee").chat.completions.create(
-            model="acme", messages=QUESTION, n=3, max_tokens=4, extra_body={"min_tokens": 4}, temperature=0.7, seed=1)
+            model="acme", messages=QUESTION, n=3, max_tokens=4, extra_body={"min_tokens": 4}, temperature=0.7,
+            seed=1)
     finally:
         state.turn_listeners.remove(turns.append)
     assert len(resp.choices) == 3, "n above the per-key limit takes all of the key's slots and runs"
@@ -122,7 +123,8 @@ def test_chat_logprobs_stream_with_their_deltas(deployment):
     kw = dict(model="acme", messages=QUESTION, max_tokens=6, temperature=0, logprobs=True, top_logprobs=1)
     full = client.chat.completions.create(**kw)
     chunks = list(client.chat.completions.create(stream=True, **kw))
-    streamed = [e for c in chunks if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    streamed = [e for c in chunks if c.choices and c.choices[0].logprobs
+                for e in c.choices[0].logprobs.content]
     assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob)
                                                         for e in full.choices[0].logprobs.content]
 
@@ -135,8 +137,8 @@ def test_top_logprobs_without_logprobs_is_400(deployment):
 
 
 def test_completion_logprobs_legacy_shape(deployment):
-    resp = deployment.client("acme-employee").completions.create(model="acme", prompt=PREFIX, max_tokens=4,
-                                                                 extra_body={"min_tokens": 4}, temperature=0, logprobs=2)
+    resp = deployment.client("acme-employee").completions.create(
+        model="acme", prompt=PREFIX, max_tokens=4, extra_body={"min_tokens": 4}, temperature=0, logprobs=2)
     lp = resp.choices[0].logprobs
     assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 4
     assert "".join(lp.tokens) == resp.choices[0].text
@@ -172,7 +174,8 @@ def test_echo_streams_the_prompt_first(deployment):
                                          logprobs=logprobs)
         assert "".join(c.choices[0].text for c in chunks if c.choices) == full.choices[0].text
         if logprobs:
-            tokens = [t for c in chunks if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.tokens]
+            tokens = [t for c in chunks if c.choices and c.choices[0].logprobs
+                      for t in c.choices[0].logprobs.tokens]
             assert tokens == full.choices[0].logprobs.tokens
 
 
@@ -236,8 +239,8 @@ def test_top_k_and_min_p_restrict_what_is_sampled(deployment):
             assert logprob >= max(top.values()) + math.log(0.6) - 1e-6
     greedy = client.completions.create(model="acme", prompt="Hello", max_tokens=12, temperature=0)
     for extra in ({"top_k": 1}, {"min_p": 1.0}):
-        sampled = client.completions.create(model="acme", prompt="Hello", max_tokens=12, temperature=1.0, seed=5,
-                                            extra_body=extra)
+        sampled = client.completions.create(model="acme", prompt="Hello", max_tokens=12, temperature=1.0,
+                                            seed=5, extra_body=extra)
         assert sampled.choices[0].text == greedy.choices[0].text
 
 
