@@ -173,3 +173,11 @@ def test_suffix_needs_fill_in_the_middle_tokens():
     ids = encode_fim(tokenizer, "ab", "c")
     assert ids == [pre, *tokenizer("ab", add_special_tokens=False)["input_ids"], suf,
                    *tokenizer("c", add_special_tokens=False)["input_ids"], mid]
+
+
+def test_inverse_cdf_draws_follow_the_softmax_and_never_a_zero_probability_token():
+    logits = torch.tensor([0.0, 1.0, 2.0, -1e9])
+    sampler = Sampler(SamplingParams(temperature=1.0, seed=1))
+    counts = torch.bincount(torch.tensor([sampler(logits) for _ in range(20000)]), minlength=4) / 20000
+    assert counts[3] == 0
+    torch.testing.assert_close(counts, torch.softmax(logits, -1), atol=0.01, rtol=0)
