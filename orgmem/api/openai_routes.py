@@ -116,7 +116,7 @@ async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: Generati
     n = body.choices(state.serve, engine.max_batch)
     prompts = encode(engine.tokenizer)
     for prompt_ids in prompts:
-        check_length(engine.base, prompt_ids, params)
+        check_length(engine.base, prompt_ids, params, body.prompt_param)
     resolved = await run_in_threadpool(state.resolve, identity, body.model)
     memory = await run_in_threadpool(state.memory_for, resolved)
     gen = AsyncGeneration(engine, resolved, memory, prompts, params, request_id="", n=n)

@@ -131,14 +131,14 @@ def check_prompt_size(size: int, limit: int, param: str) -> None:
                        code="context_length_exceeded")
 
 
-def check_length(base, prompt_ids: list[int], params: SamplingParams) -> None:
+def check_length(base, prompt_ids: list[int], params: SamplingParams, param: str = "messages") -> None:
     """Refuse prompts the base cannot hold together with the reply (OpenAI's context_length_exceeded)."""
     limit = context_tokens(base)
     if not prompt_ids:
         raise ApiError(400, "the prompt is empty", param="prompt")
     if limit and len(prompt_ids) + params.max_tokens > limit:
         raise ApiError(400, f"prompt ({len(prompt_ids)} tokens) + max_tokens ({params.max_tokens}) exceeds "
-                       f"the base model's context of {limit} tokens", param="messages",
+                       f"the base model's context of {limit} tokens", param=param,
                        code="context_length_exceeded")
 
 
