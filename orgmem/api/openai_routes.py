@@ -286,4 +286,6 @@ async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFram
         err = as_api_error(exc, request_id=request_id, redact=state.redact)
         log_failure(exc, request_id, org=frame.resolved.org, checkpoint=frame.resolved.label, stream=True)
         yield _sse(err.body())
+    finally:  # a client gone between two chunks closes this generator at its yield
+        gen.abandon()
     yield _sse("[DONE]")

@@ -211,6 +211,13 @@ class AsyncGeneration:
         for req in self.requests:
             req.cancel()
 
+    def abandon(self) -> None:
+        """The consumer left (a stream closed at any point, even before iterating ``events``):
+        cancel what is still running and end (``on_end``); nothing once every choice has finished."""
+        if self.finished is None:
+            self.cancel()
+            self._end()
+
     async def events(self) -> AsyncIterator[Event]:
         """Events until every choice's ``Finished`` (each yielded) or a ``Failed`` (raised); cancels
         the requests if left early."""
