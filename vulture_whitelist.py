@@ -172,3 +172,7 @@ orgmem.memory.titans.night_episodes.NightEpisode.earlier
 import orgmem.export.hf_code.modeling_orgmem  # noqa: E402
 
 orgmem.export.hf_code.modeling_orgmem.OrgmemLlamaForCausalLM
+# which choice of an n > 1 reply a turn is: read by the turn listeners (feedback, recordings) and tests
+import orgmem.api.turns  # noqa: E402
+
+orgmem.api.turns.CompletedTurn.choice_index

@@ -10,9 +10,15 @@ What is measured (the serving engine itself, without HTTP, so the numbers are th
   memory_per_org- weight bytes of one org's memory and the process RSS growth per loaded org;
   throughput    - 16 concurrent streams spread over 1, 4 or 16 orgs (plus 1 stream), aggregate
                   completion tokens/s over the whole run including prefill.
-Writes benchmarks/results/serving.json and serving.md (the table docs/benchmarks.md quotes).
+  choices       - one sampled request with ``n=4`` (one prefill, four rows) vs one with ``n=1``, same
+                  prompt, memory and sampling (temperature 0.8, seeded), interleaved repeats:
+                  aggregate completion tokens/s and their ratio (target >= 2.5x); and the slot for
+                  the ``json_schema`` constrained-decoding row (``constrained_row``).
+Writes benchmarks/results/serving.json and serving.md (the table docs/benchmarks.md quotes);
+``--sections`` runs some sections only and merges them into the JSON already there.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serving.py --tokens 64 --repeats 3 --threads 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/serving.py --sections choices --threads 2
 
 Run it on a quiet machine (load < 1.5): two OpenMP threads competing with another busy process
 for two cores ran 4-5x slower here. As ``orgmem serve`` does, the engine decodes on the main
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,21 +116,23 @@ class StreamResult:
         return 1000 * (self.total_s - self.ttft_s) / max(1, self.tokens - 1)
 
 
-def run_streams(engine, jobs: list[tuple[list[int], object]], max_tokens: int
-                ) -> tuple[list[StreamResult], float]:
-    """Submit all (prompt, memory) jobs at once; per-stream timings and the wall time of the whole run."""
+def run_streams(engine, jobs: list[tuple[list[int], object]], max_tokens: int, n: int = 1,
+                sampling: dict | None = None) -> tuple[list[StreamResult], float]:
+    """Submit all (prompt, memory) jobs at once (``n`` choices each, ``sampling`` overriding greedy);
+    per-stream (per-choice) timings and the wall time of the whole run."""
     from orgmem.serving.engine import Failed, Finished, GenerationRequest
     from orgmem.serving.sampling import SamplingParams
 
-    results: list[StreamResult | None] = [None] * len(jobs)
+    results: list[StreamResult | None] = [None] * (len(jobs) * n)
     done = threading.Semaphore(0)
+    params = SamplingParams(max_tokens=max_tokens, min_tokens=max_tokens, **(sampling or {"temperature": 0}))
     t0 = time.perf_counter()
 
     def on_event(i: int, submitted: float):
         def handle(event) -> None:
             if isinstance(event, Finished):
-                results[i] = StreamResult(event.first_token_s or 0.0, time.perf_counter() - submitted,
-                                          event.completion_tokens)
+                results[i * n + event.choice] = StreamResult(
+                    event.first_token_s or 0.0, time.perf_counter() - submitted, event.completion_tokens)
                 done.release()
             elif isinstance(event, Failed):
                 raise SystemExit(f"generation failed: {event.error}")
@@ -131,10 +140,9 @@ def run_streams(engine, jobs: list[tuple[list[int], object]], max_tokens: int
 
     for i, (prompt, memory) in enumerate(jobs):
         handler = on_event(i, time.perf_counter())
-        engine.submit(GenerationRequest(prompt_ids=prompt, memory=memory, on_event=handler,
-                                        params=SamplingParams(max_tokens=max_tokens, min_tokens=max_tokens,
-                                                              temperature=0)))
-    for _ in jobs:
+        engine.submit(GenerationRequest(prompt_ids=prompt, memory=memory, on_event=handler, n=n,
+                                        params=params))
+    for _ in range(len(jobs) * n):
         done.acquire()
     return [r for r in results if r is not None], time.perf_counter() - t0
 
@@ -227,12 +235,81 @@ def throughput(state, identities, tokens: int) -> dict:
     return out
 
 
+CHOICE_SAMPLING = {"temperature": 0.8, "top_p": 0.95, "seed": 1234}
+
+
+def constrained_row(state, prompt: list[int], memory, tokens: int) -> dict | None:
+    """The ``json_schema`` row (issue 18): aggregate tokens/s of one request decoding under a JSON
+    schema ``TokenConstraint`` (``GenerationRequest.constraint``), as a ratio to plain decoding in the
+    same run (target >= 0.8x). None until structured output exists.
+
+    TODO(structured): build the constraint for a fixed schema here, time it with ``run_streams``
+    interleaved with the plain single-request row, and return
+    ``{"aggregate_tokens_per_s": ..., "ratio_to_single": ..., "library": ...}``.
+    """
+    del state, prompt, memory, tokens
+    return None
+
+
+#: Extra rows of the choices section, by name: each gets (state, prompt, memory, tokens) and returns
+#: its row (or None when it cannot run yet). The structured-output work replaces ``json_schema``.
+CHOICE_ROWS: dict[str, Callable[..., dict | None]] = {"json_schema": constrained_row}
+
+
+def choices(state, identities, tokens: int, repeats: int) -> dict:
+    """n=4 from one request vs n=1, sampled, same prompt and memory; interleaved, aggregate tok/s."""
+    engine = state.engine
+    memory = state.memory_for(state.resolve(identities[0], identities[0].org_slug))
+    prompt = prompt_ids(engine.tokenizer, 0)
+    run_streams(engine, [(prompt, memory)], 4, n=4, sampling=CHOICE_SAMPLING)  # warm-up
+    rates: dict[str, list[float]] = {"n1": [], "n4": []}
+    for _ in range(repeats):
+        for name, n in (("n1", 1), ("n4", 4)):
+            results, wall = run_streams(engine, [(prompt, memory)], tokens, n=n, sampling=CHOICE_SAMPLING)
+            rates[name].append(sum(r.tokens for r in results) / wall)
+    out: dict = {name: {"aggregate_tokens_per_s": statistics.median(v), "samples": v}
+                 for name, v in rates.items()}
+    out["ratio_n4_to_n1"] = out["n4"]["aggregate_tokens_per_s"] / out["n1"]["aggregate_tokens_per_s"]
+    # each n=4 run against the n=1 run just before it (same moment's machine load): the steadier figure
+    out["ratio_n4_to_n1_paired_median"] = statistics.median(b / a for a, b in zip(rates["n1"], rates["n4"],
+                                                                                    strict=True))
+    out["sampling"] = CHOICE_SAMPLING
+    out["prompt_tokens"] = len(prompt)
+    for name, row in CHOICE_ROWS.items():
+        measured = row(state, prompt, memory, tokens)
+        if measured is not None:
+            out[name] = measured
+    return out
+
+
+def _choices_markdown(r: dict) -> list[str]:
+    ch = r.get("choices")
+    if not ch:
+        return []
+    sampling = ch["sampling"]
+    lines = ["", f"Sampled decoding (temperature {sampling['temperature']}, top_p {sampling['top_p']}, "
+             "seeded), "
+             f"one request, {ch.get('tokens_per_choice', r['tokens_per_stream'])} tokens per choice:", "",
+             "| request | aggregate tok/s | ratio to n=1 (target) |", "|---|---|---|",
+             f"| n=1 | {ch['n1']['aggregate_tokens_per_s']:.1f} | 1 |",
+             f"| n=4 (one prefill, 4 rows) | {ch['n4']['aggregate_tokens_per_s']:.1f} | "
+             f"{ch['ratio_n4_to_n1']:.2f}x (≥ 2.5x); paired runs: "
+             f"{ch.get('ratio_n4_to_n1_paired_median', ch['ratio_n4_to_n1']):.2f}x |"]
+    schema = ch.get("json_schema")
+    lines.append(f"| json_schema constrained | {schema['aggregate_tokens_per_s']:.1f} | "
+                 f"{schema['ratio_to_single']:.2f}x (≥ 0.8x) |" if schema else
+                 "| json_schema constrained | not measured yet (structured output) | (≥ 0.8x) |")
+    return lines
+
+
 def _rate(row: dict) -> str:
     return f"{row['ms_per_token']:.0f} ms ({row['tokens_per_s']:.1f} tok/s)"
 
 
 def markdown(r: dict) -> str:
     """The table docs/benchmarks.md quotes."""
+    if not all(name in r for name in ("single_stream", "throughput", "swap", "memory_per_org")):
+        return "\n".join(_choices_markdown(r)) + "\n"  # a partial run with nothing to merge into
     ss, tp, sw, mem = r["single_stream"], r["throughput"], r["swap"], r["memory_per_org"]
     m = r["machine"]
     lines = [
@@ -267,8 +344,12 @@ def markdown(r: dict) -> str:
         f"{sw['cold_load_ms_median']:.0f} ms, max {sw['cold_load_ms_max']:.0f} ms (target < 1 s).",
         f"Memory per additional org: {mem['weight_bytes_per_org'] / 1e6:.1f} MB of weights, "
         f"RSS +{mem['rss_growth_per_org'] / 1e6:.1f} MB per org ({mem['orgs_loaded']} loaded).",
+        *_choices_markdown(r),
     ]
     return "\n".join(lines) + "\n"
+
+
+SECTIONS = ("single_stream", "swap", "memory_per_org", "throughput", "choices")
 
 
 def main() -> None:
@@ -280,7 +361,13 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
                         help="Serving dtype of the base (ORGMEM_SERVE_DTYPE); auto = what a server picks.")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"Comma-separated subset of {','.join(SECTIONS)}; the others are kept from "
+                        "--out.")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= set(SECTIONS):
+        raise SystemExit(f"unknown sections {sorted(sections - set(SECTIONS))}; choose from {SECTIONS}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -290,14 +377,17 @@ def main() -> None:
     t0 = time.perf_counter()
     base = load_base(args.base, device="cpu")  # fp32: what training uses and memories are made on
     load_s = time.perf_counter() - t0
-    memories = [make_memory(base, i) for i in range(16)]
+    many_orgs = bool(sections & {"swap", "memory_per_org", "throughput"})
+    memories = [make_memory(base, i) for i in range(16 if many_orgs else 1)]
     dtype = serving_dtype(args.dtype, base.device)
-    fp32_generate = hf_generate_rate(base, prompt_ids(base.tokenizer, 0), args.tokens)
+    timed_generate = "single_stream" in sections  # the reference loops belong to that section
+    prompt0 = prompt_ids(base.tokenizer, 0)
+    fp32_generate = hf_generate_rate(base, prompt0, args.tokens) if timed_generate else 0.0
     base.model.to(dtype)
     base.dtype = dtype
     with tempfile.TemporaryDirectory() as tmp:
         rss0 = rss_bytes()
-        served_generate = hf_generate_rate(base, prompt_ids(base.tokenizer, 0), args.tokens)
+        served_generate = hf_generate_rate(base, prompt0, args.tokens) if timed_generate else 0.0
         state, identities = build_deployment(base, memories, Path(tmp))
         result = {
             "base": args.base, "base_load_s": load_s, "tokens_per_stream": args.tokens,
@@ -313,11 +403,21 @@ def main() -> None:
             try:
                 while not state.ready:  # the engine loop starts on the main thread
                     time.sleep(0.01)
-                result["single_stream"] = single_stream(state, identities, args.tokens, args.repeats)
-                result["single_stream"]["hf_generate_base_tokens_per_s"] = served_generate
-                result["swap"] = swap_times(state, identities, 8)
-                result["memory_per_org"] = memory_per_org(state, identities)
-                result["throughput"] = throughput(state, identities, args.tokens)
+                if "single_stream" in sections:
+                    result["single_stream"] = single_stream(state, identities, args.tokens, args.repeats)
+                    result["single_stream"]["hf_generate_base_tokens_per_s"] = served_generate
+                if "swap" in sections:
+                    result["swap"] = swap_times(state, identities, 8)
+                if "memory_per_org" in sections:
+                    result["memory_per_org"] = memory_per_org(state, identities)
+                if "throughput" in sections:
+                    result["throughput"] = throughput(state, identities, args.tokens)
+                if "choices" in sections:
+                    result["choices"] = choices(state, identities, args.tokens, args.repeats)
+                    result["choices"]["tokens_per_choice"] = args.tokens
+                    result["choices"]["machine"] = result["machine"]
+                    result["choices"]["command"] = " ".join(["benchmarks/serving.py", *sys.argv[1:]])
+                result["measured"] = True
             finally:
                 state.stop()
 
@@ -325,11 +425,14 @@ def main() -> None:
         clients.start()
         state.run_engine_here(should_stop=lambda: not clients.is_alive())
         clients.join()
-        if "throughput" not in result:
+        if not result.pop("measured", False):
             raise SystemExit("the measurement thread failed (see its traceback above)")
     result["machine"]["load_avg_at_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result["command"] = " ".join(["benchmarks/serving.py", *sys.argv[1:]])
+    if sections != set(SECTIONS) and args.out.exists():  # a partial run: keep the other sections' results
+        kept = json.loads(args.out.read_text())
+        result = {**kept, **{name: result[name] for name in sections}}
     args.out.write_text(json.dumps(result, indent=2))
     args.out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

@@ -2,7 +2,10 @@
 
 Per request: authenticate (dependency), resolve ``model`` to a checkpoint *now*, take the loaded
 memory (cache or store), submit to the engine, answer as JSON or as server-sent events ending
-with ``data: [DONE]``. The checkpoint(s) that answered are in the ``X-Orgmem-Checkpoint`` header:
+with ``data: [DONE]``. A request's ``prompts x n`` choices each hand one ``CompletedTurn`` to the
+turn listeners (``choice_index``) and take one of the key's in-flight slots (at most all of them,
+so a large ``n`` runs alone rather than never). The checkpoint(s) that answered are in the
+``X-Orgmem-Checkpoint`` header:
 ``ck_org``, or ``ck_org+eng:ck_grp`` when the key's group memories are stacked on the org's.
 """
 
@@ -21,32 +24,28 @@ from starlette.concurrency import run_in_threadpool
 
 from orgmem.api.auth import generation_slot, get_state, require_key
 from orgmem.api.errors import as_api_error, log_failure
+from orgmem.api.openai_choices import ChatChoices, CompletionChoices
 from orgmem.api.openai_schema import ChatCompletionBody, CompletionBody, GenerationBody, ResponseFrame
+from orgmem.api.ratelimit import Slot
 from orgmem.api.request_ids import request_id_of
 from orgmem.api.state import ServingState
-from orgmem.api.structured import (
-    ChatShaper,
-    StructuredPlan,
-    chat_message,
-    chat_plan,
-    completion_plan,
-    constraint_for,
-    encoder,
-)
+from orgmem.api.structured import StructuredPlan, chat_plan, completion_plan, constraint_for, encoder
 from orgmem.api.turns import CompletedTurn
 from orgmem.db.enums import CheckpointStatus
 from orgmem.db.models import Checkpoint
-from orgmem.errors import model_not_found
+from orgmem.errors import ApiError, model_not_found
 from orgmem.keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.lineage.audiences import ORG_AUDIENCE, served_groups
-from orgmem.serving.engine import Finished, TextDelta
+from orgmem.serving.engine import Finished, PromptScored, TextDelta
 from orgmem.serving.generation import (
     AsyncGeneration,
     check_length,
     check_prompt_size,
-    encode_prompt,
+    encode_fim,
+    encode_prompts,
     prompt_chars_limit,
+    split_prompts,
 )
 from orgmem.serving.resolve import CHECKPOINT_SEPARATOR, GROUP_SEPARATOR, ResolvedModel
 
@@ -109,38 +108,48 @@ def _visible_models(state: ServingState, identity: ApiKeyIdentity) -> list[dict[
 
 
 async def _prepare(state: ServingState, identity: ApiKeyIdentity, body: GenerationBody,
-                   encode: Callable[[Any], list[int]]) -> tuple[AsyncGeneration, ResolvedModel]:
-    params = body.sampling(state.serve)
+                   encode: Callable[[Any], list[list[int]]]) -> tuple[AsyncGeneration, ResolvedModel]:
     engine = state.require_engine()
     check_prompt_size(body.prompt_size(), prompt_chars_limit(engine.base, state.serve.max_prompt_chars),
                       body.prompt_param)
-    prompt_ids = encode(engine.tokenizer)
-    check_length(engine.base, prompt_ids, params)
+    params = body.sampling(state.serve, vocab=len(engine.tokenizer))
+    n = body.choices(state.serve, engine.max_batch)
+    prompts = encode(engine.tokenizer)
+    for prompt_ids in prompts:
+        check_length(engine.base, prompt_ids, params, body.prompt_param)
     resolved = await run_in_threadpool(state.resolve, identity, body.model)
     memory = await run_in_threadpool(state.memory_for, resolved)
-    gen = AsyncGeneration(engine, resolved, memory, prompt_ids, params, request_id="")
+    gen = AsyncGeneration(engine, resolved, memory, prompts, params, request_id="", n=n)
     return gen, resolved
 
 
-def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration, done: Finished) -> None:
+def _account(state: ServingState, resolved: ResolvedModel, gen: AsyncGeneration,
+             done: list[Finished]) -> None:
     m = state.metrics
-    m.tokens.labels(org=resolved.org, kind="prompt").inc(done.prompt_tokens)
-    m.tokens.labels(org=resolved.org, kind="completion").inc(done.completion_tokens)
+    prompt_tokens = sum(len(req.prompt_ids) for req in gen.requests)
+    completion_tokens = sum(d.completion_tokens for d in done)
+    m.tokens.labels(org=resolved.org, kind="prompt").inc(prompt_tokens)
+    m.tokens.labels(org=resolved.org, kind="completion").inc(completion_tokens)
     m.generation.labels(org=resolved.org).observe(time.perf_counter() - gen.started)
-    if done.first_token_s is not None:
-        m.ttft.labels(org=resolved.org).observe(done.first_token_s)
+    first = [d.first_token_s for d in done if d.first_token_s is not None]
+    if first:
+        m.ttft.labels(org=resolved.org).observe(min(first))
     logger.info("completion", extra={"org": resolved.org, "checkpoint": resolved.label,
-                                     "prompt_tokens": done.prompt_tokens,
-                                     "completion_tokens": done.completion_tokens, "finish": done.reason})
+                                     "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                     "choices": len(done), "finish": [d.reason for d in done]})
 
 
-async def _hand_over(state: ServingState, frame: ResponseFrame, done: Finished) -> None:
-    """The finished reply to the turn listeners (feedback, recorded conversations); not when cancelled."""
+async def _hand_over(state: ServingState, frame: ResponseFrame, done: Finished,
+                     asked: dict[str, Any] | None = None) -> None:
+    """The finished reply to the turn listeners (feedback, recorded conversations); not when cancelled.
+    One turn per choice (``choice_index``); ``asked``: that choice's question fields (default
+    ``frame.asked``)."""
     if done.reason == "cancelled" or not state.turn_listeners:
         return
     turn = CompletedTurn(response_id=frame.id, identity=frame.identity, resolved=frame.resolved,
                          answer=done.text, finish_reason=done.reason,
-                         completion_tokens=done.completion_tokens, **frame.asked)
+                         completion_tokens=done.completion_tokens,
+                         choice_index=done.choice, **(frame.asked if asked is None else asked))
     await run_in_threadpool(state.completed, turn)
 
 
@@ -157,104 +166,145 @@ async def chat_completions(body: ChatCompletionBody, request: Request,
                            identity: ApiKeyIdentity = Depends(require_key)):
     plan = chat_plan(body.model_extra or {})  # response_format, tools, tool_choice (api/structured.py)
     conversation = body.conversation()
-    return await _respond(request, identity, body, encoder(plan, conversation), "chatcmpl",
-                          _structured_chunks(plan), _structured_render(plan),
-                          {"messages": tuple(conversation)})
+    asked = {"messages": tuple(conversation)}
+    encode = encoder(plan, conversation)
+
+    def render(frame: ResponseFrame, gen: AsyncGeneration) -> ChatChoices:
+        logprobs = body.logprobs_asked() is not None
+        return ChatChoices(frame, gen.engine.token_texts, gen.choices, logprobs, plan)
+
+    return await _respond(request, identity, body, lambda tok: [encode(tok)],
+                          "chatcmpl", render, lambda _choice: asked, plan)
 
 
 @router.post("/completions", summary="Text completion (OpenAI format; stream: true for SSE)",
              responses=SSE_RESPONSE)
 async def completions(body: CompletionBody, request: Request,
                       identity: ApiKeyIdentity = Depends(require_key)):
-    prompt = body.prompt if isinstance(body.prompt, str) else None
-    completion_plan(body.model_extra or {})  # response_format only; refuses tools here
-    return await _respond(request, identity, body, lambda tok: encode_prompt(tok, body.prompt),
-                          "cmpl", _completion_chunks, ResponseFrame.completion, {"prompt": prompt})
+    plan = completion_plan(body.model_extra or {})  # response_format only; refuses tools here
+    prompts = split_prompts(body.prompt)
+    n = body.n or 1
+    limit = get_state(request).serve.max_prompts
+    if len(prompts) > limit:
+        raise ApiError(400, f"{len(prompts)} prompts given; this server takes at most {limit} per request "
+                       "(ORGMEM_SERVE_MAX_PROMPTS)", param="prompt")
+
+    def encode(tokenizer) -> list[list[int]]:
+        if body.suffix is not None:
+            if not isinstance(prompts[0], str):
+                raise ApiError(400, "suffix needs a text prompt", param="suffix")
+            return [encode_fim(tokenizer, prompts[0], body.suffix)]
+        return encode_prompts(tokenizer, prompts)
+
+    def render(frame: ResponseFrame, gen: AsyncGeneration) -> CompletionChoices:
+        tokenizer = gen.engine.tokenizer
+        echo = [(p if isinstance(p, str) else tokenizer.decode(p)) if body.echo else "" for p in prompts]
+        return CompletionChoices(frame, gen.engine.token_texts, n, echo, body.logprobs is not None,
+                                 [req.prompt_ids[0] for req in gen.requests])
+
+    return await _respond(request, identity, body, encode, "cmpl", render,
+                          lambda choice: {"prompt": _text(prompts[choice // n])}, plan)
 
 
-async def _respond(request: Request, identity: ApiKeyIdentity, body, encode, id_prefix: str,
-                   chunker, render, asked: dict[str, Any]):
+def _text(prompt: str | list[int]) -> str | None:
+    return prompt if isinstance(prompt, str) else None
+
+
+def _slots(state: ServingState, identity: ApiKeyIdentity, choices: int) -> list[Slot]:
+    """One in-flight slot per choice, at most all of the key's (429 when they are taken)."""
+    limit = state.concurrency.per_key
+    taken: list[Slot] = []
+    try:
+        for _ in range(min(choices, limit) if limit > 0 else choices):
+            taken.append(generation_slot(state, identity))
+    except BaseException:
+        for slot in taken:
+            slot.release()
+        raise
+    return taken
+
+
+async def _respond(request: Request, identity: ApiKeyIdentity, body: GenerationBody, encode,
+                   id_prefix: str, render: Callable[[ResponseFrame, AsyncGeneration], Any],
+                   asked: Callable[[int], dict[str, Any]], plan: StructuredPlan):
     """Shared by both endpoints: start the generation, then stream SSE chunks or return one JSON body.
-    The key's slot is held from here until the generation ends (``AsyncGeneration.on_end``).
-    ``asked``: the question's fields of the ``CompletedTurn`` handed to the state when the reply ends."""
+    The key's slots are held from here until the generation ends (``AsyncGeneration.on_end``).
+    ``asked(choice)``: the question's fields of the ``CompletedTurn`` handed over when a choice ends;
+    ``plan``: the reply's grammar and tools (``api/structured.py``)."""
     state = get_state(request)
-    slot = generation_slot(state, identity)
+    slots = _slots(state, identity, body.prompt_count() * (body.n or 1))
+
+    def release() -> None:
+        for slot in slots:
+            slot.release()
+
     try:
         gen, resolved = await _prepare(state, identity, body, encode)
-        extra = body.model_extra or {}
-        plan = chat_plan(extra) if isinstance(body, ChatCompletionBody) else completion_plan(extra)
-        gen.request.constraint = await run_in_threadpool(constraint_for, plan, state.require_engine())
-        gen.on_end = slot.release
+        await attach_constraints(state, gen, plan)
+        gen.on_end = release
         frame = ResponseFrame(resolved, id_prefix)
-        frame.identity, frame.asked = identity, asked
-        gen.request.request_id = frame.id
+        frame.identity, frame.asked = identity, asked(0)
+        gen.set_request_id(frame.id)
+        choices = render(frame, gen)
         gen.start()
     except BaseException:
-        slot.release()
+        release()
         raise
     if body.stream:
-        chunks = chunker(state, gen, frame, body.include_usage, request_id_of(request))
+        chunks = _stream(state, gen, frame, choices, body.include_usage, asked, request_id_of(request))
         return StreamingResponse(chunks, media_type="text/event-stream", headers=_headers(resolved))
-    done = await gen.result()
+    done = await gen.all_results()
     _account(state, resolved, gen, done)
-    await _hand_over(state, frame, done)
-    return JSONResponse(render(frame, done.text, done.reason, done.prompt_tokens, done.completion_tokens),
-                        headers=_headers(resolved))
+    for d in done:
+        await _hand_over(state, frame, d, asked(d.choice))
+    return JSONResponse(choices.body(done, _prompt_tokens(gen)), headers=_headers(resolved))
 
 
-async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                  delta: Callable[[str], dict[str, Any]], final: Callable[[Finished], dict[str, Any]],
-                  usage_object: str | None, request_id: str) -> AsyncIterator[str]:
-    """SSE frames of one generation; an error mid-stream becomes an OpenAI error frame (a 5xx one
-    names only the request id; the detail is logged under it)."""
+async def attach_constraints(state: ServingState, gen: AsyncGeneration, plan: StructuredPlan) -> None:
+    """Each choice of each prompt walks its own grammar (compiled on a worker thread, cached per schema)."""
+    if plan.grammar is None:
+        return
+    engine = state.require_engine()
+    for req in gen.requests:
+        fresh = [await run_in_threadpool(constraint_for, plan, engine) for _ in range(req.n)]
+        if req.n == 1:
+            req.constraint = fresh[0]
+        else:
+            req.constraints = [c for c in fresh if c is not None]
+
+
+def _prompt_tokens(gen: AsyncGeneration) -> int:
+    return sum(len(req.prompt_ids) for req in gen.requests)
+
+
+async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame, choices,
+                  include_usage: bool, asked: Callable[[int], dict[str, Any]], request_id: str
+                  ) -> AsyncIterator[str]:
+    """SSE frames of one generation (every choice's, each chunk naming its index); an error
+    mid-stream becomes an OpenAI error frame (a 5xx one names only the request id; the detail is
+    logged under it)."""
     try:
+        for chunk in choices.opening():
+            yield _sse(chunk)
         async for event in gen.events():
             if isinstance(event, TextDelta):
-                yield _sse(delta(event.text))
+                yield _sse(choices.delta(event))
+            elif isinstance(event, PromptScored):
+                scored = choices.scored(event)
+                if scored is not None:
+                    yield _sse(scored)
             elif isinstance(event, Finished):
-                yield _sse(final(event))
-                if usage_object:
-                    yield _sse(frame.usage_chunk(usage_object, event.prompt_tokens, event.completion_tokens))
-                _account(state, frame.resolved, gen, event)
-                await _hand_over(state, frame, event)
+                yield _sse(choices.final(event))
+                await _hand_over(state, frame, event, asked(event.choice))
+        done = [r for r in gen.results if r is not None]
+        if include_usage:
+            yield _sse(frame.usage_chunk(choices.object_name, _prompt_tokens(gen),
+                                         sum(d.completion_tokens for d in done)))
+        _account(state, frame.resolved, gen, done)
     except Exception as exc:
         err = as_api_error(exc, request_id=request_id, redact=state.redact)
         log_failure(exc, request_id, org=frame.resolved.org, checkpoint=frame.resolved.label, stream=True)
         yield _sse(err.body())
+    finally:  # a client gone between two chunks closes this generator at its yield
+        gen.abandon()
     yield _sse("[DONE]")
-
-
-async def _chat_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                       include_usage: bool, request_id: str, plan: StructuredPlan | None = None
-                       ) -> AsyncIterator[str]:
-    shaper = ChatShaper(plan or StructuredPlan())  # tool calls out of the text (api/structured.py)
-    yield _sse(frame.chat_chunk({"role": "assistant", "content": ""}))
-    async for line in _stream(state, gen, frame, lambda text: frame.chat_chunk(shaper.delta(text)),
-                              lambda done: frame.chat_chunk(shaper.final_delta(),
-                                                            shaper.finish_reason(done.reason)),
-                              "chat.completion.chunk" if include_usage else None, request_id):
-        yield line
-
-
-# -- structured output and tools (orgmem/api/structured.py) ---------------------------------------
-
-def _structured_chunks(plan: StructuredPlan):
-    def chunks(state, gen, frame, include_usage, request_id):
-        return _chat_chunks(state, gen, frame, include_usage, request_id, plan)
-    return chunks
-
-
-def _structured_render(plan: StructuredPlan):
-    def render(frame: ResponseFrame, text: str, reason: str, prompt_tokens: int, completion_tokens: int):
-        body = frame.chat(text, reason, prompt_tokens, completion_tokens)
-        body["choices"][0]["message"], body["choices"][0]["finish_reason"] = chat_message(plan, text, reason)
-        return body
-    return render
-
-
-async def _completion_chunks(state: ServingState, gen: AsyncGeneration, frame: ResponseFrame,
-                             include_usage: bool, request_id: str) -> AsyncIterator[str]:
-    async for line in _stream(state, gen, frame, lambda text: frame.completion_chunk(text),
-                              lambda done: frame.completion_chunk("", done.reason),
-                              "text_completion" if include_usage else None, request_id):
-        yield line

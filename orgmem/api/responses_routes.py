@@ -20,11 +20,17 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from orgmem.api.auth import generation_slot, get_state, require_key
 from orgmem.api.errors import as_api_error, log_failure
-from orgmem.api.openai_routes import SSE_RESPONSE, _account, _hand_over, _headers, _prepare
+from orgmem.api.openai_routes import (
+    SSE_RESPONSE,
+    _account,
+    _hand_over,
+    _headers,
+    _prepare,
+    attach_constraints,
+)
 from orgmem.api.openai_schema import ChatCompletionBody, new_id
 from orgmem.api.request_ids import request_id_of
 from orgmem.api.responses_schema import (
@@ -37,7 +43,7 @@ from orgmem.api.responses_schema import (
     text_part,
 )
 from orgmem.api.state import ServingState
-from orgmem.api.structured import StructuredPlan, chat_message, chat_plan, constraint_for, encoder
+from orgmem.api.structured import StructuredPlan, chat_message, chat_plan, encoder
 from orgmem.errors import ApiError
 from orgmem.keys import ApiKeyIdentity
 from orgmem.serving.engine import Finished, TextDelta
@@ -66,12 +72,13 @@ async def create_response(body: ResponsesBody, request: Request,
     state = get_state(request)
     slot = generation_slot(state, identity)
     try:
-        gen, resolved = await _prepare(state, identity, chat, encoder(plan, conversation))
-        gen.request.constraint = await run_in_threadpool(constraint_for, plan, state.require_engine())
+        encode = encoder(plan, conversation)
+        gen, resolved = await _prepare(state, identity, chat, lambda tok: [encode(tok)])
+        await attach_constraints(state, gen, plan)
         gen.on_end = slot.release
         frame = ResponsesFrame(resolved, body)
         frame.identity, frame.asked = identity, {"messages": tuple(conversation)}
-        gen.request.request_id = frame.id
+        gen.set_request_id(frame.id)
         gen.start()
     except BaseException:
         slot.release()
@@ -80,7 +87,7 @@ async def create_response(body: ResponsesBody, request: Request,
         events = _stream(state, gen, frame, plan, request_id_of(request))
         return StreamingResponse(events, media_type="text/event-stream", headers=_headers(resolved))
     done = await gen.result()
-    _account(state, resolved, gen, done)
+    _account(state, resolved, gen, [done])
     await _hand_over(state, frame, done)
     return JSONResponse(_finished(frame, plan, done), headers=_headers(resolved))
 
@@ -200,7 +207,7 @@ async def _stream(state: ServingState, gen: AsyncGeneration, frame: ResponsesFra
             elif isinstance(event, Finished):
                 for line in events.finish(event):
                     yield line
-                _account(state, frame.resolved, gen, event)
+                _account(state, frame.resolved, gen, [event])
                 await _hand_over(state, frame, event)
     except Exception as exc:
         err = as_api_error(exc, request_id=request_id, redact=state.redact)

@@ -23,6 +23,9 @@ class ServeSettings(BaseSettings):
     max_batch: int = Field(16, ge=1, description="Requests decoded together in one forward pass.")
     prefill_tokens: int = Field(1024, ge=1, description="Prompt tokens prefilled per engine step (padded).")
     max_queue: int = Field(256, ge=1, description="Waiting requests before new ones get 503.")
+    max_n: int = Field(8, ge=1, description="Largest n (choices per prompt, decoded side by side; also at "
+                       "most max_batch).")
+    max_prompts: int = Field(16, ge=1, description="Prompts in one /v1/completions list prompt.")
     default_max_tokens: int = Field(256, ge=1, description="max_tokens when a request gives none.")
     max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
     rate_limit_per_minute: float = Field(600.0, ge=0, description="Requests per minute per key; 0 = off.")

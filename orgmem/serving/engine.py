@@ -6,7 +6,9 @@ batch; the ``MemoryRouter`` applies each row's own memory. A request holds a ref
 ``RowMemory`` it was admitted with, so a pin or rollback never changes a reply already running.
 
 Loop: admit waiting requests (one padded prefill forward, bounded by ``prefill_tokens``), then one
-decode step for all active rows, then drop finished or cancelled rows. Events go back to the
+decode step for all active rows, then drop finished or cancelled rows. A request with ``n`` choices
+is prefilled once; its KV rows are copied to ``n`` batch rows, each sampling on its own (its own
+seed, penalties, logprobs), and every event names its ``choice``. Events go back to the
 caller through ``GenerationRequest.on_event`` from this thread (the API turns them into SSE).
 A row whose wall-clock time since admission passes ``max_generation_s`` ends after that forward
 with what it has ("length"), each row at its own deadline while the others go on, so one long
@@ -36,8 +38,18 @@ from orgmem.models.layers import model_device
 from orgmem.models.tokens import eos_token_ids, pad_token_id
 from orgmem.serving.constraint import TokenConstraint
 from orgmem.serving.kvcache import BatchCache, filled_kv
+from orgmem.serving.logprobs import TokenTexts
 from orgmem.serving.routing import MemoryRouter
-from orgmem.serving.sampling import Sampler, SamplingParams, sample_rows
+from orgmem.serving.sampling import (
+    Sampler,
+    SamplingParams,
+    TokenLogprob,
+    choice_seed,
+    process_rows,
+    prompt_logprobs,
+    sample_rows,
+    token_logprobs,
+)
 from orgmem.serving.textstream import TextStream
 
 logger = logging.getLogger(__name__)
@@ -50,6 +62,16 @@ class EngineOverloadedError(OrgmemError):
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    choice: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()  # the tokens since the last delta (when logprobs are asked)
+
+
+@dataclass(frozen=True)
+class PromptScored:
+    """The prompt's token logprobs (first None), once per choice right after prefill, when asked."""
+
+    logprobs: tuple[TokenLogprob | None, ...]
+    choice: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,9 @@ class Finished:
     completion_tokens: int
     text: str
     first_token_s: float | None  # seconds from submit to the first token
+    choice: int = 0
+    logprobs: tuple[TokenLogprob, ...] | None = None  # every generated token's, when asked
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +91,7 @@ class Failed:
     error: BaseException
 
 
-Event = TextDelta | Finished | Failed
+Event = TextDelta | PromptScored | Finished | Failed
 
 
 @dataclass
@@ -82,24 +107,36 @@ class GenerationRequest:
     cancelled: threading.Event = field(default_factory=threading.Event)
     constraint: TokenConstraint | None = None  # a grammar the reply must follow (structured output)
     submitted_at: float = field(default_factory=time.perf_counter)
+    n: int = 1  # choices sampled from this prompt (one prefill; its KV copied to n rows)
+    constraints: list[TokenConstraint] = field(default_factory=list)  # with n > 1: one per choice
 
     def cancel(self) -> None:
         self.cancelled.set()
+
+    def constraint_for(self, choice: int) -> TokenConstraint | None:
+        """The grammar of choice ``choice``: each choice walks its own (``constraints``)."""
+        return self.constraints[choice] if self.constraints else self.constraint
 
 
 class _Row:
     """Engine-side state of one admitted request."""
 
-    def __init__(self, req: GenerationRequest, tokenizer, device: torch.device,
-                 deadline: float = math.inf) -> None:
+    def __init__(self, req: GenerationRequest, tokenizer, device: torch.device, *,
+                 deadline: float = math.inf, choice: int = 0, vocab: int = 0) -> None:
         self.req = req
+        self.choice = choice
         self.deadline = deadline  # engine clock time at which the reply is cut ("length")
-        self.sampler = Sampler(req.params, device)
+        seed = None if req.params.seed is None else choice_seed(req.params.seed, choice)
+        self.sampler = Sampler(req.params, device, seed=seed, prompt_ids=req.prompt_ids, vocab=vocab)
+        self.constraint = req.constraint_for(choice)
         self.stream = TextStream(tokenizer, req.params.stop)
         self.generated = 0
         self.last_token = -1
         self.first_token_s: float | None = None
         self.finish_reason: str | None = None
+        self.logprobs: list[TokenLogprob] | None = [] if req.params.logprobs is not None else None
+        self._unsent = 0  # logprobs not yet sent with a delta
+        self.prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
 
     def emit(self, event: Event) -> None:
         try:
@@ -107,21 +144,31 @@ class _Row:
         except Exception:  # a broken consumer must not take the engine down
             logger.exception("event consumer failed", extra={"request": self.req.request_id})
 
-    def accept(self, token: int, stop_ids: frozenset[int]) -> None:
+    def _delta(self, text: str) -> TextDelta:
+        """A delta carrying the logprobs of the tokens accepted since the last one."""
+        if self.logprobs is None:
+            return TextDelta(text, self.choice)
+        unsent, self._unsent = tuple(self.logprobs[self._unsent:]), len(self.logprobs)
+        return TextDelta(text, self.choice, unsent)
+
+    def accept(self, token: int, stop_ids: frozenset[int], logprob: TokenLogprob | None = None) -> None:
         """Record the sampled token; sets ``finish_reason`` when the request is complete."""
         if self.first_token_s is None:
             self.first_token_s = time.perf_counter() - self.req.submitted_at
         self.last_token = token
-        constraint = self.req.constraint
+        constraint = self.constraint
         if constraint is not None:
             constraint.advance(token)
         if token in stop_ids:
             self.finish_reason = "stop"
             return
         self.generated += 1
+        self.sampler.observe(token)
+        if self.logprobs is not None and logprob is not None:
+            self.logprobs.append(logprob)
         text = self.stream.push(token)
         if text:
-            self.emit(TextDelta(text))
+            self.emit(self._delta(text))
         if self.stream.stopped or (constraint is not None and constraint.finished):
             self.finish_reason = "stop"
         elif self.generated >= self.req.params.max_tokens:
@@ -130,10 +177,11 @@ class _Row:
     def finish(self, reason: str | None = None) -> None:
         reason = reason or self.finish_reason or "stop"
         tail = self.stream.finish() if reason != "cancelled" else ""
-        if tail:
-            self.emit(TextDelta(tail))
+        if tail or (self.logprobs is not None and self._unsent < len(self.logprobs)):
+            self.emit(self._delta(tail))
         self.emit(Finished(reason, len(self.req.prompt_ids), self.generated, self.stream.text,
-                           self.first_token_s))
+                           self.first_token_s, self.choice,
+                           None if self.logprobs is None else tuple(self.logprobs), self.prompt_logprobs))
 
 
 @dataclass
@@ -168,7 +216,9 @@ class GenerationEngine:
         self.router = MemoryRouter(self.model)
         self.stop_ids = frozenset(eos_token_ids(base.tokenizer, base.model))  # end-of-turn ids
         self.pad_id = pad_token_id(self.tokenizer)
+        self.vocab = int(self.model.config.vocab_size)  # logits' width (penalty counts)
         self.stats = EngineStats()
+        self._token_texts: TokenTexts | None = None
         self._inbox: queue.Queue[GenerationRequest | None] = queue.Queue()
         self._waiting: deque[GenerationRequest] = deque()
         self._rows: list[_Row] = []
@@ -218,6 +268,13 @@ class GenerationEngine:
         self.router.remove_hooks()
 
     @property
+    def token_texts(self) -> TokenTexts:
+        """Token id -> (text, bytes) of this base's tokenizer, for logprobs (built on first use)."""
+        if self._token_texts is None:
+            self._token_texts = TokenTexts(self.tokenizer)
+        return self._token_texts
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -233,6 +290,13 @@ class GenerationEngine:
         """Queue a request (before ``start`` too: it is taken by the first engine step)."""
         if self._closed:
             raise OrgmemError("the generation engine is stopped")
+        if not 1 <= req.n <= self.max_batch:
+            raise OrgmemError(f"n must be between 1 and the batch size ({self.max_batch}), got {req.n}")
+        if req.constraints and len(req.constraints) != req.n:
+            raise OrgmemError(f"{len(req.constraints)} constraints given for n={req.n} choices")
+        if req.n > 1 and req.constraint is not None and not req.constraints:
+            raise OrgmemError("a constrained request with n > 1 needs one constraint per choice "
+                              "(constraints)")
         if self.waiting >= self.max_queue:
             raise EngineOverloadedError(
                 f"{self.waiting} requests are waiting (limit {self.max_queue}); retry later")
@@ -274,8 +338,13 @@ class GenerationEngine:
             except queue.Empty:
                 return
 
+    def _rows_of(self, req: GenerationRequest, deadline: float = math.inf) -> list[_Row]:
+        """One row per choice of ``req``."""
+        return [_Row(req, self.tokenizer, self.device, deadline=deadline, choice=j, vocab=self.vocab)
+                for j in range(req.n)]
+
     def _fail_all(self, exc: BaseException | None) -> None:
-        pending = [_Row(r, self.tokenizer, self.device) for r in self._waiting] + self._rows
+        pending = [row for r in self._waiting for row in self._rows_of(r)] + self._rows
         self._waiting.clear()
         self._rows = []
         self._cache = BatchCache(self.base.num_layers, self.device)
@@ -287,20 +356,24 @@ class GenerationEngine:
 
     # -- admission (prefill) -----------------------------------------------------------------------
     def _take_admissible(self) -> list[GenerationRequest]:
-        """FIFO requests that fit in the batch and the prefill token budget (at least one)."""
+        """FIFO requests whose choices fit in the batch and that fit the prefill token budget (at least
+        one). A request scoring its prompt (prompt logprobs: every position's logits) is prefilled alone."""
         taken: list[GenerationRequest] = []
-        longest = 0
-        while self._waiting and len(self._rows) + len(taken) < self.max_batch:
+        longest, rows = 0, len(self._rows)
+        while self._waiting and rows + self._waiting[0].n <= self.max_batch:
             req = self._waiting[0]
             if req.cancelled.is_set():
                 self._waiting.popleft()
-                _Row(req, self.tokenizer, self.device).finish("cancelled")
+                for row in self._rows_of(req):
+                    row.finish("cancelled")
                 continue
             longest_if = max(longest, len(req.prompt_ids))
-            if taken and longest_if * (len(taken) + 1) > self.prefill_tokens:
+            scores = req.params.prompt_logprobs is not None
+            if taken and (longest_if * (len(taken) + 1) > self.prefill_tokens or scores
+                          or taken[0].params.prompt_logprobs is not None):
                 break
             taken.append(self._waiting.popleft())
-            longest = longest_if
+            longest, rows = longest_if, rows + req.n
         return taken
 
     def _admit(self) -> None:
@@ -308,37 +381,55 @@ class GenerationEngine:
         if not taken:
             return
         deadline = self.clock() + self.max_generation_s if self.max_generation_s else math.inf
-        rows = [_Row(req, self.tokenizer, self.device, deadline) for req in taken]
+        rows = [row for req in taken for row in self._rows_of(req, deadline)]
         try:
-            self._prefill(rows)
+            self._prefill(taken, rows)
         except Exception as exc:  # only these requests fail; the running batch is untouched
             logger.exception("prefill failed", extra={"requests": [r.req.request_id for r in rows]})
             for row in rows:
                 row.emit(Failed(exc))
 
-    def _prefill(self, rows: list[_Row]) -> None:
-        for row in rows:
-            if row.req.memory is not None:
-                self.router.ensure_hooks(row.req.memory.paths)
-        ids, mask = self._left_padded([r.req.prompt_ids for r in rows])
+    def _prefill(self, taken: list[GenerationRequest], rows: list[_Row]) -> None:
+        """One forward over the ``taken`` prompts; ``rows`` (their choices, in order) sample their
+        first token from their prompt's logits and get a copy of its KV rows."""
+        for req in taken:
+            if req.memory is not None:
+                self.router.ensure_hooks(req.memory.paths)
+        ids, mask = self._left_padded([req.prompt_ids for req in taken])
+        scored = taken[0].params.prompt_logprobs  # then it is alone (``_take_admissible``)
         cache = DynamicCache()
         t0 = time.perf_counter()
-        with self.router.route([r.req.memory for r in rows]):
+        with self.router.route([req.memory for req in taken]):
             out = self.model(input_ids=ids, attention_mask=mask,
                              position_ids=(mask.cumsum(1) - 1).clamp_min(0),
-                             cache=cache, use_cache=True, logits_to_keep=1)
+                             cache=cache, use_cache=True, logits_to_keep=0 if scored is not None else 1)
         self.stats.prefills += 1
-        self._after_forward(rows, out.logits[:, -1], time.perf_counter() - t0)
+        if scored is not None:
+            self._score_prompt(rows, out.logits[0], scored)
+        position = {id(req): i for i, req in enumerate(taken)}
+        source = [position[id(r.req)] for r in rows]  # the prompt row each choice copies
+        last = out.logits[:, -1]
+        if len(rows) != len(taken):
+            last = last.index_select(0, torch.tensor(source, dtype=torch.long, device=last.device))
+        self._after_forward(rows, last, time.perf_counter() - t0)
         keep = [i for i, r in enumerate(rows) if r.finish_reason is None and not r.req.cancelled.is_set()]
         for i, r in enumerate(rows):
             if i not in keep:
                 r.finish("cancelled" if r.req.cancelled.is_set() else None)
         if keep:
-            index = torch.tensor(keep, dtype=torch.long, device=self.device)
+            index = torch.tensor([source[i] for i in keep], dtype=torch.long, device=self.device)
             kv = [(keys.index_select(0, index), values.index_select(0, index))
                   for keys, values in map(filled_kv, cache.layers)]
             self._cache.add_rows(kv, mask.index_select(0, index))
             self._rows.extend(rows[i] for i in keep)
+
+    @staticmethod
+    def _score_prompt(rows: list[_Row], logits: Tensor, k: int) -> None:
+        """The prompt's logprobs from every position's logits of its (unpadded, alone) prefill row."""
+        entries = prompt_logprobs(logits, rows[0].req.prompt_ids, k)
+        for row in rows:
+            row.prompt_logprobs = entries
+            row.emit(PromptScored(entries, row.choice))
 
     def _left_padded(self, prompts: list[list[int]]) -> tuple[Tensor, Tensor]:
         width = max(len(p) for p in prompts)
@@ -374,12 +465,16 @@ class GenerationEngine:
             self._rows = [rows[i] for i in keep]
 
     def _after_forward(self, rows: list[_Row], logits: Tensor, seconds: float) -> None:
+        raw = logits  # logprobs are the model's own (before bias, penalties, masks, temperature)
+        samplers = [r.sampler for r in rows]
         logits = self._suppress_early_stop(rows, logits)
         logits = self._constrain(rows, logits)
-        tokens = sample_rows(logits, [r.sampler for r in rows])
+        logits = process_rows(logits, samplers)
+        tokens = sample_rows(logits, samplers)
+        logprobs = self._logprobs(rows, raw, tokens)
         now = self.clock() if self.max_generation_s else 0.0
-        for row, token in zip(rows, tokens, strict=True):
-            row.accept(token, self.stop_ids)
+        for row, token, logprob in zip(rows, tokens, logprobs, strict=True):
+            row.accept(token, self.stop_ids, logprob)
             if row.finish_reason is None and now >= row.deadline:
                 row.finish_reason = "length"  # the time cap: the reply so far, as at max_tokens
                 logger.info("generation time cap reached", extra={
@@ -400,11 +495,24 @@ class GenerationEngine:
         return logits
 
     @staticmethod
+    def _logprobs(rows: list[_Row], raw: Tensor, tokens: list[int]) -> list[TokenLogprob | None]:
+        """The sampled token's raw logprob (and top alternatives) for the rows that ask; None elsewhere."""
+        asking = [i for i, r in enumerate(rows) if r.logprobs is not None]
+        out: list[TokenLogprob | None] = [None] * len(rows)
+        if asking:
+            index = torch.tensor(asking, dtype=torch.long, device=raw.device)
+            entries = token_logprobs(raw.index_select(0, index), [tokens[i] for i in asking],
+                                     [rows[i].req.params.logprobs or 0 for i in asking])
+            for i, entry in zip(asking, entries, strict=True):
+                out[i] = entry
+        return out
+
+    @staticmethod
     def _constrain(rows: list[_Row], logits: Tensor) -> Tensor:
         """Rows with a grammar may take only the tokens it allows next."""
         masks: list[tuple[int, Tensor]] = []
         for i, row in enumerate(rows):
-            allowed = row.req.constraint.allowed(logits.shape[-1]) if row.req.constraint is not None else None
+            allowed = row.constraint.allowed(logits.shape[-1]) if row.constraint is not None else None
             if allowed is not None:
                 masks.append((i, allowed))
         if not masks:

@@ -180,18 +180,29 @@ def test_unknown_checkpoint_is_404(deployment):
 
 
 @pytest.mark.parametrize("kwargs, param", [
-    ({"n": 2}, "n"),
+    ({"n": 9}, "n"),  # over ORGMEM_SERVE_MAX_N (8)
+    ({"n": 0}, "n"),
     ({"temperature": 3.0}, "temperature"),
     ({"max_tokens": 0}, "max_tokens"),
-    ({"logprobs": 2}, "logprobs"),
+    ({"logprobs": 21}, "logprobs"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"presence_penalty": 2.5}, "presence_penalty"),
+    ({"frequency_penalty": -2.1}, "frequency_penalty"),
+    ({"extra_body": {"repetition_penalty": 0}}, "repetition_penalty"),
+    ({"extra_body": {"top_k": -2}}, "top_k"),
+    ({"extra_body": {"min_p": 1.5}}, "min_p"),
+    ({"logit_bias": {"abc": 1}}, "logit_bias"),
+    ({"logit_bias": {"512": 1}}, "logit_bias"),  # the tiny tokenizer has 259 tokens
+    ({"logit_bias": {"5": 101}}, "logit_bias"),
+    ({"best_of": 2}, "best_of"),
+    ({"suffix": " end."}, "suffix"),  # the tiny base has no fill-in-the-middle tokens
 ])
 def test_bad_parameters_are_400_naming_them(deployment, kwargs, param):
     with pytest.raises(openai.BadRequestError) as err:
         deployment.client("acme-employee").completions.create(model="acme", prompt="hi", **kwargs)
     assert param in err.value.message
     assert err.value.body["type"] == "invalid_request_error"
+    assert err.value.body["param"] == param
 
 
 def test_context_overflow_is_400(deployment):
