@@ -12,7 +12,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
-from orgmem.api import accountability_routes, admin_jobs, admin_routes, openai_routes, ops_routes
+from orgmem.api import (
+    accountability_routes,
+    admin_corrections,
+    admin_jobs,
+    admin_routes,
+    feedback_routes,
+    openai_routes,
+    ops_routes,
+)
 from orgmem.api.bodylimit import BodySizeLimit
 from orgmem.api.errors import install_error_handlers
 from orgmem.api.memtrim import trim as trim_memory
@@ -69,6 +77,7 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
 
     app = FastAPI(title="orgmem", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.serving = state
+    state.turn_listeners.append(feedback_routes.reply_listener(state))  # replies feedback can name
     install_error_handlers(app)
     # added first, so it runs inside the metrics middleware (its 413s are counted) and before any route
     app.add_middleware(BodySizeLimit, max_bytes=state.serve.max_body_bytes,
@@ -76,7 +85,8 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     install_error_responses(app)
     _install_metrics_middleware(app, state)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost of the user middleware
-    for module in (openai_routes, admin_routes, admin_jobs, accountability_routes, ops_routes):
+    for module in (openai_routes, feedback_routes, admin_routes, admin_jobs, admin_corrections,
+                   accountability_routes, ops_routes):
         app.include_router(module.router)
     app.include_router(console_routes.router)  # the admin console's pages under /console
     return app

@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from orgmem.cli import (
     audit,
     consolidate,
+    corrections,
     db,
     demo,
     forget,
@@ -103,6 +104,7 @@ mount(app, jobs, alias="job")
 mount(app, schedule)
 mount(app, forget)
 mount(app, receipts, alias="receipt")
+mount(app, corrections)
 mount(app, audit)
 mount(app, governance)
 mount(app, keys)

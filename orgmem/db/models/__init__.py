@@ -2,6 +2,7 @@
 
 from orgmem.db.models.audience import AudienceHead
 from orgmem.db.models.data import Chunk, Document, DocumentVersion, Redaction, Source, SyncFailure
+from orgmem.db.models.feedback import Correction, FeedbackRating, FeedbackSetting, ResponseRecord
 from orgmem.db.models.forget import ForgetReceipt
 from orgmem.db.models.jobs import Job, JobEvent
 from orgmem.db.models.lineage import Checkpoint, CheckpointInput, CheckpointObject, ServingEvent
@@ -15,13 +16,17 @@ __all__ = [
     "CheckpointInput",
     "CheckpointObject",
     "Chunk",
+    "Correction",
     "Document",
     "DocumentVersion",
+    "FeedbackRating",
+    "FeedbackSetting",
     "ForgetReceipt",
     "Job",
     "JobEvent",
     "Org",
     "Redaction",
+    "ResponseRecord",
     "Schedule",
     "ServingEvent",
     "Source",
