@@ -3,7 +3,9 @@
 Lexical, over the live chunks of the correction's audience (newest version of each document that
 is not deleted, no excluded chunk): a sentence conflicts when it is about the question (at least
 half of the question's content words, and two when it has two) and does not say the proposed
-value, while it says the model's old value or any number. Cheap and explainable; it flags for a
+value (every word only the proposal has), while it says the model's old value, a number, or the
+proposal's own words around its value with another word in its place ("The alarm code is quartz."
+against "The alarm code is garnet."). Cheap and explainable; it flags for a
 human, it decides nothing.
 """
 
@@ -51,13 +53,15 @@ def _live_chunks(session: Session, org_id: int, audience: str):
         .order_by(Chunk.id))
 
 
-def _conflicting_sentence(text: str, topic: set[str], old: set[str], new: set[str]) -> str | None:
+def _conflicting_sentence(text: str, topic: set[str], old: set[str], new: set[str], frame: set[str]
+                          ) -> str | None:
     need = max(1, min(2, len(topic)), (len(topic) + 1) // 2)
     for sentence in _SENTENCE.split(text):
         found = set(words(sentence))
-        if len(topic & found) < need or (new and new & found):
+        if len(topic & found) < need or (new and new <= found):  # off topic, or it says the proposed value
             continue
-        if says_any(sentence, old) or any(w.isdigit() for w in found - topic):
+        other = content_words(sentence) - topic - frame
+        if says_any(sentence, old) or any(w.isdigit() for w in found - topic) or (frame <= found and other):
             return sentence.strip()[:EXCERPT_CHARS]
     return None
 
@@ -69,9 +73,10 @@ def find_conflicts(session: Session, org_id: int, audience: str, question: str, 
     if not topic:
         return []
     old, new = changed_values(old_answer, proposed, question)
+    frame = content_words(proposed) - new  # the proposal's words around its value
     out: list[Conflict] = []
     for chunk_id, text, document, source in _live_chunks(session, org_id, audience):
-        sentence = _conflicting_sentence(text, topic, old, new)
+        sentence = _conflicting_sentence(text, topic, old, new, frame)
         if sentence is not None:
             out.append(Conflict(document, source, chunk_id, sentence))
             if len(out) >= MAX_CONFLICTS:
