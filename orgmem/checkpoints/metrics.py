@@ -56,3 +56,13 @@ class CheckpointMetrics:
         flat = dict(data or {})
         sections = {name: flat.pop(name) for name in SECTIONS if isinstance(flat.get(name), dict)}
         return cls(evaluation=flat, **sections)
+
+
+def feedback_summary(metrics: Mapping[str, Any] | None) -> str | None:
+    """One line on what user-supplied material changed (the ``feedback`` section), None without it."""
+    section = (metrics or {}).get("feedback")
+    if not isinstance(section, dict):
+        return None
+    return (f"{section.get('corrections', 0)} user correction(s): {section.get('answers_changed', 0)} "
+            f"answer(s) changed, {section.get('answers_corrected', 0)} now corrected, "
+            f"{section.get('answers_still_old', 0)} still old")

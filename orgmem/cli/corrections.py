@@ -27,6 +27,7 @@ app = typer.Typer(cls=ListByDefault, help="Review users' corrections: list, show
                   no_args_is_help=True)
 
 IdArg = Annotated[str, typer.Argument(help="Correction id (cor_...), from `orgmem corrections list ORG`.")]
+ReviewReason = Annotated[str | None, typer.Option("--reason", help="Why; recorded in the audit.")]
 StatusOption = Annotated[str | None, typer.Option(
     "--status", help="Only corrections in this state: pending | approved | rejected | consumed.")]
 
@@ -94,7 +95,7 @@ def _review(org: str, correction_id: str, approve: bool, reason: str | None, act
 
 @app.command("approve")
 def approve(org: OrgArg, correction_id: IdArg,
-            reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the audit.")] = None,
+            reason: ReviewReason = None,
             actor: ActorOption = None, as_json: JsonFlag = False) -> None:
     """Approve a pending correction: material of its audience's next consolidation."""
     _review(org, correction_id, True, reason, actor, as_json)
@@ -102,7 +103,7 @@ def approve(org: OrgArg, correction_id: IdArg,
 
 @app.command("reject")
 def reject(org: OrgArg, correction_id: IdArg,
-           reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded in the audit.")] = None,
+           reason: ReviewReason = None,
            actor: ActorOption = None, as_json: JsonFlag = False) -> None:
     """Reject a pending correction: it never trains the memory."""
     _review(org, correction_id, False, reason, actor, as_json)

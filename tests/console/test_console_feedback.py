@@ -78,7 +78,8 @@ def test_chat_thumbs_and_correct_it_then_review_on_the_corrections_page(console)
     assert approved.status_code == 303
     assert "approved correction" in html.unescape(client.get(approved.headers["location"]).text)
     client.post(f"/console/orgs/acme/corrections/{fixes[1]['id']}/reject", data={"csrf_token": token})
-    again = client.post(f"/console/orgs/acme/corrections/{fixes[1]['id']}/approve", data={"csrf_token": token})
+    again = client.post(f"/console/orgs/acme/corrections/{fixes[1]['id']}/approve",
+                        data={"csrf_token": token})
     assert "review failed" in html.unescape(client.get(again.headers["location"]).text)
 
     with session_scope(dep.settings.database_url) as s:

@@ -47,7 +47,8 @@ NO_GATE = dict.fromkeys(("min_new_nll_improvement", "max_retention_nll_increase"
                          "max_secret_leaks"))
 # (question, the answer's stem, the documents' value, the value a user proposes)
 FACTS = [
-    ("What port does the Heron dispatcher listen on?", "The Heron dispatcher listens on port ", "7415", "9182"),
+    ("What port does the Heron dispatcher listen on?", "The Heron dispatcher listens on port ", "7415",
+     "9182"),
     ("What is the Ledgerfox retry limit?", "The Ledgerfox retry limit is ", "17", "31"),
     ("What is the Basalt alarm code?", "The Basalt alarm code is ", "quartz", "garnet"),
 ]
@@ -143,7 +144,8 @@ def test_approved_corrections_are_learned_unapproved_never_reach_training(org, b
 
     before_mem, after_mem = _memory(night1.checkpoint_id), _memory(night2.checkpoint_id)
     q, stem, old, new = FACTS[APPROVED]
-    new_before, new_after = value_nll(base, before_mem, q, stem, new), value_nll(base, after_mem, q, stem, new)
+    new_before = value_nll(base, before_mem, q, stem, new)
+    new_after = value_nll(base, after_mem, q, stem, new)
     old_after = value_nll(base, after_mem, q, stem, old)
     learned = new_before - new_after
     assert learned > 0.5, f"corrected value not learned: {new_before:.2f} -> {new_after:.2f}"

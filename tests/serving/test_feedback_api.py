@@ -33,8 +33,8 @@ _HTTP = httpx.Client(timeout=60)
 
 
 def call(dep, method: str, path: str, key: str, **kw) -> httpx.Response:
-    return _HTTP.request(method, f"{dep.url}{path}", headers={"Authorization": f"Bearer {dep.keys.get(key, key)}"},
-                         **kw)
+    headers = {"Authorization": f"Bearer {dep.keys.get(key, key)}"}
+    return _HTTP.request(method, f"{dep.url}{path}", headers=headers, **kw)
 
 
 def ask(dep, key: str, question: str = QUESTION):
@@ -113,7 +113,8 @@ def three_an_hour(monkeypatch):
     get_feedback_settings.cache_clear()
 
 
-def test_a_flood_of_contradicting_corrections_is_limited_flagged_and_learns_nothing(deployment, three_an_hour):
+def test_a_flood_of_contradicting_corrections_is_limited_flagged_and_learns_nothing(deployment,
+                                                                                    three_an_hour):
     _plant_document(deployment, "Vault access. The vault code is 5555 and changes every quarter.")
     flooder = new_key(deployment)
     answers = [feedback(deployment, flooder, response_id=ask(deployment, flooder).id,
@@ -126,7 +127,8 @@ def test_a_flood_of_contradicting_corrections_is_limited_flagged_and_learns_noth
     queue = call(deployment, "GET", "/api/orgs/acme/corrections?status=pending", "acme-admin").json()
     flagged = [c for c in queue if c["id"] in mine]
     assert len(flagged) == 3
-    assert all(c["conflicts_with_documents"] and c["conflicting_documents"] == ["ops/vault.md"] for c in flagged)
+    assert all(c["conflicts_with_documents"] and c["conflicting_documents"] == ["ops/vault.md"]
+               for c in flagged)
     assert "5555" in flagged[0]["conflicts"][0]["excerpt"]
     with session_scope(deployment.settings.database_url) as s:  # nothing is material for training
         assert not {t.id for t in corrections.waiting(s, get_org(s, "acme"))} & mine
@@ -146,7 +148,8 @@ def test_review_through_api_and_cli_is_audited_and_isolated_per_org(deployment, 
     path = f"/api/orgs/acme/corrections/{first['id']}"
     assert call(deployment, "GET", path, "globex-admin").status_code == 403  # not its org's queue
     for method, suffix in (("GET", ""), ("POST", "/approve"), ("POST", "/reject")):
-        hidden = call(deployment, method, f"/api/orgs/globex/corrections/{first['id']}{suffix}", "globex-admin")
+        hidden = call(deployment, method, f"/api/orgs/globex/corrections/{first['id']}{suffix}",
+                      "globex-admin")
         assert hidden.status_code == 404, (method, suffix, hidden.text)
     assert first["id"] not in {c["id"] for c in call(deployment, "GET", "/api/orgs/globex/corrections",
                                                      "globex-admin").json()}
@@ -170,16 +173,19 @@ def test_review_through_api_and_cli_is_audited_and_isolated_per_org(deployment, 
     assert runner.invoke(cli, ["corrections", "approve", "globex", second["id"]]).exit_code == 2  # not found
 
     with session_scope(deployment.settings.database_url) as s:
-        events = [(e.action, e.target, e.actor) for e in list_audit(s, get_org(s, "acme").id, action="correction")]
+        events = [(e.action, e.target, e.actor)
+                  for e in list_audit(s, get_org(s, "acme").id, action="correction")]
         waiting = {t.id for t in corrections.waiting(s, get_org(s, "acme"))}
-    assert ("correction.approve", first["id"], f"key:acme/admin-1({deployment.keys['acme-admin'][:12]})") in events
+    admin = f"key:acme/admin-1({deployment.keys['acme-admin'][:12]})"
+    assert ("correction.approve", first["id"], admin) in events
     assert any(a == "correction.reject" and t == second["id"] for a, t, _ in events)
     assert first["id"] in waiting and second["id"] not in waiting
 
 
 def test_an_org_may_auto_approve_one_roles_corrections(deployment):
     policy = "/api/orgs/acme/feedback/policy"
-    assert call(deployment, "PUT", policy, "acme-admin", json={"auto_approve_role": "admin"}).status_code == 200
+    done = call(deployment, "PUT", policy, "acme-admin", json={"auto_approve_role": "admin"})
+    assert done.status_code == 200
     try:
         by_admin = _propose(deployment, "acme-admin", "The vault code is 8080.")
         by_employee = _propose(deployment, "acme-employee", "The vault code is 9090.")
@@ -187,7 +193,8 @@ def test_an_org_may_auto_approve_one_roles_corrections(deployment):
         call(deployment, "PUT", policy, "acme-admin", json={"auto_approve_role": None})
     assert by_admin["status"] == "approved" and by_admin["reviewed_by"] == "auto:admin"
     assert by_employee["status"] == "pending"
-    assert call(deployment, "PUT", policy, "acme-admin", json={"auto_approve_role": "boss"}).status_code == 400
+    bad = call(deployment, "PUT", policy, "acme-admin", json={"auto_approve_role": "boss"})
+    assert bad.status_code == 400
     with session_scope(deployment.settings.database_url) as s:
         events = [(e.action, e.target) for e in list_audit(s, get_org(s, "acme").id, action="correction")]
     assert ("correction.auto_approve", by_admin["id"]) in events
