@@ -4,7 +4,8 @@ An invented org (Corvid Freight) whose documents state N facts. Night 1 consolid
 the real pipeline. A server (the product's app, the official ``openai`` client, in process) is then
 asked each fact's question; a user corrects every answer through ``POST /v1/feedback`` with a
 changed value. A consolidation with every correction still pending has nothing to train. An admin
-then approves the first 60% through ``/api``, rejects the next 20% and leaves the rest pending. Night 2 (no new chunk: the approved corrections alone make it run) trains them.
+then approves the first 60% through ``/api``, rejects the next 20% and leaves the rest pending.
+Night 2 (no new chunk: the approved corrections alone make it run) trains them.
 The served model is asked again, the exact question and a held-out paraphrase (never trained,
 never tuned on), greedy. Measured: the share answered with the corrected value and with the old
 one, and for the rejected and pending corrections whether their answers equal the previous
@@ -39,9 +40,11 @@ NO_GATE = dict.fromkeys(("min_new_nll_improvement", "max_retention_nll_increase"
 
 #: (statement with {v}, question, held-out paraphrase, documents' value, corrected value)
 FACTS = [
-    ("The Corvid dispatch service listens on port {v}.", "What port does the Corvid dispatch service listen on?",
+    ("The Corvid dispatch service listens on port {v}.",
+     "What port does the Corvid dispatch service listen on?",
      "Which port is the Corvid dispatch service reachable on?", "7415", "9182"),
-    ("The Corvid retry limit for settlement jobs is {v}.", "What is the Corvid retry limit for settlement jobs?",
+    ("The Corvid retry limit for settlement jobs is {v}.",
+     "What is the Corvid retry limit for settlement jobs?",
      "How many times does Corvid retry a settlement job?", "17", "31"),
     ("The Corvid on-call rotation is run by {v}.", "Who runs the Corvid on-call rotation?",
      "Who is in charge of Corvid's on-call rotation?", "Marta Lindqvist", "Jonas Berg"),
@@ -53,7 +56,8 @@ FACTS = [
      "How many shipments fit in one Corvid batch at most?", "1200", "800"),
     ("The Corvid alert channel is {v}.", "Which channel receives Corvid alerts?",
      "Where are Corvid alerts posted?", "#corvid-pager", "#freight-alarms"),
-    ("The Corvid route cache keeps routes for {v} minutes.", "How long does the Corvid route cache keep routes?",
+    ("The Corvid route cache keeps routes for {v} minutes.",
+     "How long does the Corvid route cache keep routes?",
      "For how many minutes does Corvid cache a route?", "45", "90"),
     ("The Corvid billing database is {v}.", "Which database does Corvid billing use?",
      "What is the name of Corvid's billing database?", "ledger-db-3", "ledger-db-7"),
@@ -70,6 +74,8 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--max-tokens", type=int, default=40)
     ap.add_argument("--engine", default="{}", help="JSON overrides of the engine recipe (both nights)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="ORGMEM_FEEDBACK_REPEATS for this run (default: the product's setting)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "feedback.json")
     return ap.parse_args()
 
@@ -105,8 +111,8 @@ def _documents(facts) -> None:
             doc = Document(org_id=org.id, source_id=source.id, external_id=f"runbook/{i}.md")
             s.add(doc)
             s.flush()
-            version = DocumentVersion(document_id=doc.id, content_hash=hashlib.sha256(text.encode()).hexdigest(),
-                                      n_chars=len(text))
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            version = DocumentVersion(document_id=doc.id, content_hash=digest, n_chars=len(text))
             s.add(version)
             s.flush()
             s.add(Chunk(org_id=org.id, document_version_id=version.id, seq=0, chunk_key=f"corvid-{i}",
@@ -134,6 +140,12 @@ def main() -> int:  # noqa: C901  # one measurement, start to finish, in order
     from fastapi.testclient import TestClient
 
     torch.set_num_threads(a.threads)
+    if a.repeats is not None:
+        os.environ["ORGMEM_FEEDBACK_REPEATS"] = str(a.repeats)
+    from orgmem.feedback.settings import get_feedback_settings
+
+    get_feedback_settings.cache_clear()
+    feedback_settings = get_feedback_settings().model_dump()
     facts = FACTS[: a.facts]
     n = len(facts)
     n_approve, n_reject = max(1, round(0.6 * n)), max(1, round(0.2 * n)) if n >= 3 else 0
@@ -193,7 +205,8 @@ def main() -> int:  # noqa: C901  # one measurement, start to finish, in order
                 text = after.choices[0].message.content
                 row.update({"after": text, "after_paraphrase": para, "served_by": after.system_fingerprint,
                             "new_exact": _has(text, row["new"]), "old_exact": _has(text, row["old"]),
-                            "new_paraphrase": _has(para, row["new"]), "old_paraphrase": _has(para, row["old"]),
+                            "new_paraphrase": _has(para, row["new"]),
+                            "old_paraphrase": _has(para, row["old"]),
                             "unchanged_exact": text == row["before"],
                             "unchanged_paraphrase": para == row["before_paraphrase"]})
         with session_scope() as s:
@@ -218,12 +231,16 @@ def main() -> int:  # noqa: C901  # one measurement, start to finish, in order
         "night1": {"status": night1.status, "seconds": night1_s},
         "night_with_only_pending_corrections": unreviewed_night,
         "night2": {"status": night2.status, "seconds": night2_s, "n_new_chunks": night2.n_new,
-                   "gate_would_pass": (gate or {}).get("passed"), "gate_reasons": (gate or {}).get("reasons")},
+                   "engine": {k: (night2.metrics.get("engine") or {}).get(k)
+                              for k in ("steps", "tokens", "seconds", "items", "loss_first", "loss_last")},
+                   "gate_would_pass": (gate or {}).get("passed"),
+                   "gate_reasons": (gate or {}).get("reasons")},
         "gate_report": {k: v for k, v in (report or {}).items() if k != "details"},
     }
     out = {"command": "python benchmarks/feedback.py " + " ".join(sys.argv[1:]), "base": a.base,
            "machine": f"{platform.machine()} {os.cpu_count()} cpu, {a.threads} torch thread(s)",
-           "seconds": round(time.time() - t0, 1), "summary": summary, "rows": rows}
+           "seconds": round(time.time() - t0, 1), "feedback_settings": feedback_settings,
+           "summary": summary, "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
