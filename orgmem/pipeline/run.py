@@ -188,9 +188,13 @@ def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | N
     settings = get_settings()
     procs = settings.consolidate_procs
     plan = _correction_plan(inputs)
-    if plan and procs > 1:
-        ctx.event(f"{len(inputs.corrections)} correction(s) tonight: training in one process")
-        procs = 1
+    if plan and procs > 1:  # the unlikelihood term is not sharded (engine.consolidation)
+        if inputs.corrections:
+            ctx.event(f"{len(inputs.corrections)} correction(s) tonight: training in one process")
+            procs = 1
+        else:  # only learned ones to replay: keep the data-parallel night, without their replay
+            ctx.event(f"data parallel: {len(inputs.replayed_corrections)} learned correction(s) not replayed")
+            plan = None
     new, replay = [c.text for c in inputs.new], [c.text for c in inputs.replay]
     log_extra = {"org": inputs.org_slug, "job": ctx.job_id}
     on_step = training_progress(ctx, start=0.05, end=0.6)
