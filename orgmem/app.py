@@ -37,6 +37,7 @@ DESCRIPTION = """Each org's own model on a shared base, OpenAI-compatible.
 
 * `/v1`: models, chat completions, completions (the official `openai` client works unchanged);
   `model` is the org slug (its pinned, else latest promoted, checkpoint) or `ORG@CHECKPOINT` (admin keys).
+* `/v1/feedback`: rate a reply or correct it by its response id (corrections are reviewed before they train).
 * `/api`: admin REST for what the `orgmem` CLI does (admin key of the org).
 * `/healthz`, `/readyz`, `/metrics` (Prometheus).
 

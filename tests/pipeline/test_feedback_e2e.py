@@ -141,6 +141,10 @@ def test_approved_corrections_are_learned_unapproved_never_reach_training(org, b
     assert rows[ids[APPROVED]].status == "consumed" and rows[ids[APPROVED]].consumed_checkpoint_id == ck.id
     assert rows[ids[REJECTED]].status == "rejected" and rows[ids[PENDING]].status == "pending"
     assert audit == ["correction.reject", "correction.approve"]
+    tree = CliRunner().invoke(cli, ["checkpoints", org])  # the gate report where metrics are shown
+    assert tree.exit_code == 0 and "corrections=1 changed=" in tree.output, tree.output
+    shown = CliRunner().invoke(cli, ["checkpoint", "show", night2.checkpoint_id])
+    assert "user material" in shown.output and "1 user correction(s)" in shown.output, shown.output
 
     before_mem, after_mem = _memory(night1.checkpoint_id), _memory(night2.checkpoint_id)
     q, stem, old, new = FACTS[APPROVED]
