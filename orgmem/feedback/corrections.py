@@ -3,8 +3,10 @@
 A correction is *pending* until an admin approves or rejects it (or the org's policy approves it
 at once for the proposer's role: ``FeedbackSetting.auto_approve_role``). Approved corrections wait
 for their audience's next consolidation; the one that is promoted marks them *consumed* with its
-checkpoint id. A correction counts as consumed only while that checkpoint is on the audience's
-head lineage, so a rollback past it, like for chunks, makes it wait again. Pending and rejected
+checkpoint id. Whether a correction is learned is read from the lineage, like a chunk's status: it
+is learned while a checkpoint on the audience's head lineage lists it in its metrics' ``feedback``
+section, so a rollback past that checkpoint makes it wait again, and a force-promoted checkpoint
+that trained it counts too. Pending and rejected
 corrections are never returned to training. Every review decision is an audit event.
 """
 
@@ -18,7 +20,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from orgmem.db.enums import ApiKeyRole, CorrectionStatus, Rating
-from orgmem.db.models import Correction, FeedbackRating, FeedbackSetting, Org
+from orgmem.db.models import Checkpoint, Correction, FeedbackRating, FeedbackSetting, Org
 from orgmem.db.types import new_id, utcnow
 from orgmem.errors import ConflictError, NotFoundError, OrgmemError
 from orgmem.lineage.audiences import ORG_AUDIENCE, head_holder
@@ -171,32 +173,40 @@ def review(session: Session, org: Org, correction: Correction, *, approve: bool,
 
 # -- training --------------------------------------------------------------------------------------
 
-def _lineage(session: Session, org: Org, audience: str) -> set[str]:
+def learned_ids(session: Session, org: Org, audience: str) -> set[str]:
+    """Ids of the corrections the checkpoints of ``audience``'s head lineage trained."""
     holder = head_holder(session, org, audience)
     head = holder.head_checkpoint_id if holder is not None else None
-    return set(ancestry(parent_map(session, org), head))
+    lineage = ancestry(parent_map(session, org), head)
+    if not lineage:
+        return set()
+    out: set[str] = set()
+    for metrics in session.scalars(select(Checkpoint.metrics).where(Checkpoint.id.in_(lineage))):
+        section = (metrics or {}).get("feedback")
+        if isinstance(section, dict):
+            out.update(str(i) for i in section.get("ids") or [])
+    return out
+
+
+def _reviewed_in(session: Session, org: Org, audience: str) -> list[Correction]:
+    """Approved (or consumed) corrections of ``audience``, oldest decision first."""
+    return list(session.scalars(select(Correction).where(
+        Correction.org_id == org.id, Correction.audience == audience,
+        Correction.status.in_([CorrectionStatus.APPROVED.value, CorrectionStatus.CONSUMED.value]),
+    ).order_by(Correction.reviewed_at, Correction.id)))
 
 
 def waiting(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> list[Taught]:
     """Approved corrections of ``audience`` not yet in its head lineage's memory, oldest first:
     the next consolidation's. Never a pending or rejected one."""
-    lineage = _lineage(session, org, audience)
-    rows = session.scalars(select(Correction).where(
-        Correction.org_id == org.id, Correction.audience == audience,
-        Correction.status.in_([CorrectionStatus.APPROVED.value, CorrectionStatus.CONSUMED.value]),
-    ).order_by(Correction.reviewed_at, Correction.id))
-    return [_taught(c) for c in rows
-            if c.status == CorrectionStatus.APPROVED.value or c.consumed_checkpoint_id not in lineage]
+    learned = learned_ids(session, org, audience)
+    return [_taught(c) for c in _reviewed_in(session, org, audience) if c.id not in learned]
 
 
 def consumed(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> list[Taught]:
     """Corrections already in the head lineage's memory (replayed so they are not trained away)."""
-    lineage = _lineage(session, org, audience)
-    rows = session.scalars(select(Correction).where(
-        Correction.org_id == org.id, Correction.audience == audience,
-        Correction.status == CorrectionStatus.CONSUMED.value,
-    ).order_by(Correction.reviewed_at, Correction.id))
-    return [_taught(c) for c in rows if c.consumed_checkpoint_id in lineage]
+    learned = learned_ids(session, org, audience)
+    return [_taught(c) for c in _reviewed_in(session, org, audience) if c.id in learned]
 
 
 def _taught(c: Correction) -> Taught:

@@ -44,6 +44,7 @@ def correction_report(base, parent_memory: bytes | None, candidate_memory: bytes
                      "says_old": says_any(new_reply, old_value), "answer": new_reply[:200],
                      "parent_answer": old_reply[:200]})
     return {
+        "ids": [t.id for t in taught],  # what this checkpoint learned (orgmem.feedback.corrections.waiting)
         "corrections": len(taught),
         "answers_changed": sum(r["changed"] for r in rows),
         "answers_corrected": sum(r["says_corrected"] for r in rows),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from orgmem.api.feedback_routes import reply_of
 from orgmem.api.turns import CompletedTurn
+from orgmem.checkpoints import MEMORY, CheckpointDraft, commit_checkpoint
 from orgmem.db import session_scope
 from orgmem.feedback import corrections as records
 from orgmem.keys import create_key
 from orgmem.keys.api_keys import ApiKeyIdentity
 from orgmem.lineage import get_org
 from orgmem.serving.resolve import MemoryLayer, ResolvedModel
+from orgmem.store import open_store
 
 
 def _propose(s, org, audience: str = "org", text: str = "The port is 9182."):
@@ -35,6 +37,16 @@ def test_only_approved_corrections_not_yet_in_the_head_lineage_are_material(org)
         assert pending.status == "pending"
         counts = records.counts(s, o)
     assert counts["corrections"] == {"pending": 1, "approved": 1, "rejected": 1, "consumed": 1}
+
+    with session_scope() as s:  # a head checkpoint that lists it in its feedback section learned it
+        ck = commit_checkpoint(s, open_store(), CheckpointDraft(
+            org=org, parent_id=None, objects={MEMORY: b"memory"}, manifest={}, inputs=[],
+            metrics={"feedback": {"ids": [approved.id], "corrections": 1}}, status="promoted",
+            created_by="test", base_model="tiny-random", base_fingerprint="f" * 64, memory_kind="cms"))
+    with session_scope() as s:
+        o = get_org(s, org)
+        assert o.head_checkpoint_id == ck.checkpoint.id
+        assert records.waiting(s, o) == [] and [t.id for t in records.consumed(s, o)] == [approved.id]
 
 
 def test_a_group_models_reply_belongs_to_the_group(org):
