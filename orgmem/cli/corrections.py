@@ -59,9 +59,10 @@ def _text(c: dict[str, Any]) -> str:
              f"  answered by checkpoint(s) {c['answered_by'] or '-'} (response {c['response_id'] or '-'})"]
     if c["comment"]:
         lines.append(f"  comment:    {c['comment']}")
-    if c["conflicts"]:
+    found = c.get("conflicts_now", c["conflicts"])
+    if found:
         lines.append("  documents that currently say otherwise:")
-        lines += [f"    {x['document']} ({x['source']}): {x['excerpt']}" for x in c["conflicts"]]
+        lines += [f"    {x['document']} ({x['source']}): {x['excerpt']}" for x in found]
     else:
         lines.append("  no live document found that says otherwise")
     if c["reviewed_by"]:

@@ -97,8 +97,12 @@ def listing(session: Session, org: str, *, status: str | None = None,
 
 def show(session: Session, org: str, correction_id: str, audiences: tuple[str, ...] | None = None
          ) -> dict[str, Any]:
+    """One correction; ``conflicts_now``: the live documents that say otherwise at this moment (the
+    listing shows those found when it was proposed: documents change while it waits)."""
     org_row = get_org(session, org)
-    return records.correction_dict(records.get_correction(session, org_row, correction_id, audiences))
+    row = records.get_correction(session, org_row, correction_id, audiences)
+    now = find_conflicts(session, org_row.id, row.audience, row.question, row.model_answer, row.proposed_answer)
+    return {**records.correction_dict(row), "conflicts_now": [c.as_dict() for c in now]}
 
 
 def review_correction(session: Session, org: str, correction_id: str, *, approve: bool, actor: str,  # noqa: PLR0913  # the review verb's fields

@@ -130,6 +130,8 @@ def test_a_flood_of_contradicting_corrections_is_limited_flagged_and_learns_noth
     assert all(c["conflicts_with_documents"] and c["conflicting_documents"] == ["ops/vault.md"]
                for c in flagged)
     assert "5555" in flagged[0]["conflicts"][0]["excerpt"]
+    one = call(deployment, "GET", f"/api/orgs/acme/corrections/{flagged[0]['id']}", "acme-admin").json()
+    assert [x["document"] for x in one["conflicts_now"]] == ["ops/vault.md"]  # still said, now
     with session_scope(deployment.settings.database_url) as s:  # nothing is material for training
         assert not {t.id for t in corrections.waiting(s, get_org(s, "acme"))} & mine
     counts = call(deployment, "GET", "/api/orgs/acme/feedback", "acme-admin").json()
