@@ -101,7 +101,8 @@ def show(session: Session, org: str, correction_id: str, audiences: tuple[str, .
     listing shows those found when it was proposed: documents change while it waits)."""
     org_row = get_org(session, org)
     row = records.get_correction(session, org_row, correction_id, audiences)
-    now = find_conflicts(session, org_row.id, row.audience, row.question, row.model_answer, row.proposed_answer)
+    now = find_conflicts(session, org_row.id, row.audience, row.question, row.model_answer,
+                         row.proposed_answer)
     return {**records.correction_dict(row), "conflicts_now": [c.as_dict() for c in now]}
 
 
