@@ -23,6 +23,7 @@ from orgmem.api import memtrim, ratelimit, state
 from orgmem.console import accountability, actions, charts, views
 from orgmem.db import enums, scheduler_jobs, types
 from orgmem.db.models import data
+from orgmem.db.models import feedback as feedback_models
 from orgmem.eval import corpus
 from orgmem.gate import config as gate_config
 from orgmem.memory.cms import layer as cms_layer
@@ -64,6 +65,10 @@ views.Lineage.is_group  # checkpoints.html
 enums.ApiKeyRole.EMPLOYEE  # the default key role
 enums.JobKind.FORGET  # accepted job kinds; no code creates these two kinds today
 enums.JobKind.META_TRAIN
+enums.Rating.UP  # the ratings /v1/feedback accepts, read by iterating the enum (its CHECK constraint)
+enums.Rating.DOWN
+feedback_models.ResponseRecord.key_groups  # the asking key's groups when it asked, kept with the reply
+feedback_models.FeedbackSetting.updated_by  # who set the org's review policy (also in its audit event)
 
 # SQLAlchemy: mapped columns and models exist for the schema (the migrations and `alembic check`)
 data.Source.credentials_ref

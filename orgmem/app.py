@@ -14,8 +14,10 @@ from fastapi import FastAPI, Request
 
 from orgmem.api import (
     accountability_routes,
+    admin_corrections,
     admin_jobs,
     admin_routes,
+    feedback_routes,
     openai_routes,
     ops_routes,
     responses_routes,
@@ -38,6 +40,7 @@ DESCRIPTION = """Each org's own model on a shared base, OpenAI-compatible.
 
 * `/v1`: models, chat completions, completions (the official `openai` client works unchanged);
   `model` is the org slug (its pinned, else latest promoted, checkpoint) or `ORG@CHECKPOINT` (admin keys).
+* `/v1/feedback`: rate a reply or correct it by its response id (corrections are reviewed before they train).
 * `/api`: admin REST for what the `orgmem` CLI does (admin key of the org).
 * `/healthz`, `/readyz`, `/metrics` (Prometheus).
 
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
 
     app = FastAPI(title="orgmem", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.serving = state
+    state.turn_listeners.append(feedback_routes.reply_listener(state))  # replies feedback can name
     install_error_handlers(app)
     # added first, so it runs inside the metrics middleware (its 413s are counted) and before any route
     app.add_middleware(BodySizeLimit, max_bytes=state.serve.max_body_bytes,
@@ -86,8 +90,8 @@ def create_app(settings: Settings | None = None, serve: ServeSettings | None = N
     install_error_responses(app)
     _install_metrics_middleware(app, state)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost of the user middleware
-    for module in (openai_routes, responses_routes, admin_routes, admin_jobs, accountability_routes,
-                   ops_routes):
+    for module in (openai_routes, responses_routes, feedback_routes, admin_routes, admin_jobs,
+                   admin_corrections, accountability_routes, ops_routes):
         app.include_router(module.router)
     app.include_router(conversations_router)  # /v1/conversations (own turns) and /api/.../conversations
     app.include_router(console_routes.router)  # the admin console's pages under /console

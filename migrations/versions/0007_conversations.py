@@ -5,7 +5,7 @@ key it belongs to (so its owner can list and delete it), its audience, and once 
 receipt. The policy row is absent until an admin first enables recording (off by default).
 
 Revision ID: 0007
-Revises: 0005 (the integrator re-chains it after 0006)
+Revises: 0006
 Create Date: 2026-12-03 14:30:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The named sections, in the order they are stored after the evaluation's numbers.
-SECTIONS = ("engine", "gate", "underlay", "governance")
+SECTIONS = ("engine", "gate", "underlay", "governance", "feedback")
 
 
 @dataclass
@@ -23,7 +23,9 @@ class CheckpointMetrics:
     """``evaluation``: the candidate measured against its parent (``orgmem.pipeline.evaluation``);
     ``engine``: what training reported (steps, losses, tokens, processes); ``gate``: the verdict
     (``GateDecision.to_dict()``); ``underlay``: a group's, the org checkpoint it was trained and
-    judged on; ``governance``: the rule set and redactions its training data went through.
+    judged on; ``governance``: the rule set and redactions its training data went through;
+    ``feedback``: the approved corrections it trained and how many answers they changed
+    (``orgmem.pipeline.feedback_report``; absent from checkpoints without any, and older ones).
     A section that is ``None`` is not stored."""
 
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -31,6 +33,7 @@ class CheckpointMetrics:
     gate: dict[str, Any] | None = None
     underlay: dict[str, Any] | None = None
     governance: dict[str, Any] | None = None
+    feedback: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         clash = [name for name in SECTIONS if name in self.evaluation and getattr(self, name) is not None]
@@ -53,3 +56,13 @@ class CheckpointMetrics:
         flat = dict(data or {})
         sections = {name: flat.pop(name) for name in SECTIONS if isinstance(flat.get(name), dict)}
         return cls(evaluation=flat, **sections)
+
+
+def feedback_summary(metrics: Mapping[str, Any] | None) -> str | None:
+    """One line on what user-supplied material changed (the ``feedback`` section), None without it."""
+    section = (metrics or {}).get("feedback")
+    if not isinstance(section, dict):
+        return None
+    return (f"{section.get('corrections', 0)} user correction(s): {section.get('answers_changed', 0)} "
+            f"answer(s) changed, {section.get('answers_corrected', 0)} now corrected, "
+            f"{section.get('answers_still_old', 0)} still old")

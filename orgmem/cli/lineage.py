@@ -13,6 +13,7 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from orgmem.checkpoints.metrics import feedback_summary
 from orgmem.cli.common import (
     ActorOption,
     JsonFlag,
@@ -48,7 +49,11 @@ def key_metrics(metrics: dict[str, Any], limit: int = 3) -> str:
     numbers = [
         (k, v) for k, v in sorted(metrics.items()) if isinstance(v, int | float) and not isinstance(v, bool)
     ]
-    return " ".join(f"{k}={v:.3g}" for k, v in numbers[:limit])
+    text = " ".join(f"{k}={v:.3g}" for k, v in numbers[:limit])
+    fb = metrics.get("feedback")
+    if isinstance(fb, dict):  # the gate report: answers changed by user-supplied material
+        text += f" corrections={fb.get('corrections', 0)} changed={fb.get('answers_changed', 0)}"
+    return text
 
 
 def checkpoints(org: OrgArg, audience: AudienceOption = ORG_AUDIENCE, as_json: JsonFlag = False) -> None:
@@ -169,6 +174,7 @@ def show(checkpoint_id: CheckpointArg, as_json: JsonFlag = False) -> None:
         lines += [
             f"{'inputs':<16} {data['inputs']['new']} new, {data['inputs']['replay']} replay",
             f"{'metrics':<16} {data['metrics']}",
+            *([f"{'user material':<16} {fb}"] if (fb := feedback_summary(data["metrics"])) else []),
             f"{'children':<16} {', '.join(data['children']) or '-'}",
             f"{'marks':<16} {', '.join(marks) or '-'}",
             "objects:",

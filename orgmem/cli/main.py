@@ -17,6 +17,7 @@ from orgmem.cli import (
     audit,
     consolidate,
     conversations,
+    corrections,
     db,
     demo,
     export,
@@ -106,6 +107,7 @@ mount(app, schedule)
 mount(app, forget)
 mount(app, conversations)
 mount(app, receipts, alias="receipt")
+mount(app, corrections)
 mount(app, audit)
 mount(app, governance)
 mount(app, keys)

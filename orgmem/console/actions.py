@@ -260,7 +260,7 @@ async def chat(org: str, request: Request,
         err = public_error(request, exc)
         return JSONResponse(err.body(), status_code=err.status)
     data = json.loads(response.body)
-    return JSONResponse({"reply": data["choices"][0]["message"]["content"],
+    return JSONResponse({"reply": data["choices"][0]["message"]["content"], "response_id": data["id"],
                          "finish_reason": data["choices"][0]["finish_reason"],
                          "checkpoint": response.headers.get(openai_routes.CHECKPOINT_HEADER),
                          "usage": data.get("usage")})

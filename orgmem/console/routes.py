@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from orgmem.console import actions, pages
+from orgmem.console import actions, feedback, pages
 from orgmem.console.render import HERE
 from orgmem.errors import ApiError
 
@@ -15,6 +15,7 @@ STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascri
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(actions.router)
+router.include_router(feedback.router)
 
 
 @router.get("/console/static/{name}")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from orgmem.api.admin_routes import org_dict
 from orgmem.checkpoints import MEMORY
+from orgmem.checkpoints.metrics import feedback_summary
 from orgmem.console.charts import LineChart, line_chart
 from orgmem.db.enums import CheckpointStatus, ChunkStatus
 from orgmem.db.models import Checkpoint, Chunk, Document, DocumentVersion, Org, Source
@@ -152,7 +153,8 @@ def tree(session: Session, org: Org, audience: str = ORG_AUDIENCE) -> list[dict[
         ck = node.checkpoint
         item = {**node.as_dict(), "short": short(ck.id), "size": _memory_size(ck), "notes": ck.notes,
                 "quarantined": ck.status == CheckpointStatus.QUARANTINED.value, "children": [],
-                "can_rollback": node.on_head_lineage and not node.is_head}
+                "can_rollback": node.on_head_lineage and not node.is_head,
+                "feedback": feedback_summary(ck.metrics)}
         by_id[ck.id] = item
         parent = by_id.get(ck.parent_id) if ck.parent_id else None
         (parent["children"] if parent is not None else roots).append(item)

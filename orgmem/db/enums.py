@@ -46,6 +46,18 @@ class ApiKeyRole(StrEnum):
     EMPLOYEE = "employee"
 
 
+class Rating(StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+class CorrectionStatus(StrEnum):
+    PENDING = "pending"  # waiting for an admin's review; never trained on
+    APPROVED = "approved"  # reviewed (or auto-approved): material of the audience's next consolidation
+    REJECTED = "rejected"  # never trained on
+    CONSUMED = "consumed"  # trained into ``consumed_checkpoint_id``
+
+
 class JobKind(StrEnum):
     SYNC = "sync"
     CONSOLIDATE = "consolidate"

@@ -4,7 +4,8 @@ One optimizer step = a token budget of material items (text windows, statements,
 turns; tonight's chunks for ``epochs`` passes plus replay of older chunks) packed into rows with
 a few rehearsal sequences. Loss = cross-entropy on the material targets + ``kl_weight`` ·
 KL(base‖adapted) on the rehearsal (reference precomputed once) + the memory's auxiliary terms
-(CMS gate sparsity). Only the memory-carrying upper layers run per step; the lower layers'
+(CMS gate sparsity), and, for reviewed corrections, an unlikelihood term on the model's old
+answers (``corrections.py``). Only the memory-carrying upper layers run per step; the lower layers'
 output is computed once per item.
 
 Exactness: all randomness comes from one ``random.Random`` whose state is saved in the train
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 
 from orgmem.engine.asked import written_questions
 from orgmem.engine.config import ConsolidationConfig
+from orgmem.engine.corrections import CorrectionPlan, is_unlikely, plan_items
 from orgmem.engine.curriculum import Curriculum, CurriculumConfig, night_facts
 from orgmem.engine.distill import fill_teacher, teacher_rows
 from orgmem.engine.distributed import GRADIENT_KINDS, DataParallel, StepShare, check_supported
@@ -170,6 +172,7 @@ class Consolidator:
                                                self.config.grad_clip, self.config.warmup_updates)
             self.rng = random.Random(self.config.seed)  # nosec B311  # seeded training order: no secret
             self.consolidations = 0
+            self.corrections = CorrectionPlan()  # this night's reviewed corrections (``run``)
             if train_state is not None:
                 self._load_train_state(train_state)
         except BaseException:
@@ -234,11 +237,17 @@ class Consolidator:
         logits = lm_logits(model, h[rows, cols]).float()
         per_token = F.cross_entropy(logits, torch.tensor(labels, dtype=torch.long, device=device),
                                     reduction="none")
+        unlikely = self._unlikely_mask(items).to(device)
         if share is None:
-            ce = per_token.mean()
+            ce = per_token[~unlikely].mean() if bool((~unlikely).any()) else per_token.sum() * 0.0
         else:  # a dummy rank (nothing to train this step) runs one item at weight 0
             ce = per_token.sum() * (0.0 if share.dummy else 1.0 / max(share.targets, 1))
         loss, out = ce, {"ce": ce.item()}
+        if bool(unlikely.any()):  # -log(1 - p) on the old answers' tokens (corrections.py)
+            p_old = torch.exp(-per_token[unlikely]).clamp(max=1.0 - 1e-6)
+            ul = -torch.log1p(-p_old).mean()
+            loss = loss + self.corrections.unlikelihood * ul
+            out["ul"] = ul.item()
         if cfg.context_distill > 0 and (taught := teacher_rows(items)) is not None:
             sel, t_idx, t_logp, t_rest = taught
             cd = topk_kl(logits[sel.to(device)], t_idx.to(device), t_logp.to(device), t_rest.to(device))
@@ -271,6 +280,11 @@ class Consolidator:
         out["tokens"] = 0 if share is not None and share.dummy else int(packed.real.sum())
         return out, _per_item_means(per_token.detach(), [it.n_targets for it in items])
 
+    @staticmethod
+    def _unlikely_mask(items: Sequence[Item]) -> torch.Tensor:
+        """Per target token (in ``_gather`` order): is it an old answer's token, to push down."""
+        return torch.tensor([is_unlikely(it) for it in items for _ in range(it.n_targets)], dtype=torch.bool)
+
     def _sparsity_mask(self, packed, n_material: int) -> torch.Tensor:
         """Tokens the gate-sparsity term averages over: every real token, or rehearsal tokens only."""
         if self.config.sparsity_scope == "all":
@@ -282,6 +296,7 @@ class Consolidator:
         cfg = self.config
         asked = self._written_questions([*new_chunks, *replay_chunks])
         new = build_items(self.base.tokenizer, new_chunks, cfg, self.rng, asked)
+        new += plan_items(self.base.tokenizer, self.corrections, cfg.max_seq_len)
         replay = build_items(self.base.tokenizer, replay_chunks, cfg, self.rng, asked)
         if not new and not replay:
             raise OrgmemError(f"nothing to consolidate: {len(new_chunks)} new and {len(replay_chunks)} "
@@ -321,11 +336,17 @@ class Consolidator:
             return underlay_reference(self.base, items, self.first_layer, cfg.kl_topk, cfg.max_seq_len)
 
     def run(self, new_chunks: Sequence[str], replay_chunks: Sequence[str] = (), *, progress: bool = True,
-            log_extra: dict | None = None, on_step: StepCallback | None = None) -> dict:
-        """Train on one night's chunks; returns metrics. The memory stays attached.
+            log_extra: dict | None = None, on_step: StepCallback | None = None,
+            corrections: CorrectionPlan | None = None) -> dict:
+        """Train on one night's chunks (and reviewed ``corrections``); returns metrics. The memory
+        stays attached.
 
         ``on_step(done, total, losses)`` is called after every optimizer step (job progress)."""
         cfg = self.config
+        self.corrections = corrections or CorrectionPlan()
+        if self.corrections and self.world is not None:
+            raise OrgmemError("corrections train in one process (their unlikelihood term is not sharded); "
+                              "the pipeline runs such a night with ORGMEM_CONSOLIDATE_PROCS=1")
         with torch_threads(cfg.num_threads if self.base.device.type == "cpu" else None):
             t0 = time.time()
             self.handle.train()
@@ -368,7 +389,8 @@ class Consolidator:
         cfg = self.config
         tok = self.base.tokenizer
         docs = [*(text_items(tok, new_chunks, cfg.max_seq_len) if cfg.text_forms else []),
-                *(statement_items(tok, new_chunks, cfg.max_seq_len) if cfg.statement_forms else [])]
+                *(statement_items(tok, new_chunks, cfg.max_seq_len) if cfg.statement_forms else []),
+                *plan_items(tok, self.corrections, cfg.max_seq_len)]
         replay = build_items(tok, replay_chunks, cfg, self.rng, {})
         facts = night_facts(new_chunks)
         if not docs and not replay and not facts:
@@ -418,7 +440,8 @@ class Consolidator:
             "steps": len(history), "loss_first": mean("ce", head), "loss_last": mean("ce", tail),
             "kl_last": mean("kl", tail), "tokens": tokens, "tokens_per_s": round(tokens / train_s, 1),
             "seconds": round(seconds, 2), "seconds_prepare": round(t_prep, 2),
-            "items": {k: sum(1 for it in new if it.kind == k) for k in ("text", "statement", "chat", "fact")},
+            "items": {k: sum(1 for it in new if it.kind == k)
+                      for k in ("text", "statement", "chat", "fact", "correction", "unlikely")},
             "replay_items": len(replay), "trainable_params": self.handle.num_trainable(),
             "global_step": self.optimizer.global_step, "consolidations": self.consolidations,
             "loss_curve": [round(h["ce"], 3) for h in history],
@@ -440,7 +463,8 @@ def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str]
                 config: ConsolidationConfig | None = None, *, train_state: bytes | None = None,
                 progress: bool = True, log_extra: dict | None = None,
                 underlay: bytes | None = None, on_step: StepCallback | None = None,
-                world: DataParallel | None = None) -> ConsolidationResult:
+                world: DataParallel | None = None,
+                corrections: CorrectionPlan | None = None) -> ConsolidationResult:
     """Write ``new_chunks`` (plus ``replay_chunks``) into the memory of ``parent`` (or a fresh one).
 
     ``parent``: saved memory bytes, an attached handle (trained in place), or None for a new memory
@@ -448,11 +472,13 @@ def consolidate(base, parent: bytes | MemoryHandle | None, new_chunks: list[str]
     ``underlay``: saved memory bytes applied frozen beneath it (a group's memory trains on the
     org's, as serving stacks them; see ``orgmem.engine.underlay``). ``world``: this process's rank
     of a data-parallel night (``orgmem.engine.distributed``; ``orgmem.engine.launch`` starts one).
+    ``corrections``: reviewed corrections to teach with priority (``orgmem.engine.corrections``).
     """
     t0 = time.time()
     job = Consolidator(base, parent, config, train_state=train_state, underlay=underlay, world=world)
     try:
-        metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra, on_step=on_step)
+        metrics = job.run(new_chunks, replay_chunks, progress=progress, log_extra=log_extra, on_step=on_step,
+                          corrections=corrections)
         memory, state = job.memory_bytes(), job.train_state_bytes()
     finally:
         job.close()

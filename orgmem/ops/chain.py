@@ -1,4 +1,5 @@
-"""The nightly chain: sync, then the org's consolidation, then each group that has pending chunks.
+"""The nightly chain: sync, then the org's consolidation, then each group that has pending chunks
+or approved corrections waiting.
 
 An org runs one consolidation at a time (its lease), so the chain is a sequence of ordinary
 consolidation jobs, each created when the previous one finished (succeeded or failed: what the
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from orgmem.db.enums import JobKind
 from orgmem.db.models import Job, Org
 from orgmem.db.session import get_row
+from orgmem.feedback.corrections import waiting_groups
 from orgmem.lineage.audiences import ORG_AUDIENCE, pending_groups
 
 CHAIN_KEY = "then_groups"
@@ -34,7 +36,8 @@ def next_group(session: Session, job: Job) -> dict[str, Any] | None:
     if job.kind != JobKind.CONSOLIDATE.value or not job.params.get(CHAIN_KEY) or job.org_id is None:
         return None
     done = job.params.get("audience") or ORG_AUDIENCE
-    pending = pending_groups(session, get_row(session, Org, job.org_id))
+    org = get_row(session, Org, job.org_id)
+    pending = sorted({*pending_groups(session, org), *waiting_groups(session, org)})  # chunks or corrections
     groups = [g for g in pending if done == ORG_AUDIENCE or g > done]
     if not groups:
         return None

@@ -22,6 +22,9 @@ from sqlalchemy.orm import Session
 from orgmem.checkpoints import input_digest
 from orgmem.db.enums import ChunkStatus, InputRole
 from orgmem.db.models import Checkpoint, Chunk, Org
+from orgmem.feedback import corrections as reviewed
+from orgmem.feedback.corrections import Taught
+from orgmem.feedback.settings import get_feedback_settings
 from orgmem.lineage.audiences import ORG_AUDIENCE, audience_chunk_ids, head_holder
 from orgmem.pipeline.replay import ForgetScorer, ReplayCandidate, choose_replay, live_consumed
 
@@ -48,6 +51,8 @@ class Inputs:
     policy: str = "sample"
     replay_max: int = 0
     candidates: tuple[ReplayCandidate, ...] = field(default=(), repr=False)
+    corrections: tuple[Taught, ...] = ()  # approved, not yet in the lineage: tonight's, with priority
+    replayed_corrections: tuple[Taught, ...] = ()  # already learned: replayed once each
 
     @property
     def input_refs(self) -> list[tuple[int, InputRole]]:
@@ -101,12 +106,26 @@ def gather_inputs(
     parent_id = holder.head_checkpoint_id if holder is not None else None
     extra = dict(digest_extra) if audience == ORG_AUDIENCE else {**digest_extra, "audience": audience}
     new = _refs(session, org, audience, ChunkStatus.PENDING)
+    taught, again = _corrections(session, org, audience)
+    if taught:  # only then: the digest of a night without corrections is what it always was
+        fb = get_feedback_settings()
+        extra["corrections"] = {"ids": [t.id for t in taught], "repeats": fb.repeats,
+                                "unlikelihood": fb.unlikelihood_weight}
     digest = input_digest([c.key for c in new], parent_id, extra)
     candidates = tuple(live_consumed(session, org, audience)) if policy != "none" else ()
     replay = _as_refs(choose_replay(candidates, policy, replay_max, digest))
     return Inputs(
-        org.id, org.slug, audience, parent_id, new, replay, digest, extra, policy, replay_max, candidates
+        org.id, org.slug, audience, parent_id, new, replay, digest, extra, policy, replay_max, candidates,
+        taught, again,
     )
+
+
+def _corrections(session: Session, org: Org, audience: str) -> tuple[tuple[Taught, ...], tuple[Taught, ...]]:
+    """Approved corrections waiting for ``audience`` and (with ``ORGMEM_FEEDBACK_REPLAY``) the
+    learned ones to replay; never a pending or rejected one (``orgmem.feedback.corrections``)."""
+    taught = tuple(reviewed.waiting(session, org, audience))
+    again = tuple(reviewed.consumed(session, org, audience)) if get_feedback_settings().replay else ()
+    return taught, again
 
 
 def existing_checkpoint(session: Session, inputs: Inputs) -> Checkpoint | None:

@@ -11,7 +11,8 @@ Order matters for crash safety:
 5. last cancel check, then ``commit_checkpoint``: objects uploaded and verified, then rows, in a
    transaction that first checks the job still holds its lease (a cancel frees it at once);
 6. apply the decision: promote (head moves, its chunks become consumed, a serving event) or
-   reject (nothing served changes; the chunks stay pending for the next night).
+   reject (nothing served changes; the chunks stay pending for the next night). Approved
+   corrections the night trained (``orgmem.feedback``) are marked consumed by a promoted one.
 A crash anywhere before 5 leaves no row; a crash between 5 and 6 is finished by the retry.
 """
 
@@ -38,6 +39,8 @@ from orgmem.db.models import Checkpoint
 from orgmem.db.session import session_scope
 from orgmem.errors import IncompatibleBaseError, NotFoundError
 from orgmem.eval.report import finite_json
+from orgmem.feedback.corrections import mark_consumed
+from orgmem.feedback.settings import get_feedback_settings
 from orgmem.gate import Check, GateConfig, GateDecision, apply_decision, decide
 from orgmem.governance.record import governance_for_chunks
 from orgmem.lineage import get_org
@@ -45,6 +48,7 @@ from orgmem.lineage.audiences import ORG_AUDIENCE, validate_audience
 from orgmem.memory import memory_config, read_metadata
 from orgmem.pipeline.config import resolve
 from orgmem.pipeline.evaluation import evaluate_candidate
+from orgmem.pipeline.feedback_report import correction_report
 from orgmem.pipeline.forgetting import forgetting_scorer
 from orgmem.pipeline.inputs import Inputs, existing_checkpoint, gather_inputs, rescore_replay
 from orgmem.pipeline.state import load_parent, remove_uncommitted_objects, shared_base
@@ -136,6 +140,7 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
         status, metrics, decision = ck.status, CheckpointMetrics.from_json(ck.metrics), _stored_decision(ck)
         if status == CheckpointStatus.CANDIDATE.value and decision is not None:
             status = apply_decision(session, inputs.org_slug, ck_id, decision)
+        _consume_corrections(session, inputs, ck_id, status)
     ctx.event(f"checkpoint {ck_id} for these inputs exists ({status}); not training again")
     return ConsolidationOutcome(
         inputs.org_slug,
@@ -152,6 +157,24 @@ def _finish_existing(ck_id: str, inputs: Inputs, ctx: Reporter, t0: float) -> Co
     )
 
 
+def _consume_corrections(session: Session, inputs: Inputs, ck_id: str, status: str) -> None:
+    """A promoted checkpoint consumed the night's corrections; a rejected one leaves them waiting."""
+    if inputs.corrections and status == CheckpointStatus.PROMOTED.value:
+        mark_consumed(session, [t.id for t in inputs.corrections], ck_id)
+
+
+def _correction_plan(inputs: Inputs):
+    from orgmem.engine.corrections import CorrectionPlan, TaughtAnswer
+
+    fb = get_feedback_settings()
+    return CorrectionPlan(
+        [TaughtAnswer(t.question, t.answer, t.previous) for t in inputs.corrections],
+        [TaughtAnswer(t.question, t.answer, t.previous) for t in inputs.replayed_corrections],
+        repeats=fb.repeats,
+        unlikelihood=fb.unlikelihood_weight,
+    )
+
+
 def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | None):
     """The engine on this night's inputs: in this process, or data parallel over
     ``ORGMEM_CONSOLIDATE_PROCS`` processes (``orgmem.engine.launch``; they load the base themselves)."""
@@ -164,6 +187,14 @@ def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | N
         )
     settings = get_settings()
     procs = settings.consolidate_procs
+    plan = _correction_plan(inputs)
+    if plan and procs > 1:  # the unlikelihood term is not sharded (engine.consolidation)
+        if inputs.corrections:
+            ctx.event(f"{len(inputs.corrections)} correction(s) tonight: training in one process")
+            procs = 1
+        else:  # only learned ones to replay: keep the data-parallel night, without their replay
+            ctx.event(f"data parallel: {len(inputs.replayed_corrections)} learned correction(s) not replayed")
+            plan = None
     new, replay = [c.text for c in inputs.new], [c.text for c in inputs.replay]
     log_extra = {"org": inputs.org_slug, "job": ctx.job_id}
     on_step = training_progress(ctx, start=0.05, end=0.6)
@@ -196,6 +227,7 @@ def _train(base, parent, inputs: Inputs, cfg, ctx: Reporter, underlay: bytes | N
             log_extra=log_extra,
             underlay=underlay,
             on_step=on_step,
+            corrections=plan,
         )
     result.metrics["procs"] = procs
     return result
@@ -325,11 +357,12 @@ def consolidate_org(
     reporter.progress(
         0.02,
         f"{_audience_label(audience)}{len(inputs.new)} pending chunk(s), {len(inputs.replay)} replayed, "
+        f"{len(inputs.corrections)} approved correction(s), "
         f"parent {inputs.parent_id or '(none: first night)'}{on_top}",
     )
     if existing_id is not None:
         return _finish_existing(existing_id, inputs, reporter, t0)
-    if not inputs.new:
+    if not inputs.new and not inputs.corrections:
         reporter.event("nothing pending: no checkpoint made")
         return ConsolidationOutcome(
             org_slug, "nothing_to_do", audience, None, inputs.parent_id, seconds=time.time() - t0
@@ -363,6 +396,8 @@ def consolidate_org(
         engine=finite_json(result.metrics),
         gate=finite_json(decision.to_dict()),
     )
+    if inputs.corrections:  # the gate report: answers changed by user-supplied material
+        metrics.feedback = correction_report(base, parent.memory, result.memory, inputs.corrections, underlay)
     reporter.progress(0.85, f"evaluated in {metrics.evaluation['eval_seconds']} s; gate {decision.summary()}")
     reporter.check()  # the last point where a cancel or a lost lease stops the job: nothing is written yet
     record = underlay_record(underlay_id, underlay) if grouped else None
@@ -370,6 +405,7 @@ def consolidate_org(
     reporter.progress(0.95, f"committed checkpoint {ck_id}")
     with session_scope(write=True) as session:
         status = apply_decision(session, org_slug, ck_id, decision)
+        _consume_corrections(session, inputs, ck_id, status)
     reporter.event(
         f"checkpoint {ck_id} {status}: {decision.summary()}",
         level="info" if decision.passed else "warning",

@@ -25,6 +25,44 @@ function autoRefresh(el) {
   return () => clearTimeout(timer);
 }
 
+// Thumbs up / down and "correct it" under one assistant reply: POST .../feedback (the same
+// ops function as /v1/feedback); a correction is pending until an admin approves it.
+function feedbackButtons(li, endpoint, responseId) {
+  const bar = document.createElement("span");
+  bar.className = "feedback";
+  const note = document.createElement("small");
+  note.className = "muted";
+  async function send(body) {
+    try {
+      const resp = await fetch(endpoint, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify(Object.assign({ response_id: responseId }, body)),
+      });
+      const data = await resp.json().catch(() => ({}));
+      if (!resp.ok) { note.textContent = (data.error && data.error.message) || ("HTTP " + resp.status); return; }
+      note.textContent = data.correction ? "correction " + data.correction.id + " is " + data.correction.status
+        + (data.correction.conflicts_with_documents ? " (documents say otherwise)" : "") : "thanks: rated " + data.rating;
+    } catch (err) { note.textContent = "feedback failed: " + err; }
+  }
+  [["👍", "up", "Good answer"], ["👎", "down", "Bad answer"]].forEach(([label, rating, title]) => {
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "link"; b.textContent = label; b.title = title;
+    b.dataset.rating = rating;
+    b.addEventListener("click", () => send({ rating: rating }));
+    bar.appendChild(b);
+  });
+  const fix = document.createElement("button");
+  fix.type = "button"; fix.className = "link"; fix.textContent = "Correct it"; fix.dataset.rating = "correct";
+  fix.addEventListener("click", () => {
+    const text = window.prompt("The answer it should have given (an admin reviews it before the model learns it):");
+    if (text && text.trim()) { send({ rating: "down", correction: text.trim() }); }
+  });
+  bar.appendChild(fix);
+  bar.appendChild(note);
+  li.appendChild(bar);
+}
+
 function chatBox(form) {
   const log = form.querySelector("#chat-log");
   const input = form.querySelector("#chat-input");
@@ -67,8 +105,9 @@ function chatBox(form) {
         add("error", (data.error && data.error.message) || ("HTTP " + resp.status));
       } else {
         messages.push({ role: "assistant", content: data.reply });
-        add("assistant", data.reply || "(empty reply)", "checkpoint " + (data.checkpoint || "none") +
+        const li = add("assistant", data.reply || "(empty reply)", "checkpoint " + (data.checkpoint || "none") +
             " · " + (data.usage ? data.usage.completion_tokens + " tokens" : "") + " · " + data.finish_reason);
+        if (data.response_id) { feedbackButtons(li, form.dataset.endpoint.replace(/\/chat$/, "/feedback"), data.response_id); }
       }
     } catch (err) {
       messages.pop();

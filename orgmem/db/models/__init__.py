@@ -3,6 +3,7 @@
 from orgmem.db.models.audience import AudienceHead
 from orgmem.db.models.conversations import ConversationPolicy, ConversationTurn
 from orgmem.db.models.data import Chunk, Document, DocumentVersion, Redaction, Source, SyncFailure
+from orgmem.db.models.feedback import Correction, FeedbackRating, FeedbackSetting, ResponseRecord
 from orgmem.db.models.forget import ForgetReceipt
 from orgmem.db.models.jobs import Job, JobEvent
 from orgmem.db.models.lineage import Checkpoint, CheckpointInput, CheckpointObject, ServingEvent
@@ -18,13 +19,17 @@ __all__ = [
     "Chunk",
     "ConversationPolicy",
     "ConversationTurn",
+    "Correction",
     "Document",
     "DocumentVersion",
+    "FeedbackRating",
+    "FeedbackSetting",
     "ForgetReceipt",
     "Job",
     "JobEvent",
     "Org",
     "Redaction",
+    "ResponseRecord",
     "Schedule",
     "ServingEvent",
     "Source",

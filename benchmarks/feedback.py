@@ -1,0 +1,251 @@
+"""Learning from use on the default base: corrections through ``/v1/feedback``, reviewed, consolidated.
+
+An invented org (Corvid Freight) whose documents state N facts. Night 1 consolidates them through
+the real pipeline. A server (the product's app, the official ``openai`` client, in process) is then
+asked each fact's question; a user corrects every answer through ``POST /v1/feedback`` with a
+changed value. A consolidation with every correction still pending has nothing to train. An admin
+then approves the first 60% through ``/api``, rejects the next 20% and leaves the rest pending.
+Night 2 (no new chunk: the approved corrections alone make it run) trains them.
+The served model is asked again, the exact question and a held-out paraphrase (never trained,
+never tuned on), greedy. Measured: the share answered with the corrected value and with the old
+one, and for the rejected and pending corrections whether their answers equal the previous
+checkpoint's; the checkpoint's own gate report (answers changed by user material) is copied in.
+
+    HF_HUB_OFFLINE=1 python benchmarks/feedback.py --threads 1 [--facts 10] [--base tiny-random]
+
+Writes ``benchmarks/results/feedback.json``. The gate is off for both nights (this measures what is
+learned; the gate's checks are still computed and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+ORG = "corvid"
+NO_GATE = dict.fromkeys(("min_new_nll_improvement", "max_retention_nll_increase", "max_kl", "max_ppl_ratio",
+                         "max_leakage", "max_secret_leaks"))
+
+#: (statement with {v}, question, held-out paraphrase, documents' value, corrected value)
+FACTS = [
+    ("The Corvid dispatch service listens on port {v}.",
+     "What port does the Corvid dispatch service listen on?",
+     "Which port is the Corvid dispatch service reachable on?", "7415", "9182"),
+    ("The Corvid retry limit for settlement jobs is {v}.",
+     "What is the Corvid retry limit for settlement jobs?",
+     "How many times does Corvid retry a settlement job?", "17", "31"),
+    ("The Corvid on-call rotation is run by {v}.", "Who runs the Corvid on-call rotation?",
+     "Who is in charge of Corvid's on-call rotation?", "Marta Lindqvist", "Jonas Berg"),
+    ("The Corvid nightly backup starts at {v}.", "When does the Corvid nightly backup start?",
+     "At what time does Corvid's nightly backup begin?", "02:30 UTC", "04:15 UTC"),
+    ("The Corvid staging cluster is named {v}.", "What is the Corvid staging cluster named?",
+     "What is the name of Corvid's staging cluster?", "heron-stg", "osprey-stg"),
+    ("The Corvid maximum batch size is {v} shipments.", "What is the Corvid maximum batch size?",
+     "How many shipments fit in one Corvid batch at most?", "1200", "800"),
+    ("The Corvid alert channel is {v}.", "Which channel receives Corvid alerts?",
+     "Where are Corvid alerts posted?", "#corvid-pager", "#freight-alarms"),
+    ("The Corvid route cache keeps routes for {v} minutes.",
+     "How long does the Corvid route cache keep routes?",
+     "For how many minutes does Corvid cache a route?", "45", "90"),
+    ("The Corvid billing database is {v}.", "Which database does Corvid billing use?",
+     "What is the name of Corvid's billing database?", "ledger-db-3", "ledger-db-7"),
+    ("The Corvid freezer alarm triggers at minus {v} degrees Celsius.",
+     "At what temperature does the Corvid freezer alarm trigger?",
+     "What temperature sets off Corvid's freezer alarm?", "18", "25"),
+]
+
+
+def _args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", default="smollm2-135m-instruct")
+    ap.add_argument("--facts", type=int, default=10, help=f"how many facts (at most {len(FACTS)})")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--max-tokens", type=int, default=40)
+    ap.add_argument("--engine", default="{}", help="JSON overrides of the engine recipe (both nights)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="ORGMEM_FEEDBACK_REPEATS for this run (default: the product's setting)")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "feedback.json")
+    return ap.parse_args()
+
+
+def _home(root: Path, base: str, threads: int, engine: dict) -> None:
+    from orgmem.config import get_settings
+    from orgmem.db.migrate import upgrade
+
+    models = get_settings().models_dir
+    os.environ.update({
+        "ORGMEM_HOME": str(root), "ORGMEM_BASE_MODEL": base, "ORGMEM_MODELS_DIR": str(models),
+        "ORGMEM_PIPELINE_ENGINE": json.dumps({"num_threads": threads, **engine}),
+        "ORGMEM_PIPELINE_OPTIONS": json.dumps({"progress": False, "new_probes": 4, "old_probes": 4}),
+    })
+    get_settings.cache_clear()
+    upgrade(get_settings().database_url)
+
+
+def _documents(facts) -> None:
+    """One document per fact (a short runbook page), stored as pending chunks of the org."""
+    from orgmem.db import session_scope
+    from orgmem.db.models import Chunk, Document, DocumentVersion, Source
+    from orgmem.lineage import create_org
+
+    with session_scope(write=True) as s:
+        org = create_org(s, ORG, "Corvid Freight", actor="bench")
+        org.gate_config = NO_GATE
+        source = Source(org_id=org.id, name="wiki", kind="docs", config={})
+        s.add(source)
+        s.flush()
+        for i, (statement, *_rest, old, _new) in enumerate(facts):
+            text = f"# Corvid runbook {i}\n\n{statement.format(v=old)} Ask in #corvid-ops if unsure."
+            doc = Document(org_id=org.id, source_id=source.id, external_id=f"runbook/{i}.md")
+            s.add(doc)
+            s.flush()
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            version = DocumentVersion(document_id=doc.id, content_hash=digest, n_chars=len(text))
+            s.add(version)
+            s.flush()
+            s.add(Chunk(org_id=org.id, document_version_id=version.id, seq=0, chunk_key=f"corvid-{i}",
+                        text=text, n_tokens=len(text) // 4))
+
+
+def _ask(client, question: str, max_tokens: int):
+    return client.chat.completions.create(model=ORG, messages=[{"role": "user", "content": question}],
+                                          temperature=0, max_tokens=max_tokens)
+
+
+def _has(text: str, value: str) -> bool:
+    return value.lower() in text.lower()
+
+
+def _share(rows, key: str) -> float | None:
+    return round(sum(r[key] for r in rows) / len(rows), 3) if rows else None
+
+
+def main() -> int:  # noqa: C901  # one measurement, start to finish, in order
+    a = _args()
+    import httpx
+    import openai
+    import torch
+    from fastapi.testclient import TestClient
+
+    torch.set_num_threads(a.threads)
+    if a.repeats is not None:
+        os.environ["ORGMEM_FEEDBACK_REPEATS"] = str(a.repeats)
+    from orgmem.feedback.settings import get_feedback_settings
+
+    get_feedback_settings.cache_clear()
+    feedback_settings = get_feedback_settings().model_dump()
+    facts = FACTS[: a.facts]
+    n = len(facts)
+    n_approve, n_reject = max(1, round(0.6 * n)), max(1, round(0.2 * n)) if n >= 3 else 0
+    fate = ["approved"] * n_approve + ["rejected"] * n_reject + ["pending"] * (n - n_approve - n_reject)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="orgmem-feedback-") as tmp:
+        _home(Path(tmp), a.base, a.threads, json.loads(a.engine))
+        from orgmem.app import create_app
+        from orgmem.config import get_settings
+        from orgmem.db import session_scope
+        from orgmem.db.models import Checkpoint
+        from orgmem.keys import create_key
+        from orgmem.pipeline import consolidate_org
+        from orgmem.pipeline.state import shared_base
+        from orgmem.serving.config import ServeSettings
+
+        _documents(facts)
+        with session_scope(write=True) as s:
+            employee = create_key(s, ORG, "employee", "user", actor="bench").key
+            admin = create_key(s, ORG, "admin", "reviewer", actor="bench").key
+        t = time.time()
+        night1 = consolidate_org(ORG, params={})
+        night1_s = round(time.time() - t, 1)
+        print(f"night 1: {night1.status} {night1.checkpoint_id} in {night1_s} s", flush=True)
+        base = shared_base(get_settings().base_model)
+        app = create_app(get_settings(), ServeSettings(rate_limit_per_minute=0, threads=a.threads), base=base)
+        rows = []
+        with TestClient(app) as http:
+            client = openai.OpenAI(base_url="http://testserver/v1", api_key=employee, http_client=http,
+                                   max_retries=0, timeout=600)
+            auth = {"Authorization": f"Bearer {admin}"}
+            for (statement, question, paraphrase, old, new), what in zip(facts, fate, strict=True):
+                asked = _ask(client, question, a.max_tokens)
+                before = asked.choices[0].message.content
+                before_para = _ask(client, paraphrase, a.max_tokens).choices[0].message.content
+                resp = client.post("/feedback", cast_to=httpx.Response, body={
+                    "response_id": asked.id, "rating": "down", "correction": statement.format(v=new)})
+                correction = resp.json()["correction"]
+                rows.append({"question": question, "paraphrase": paraphrase, "old": old, "new": new,
+                             "fate": what, "correction": correction["id"],
+                             "flagged_conflict": correction["conflicts_with_documents"],
+                             "before": before, "before_paraphrase": before_para,
+                             "before_old": _has(before, old), "before_new": _has(before, new)})
+            unreviewed_night = consolidate_org(ORG, params={}).status  # all pending: nothing to train
+            for row in rows:
+                if row["fate"] != "pending":
+                    verb = {"approved": "approve", "rejected": "reject"}[row["fate"]]
+                    http.post(f"/api/orgs/{ORG}/corrections/{row['correction']}/{verb}", headers=auth,
+                              json={"reason": "benchmark"}).raise_for_status()
+            t = time.time()
+            night2 = consolidate_org(ORG, params={})
+            night2_s = round(time.time() - t, 1)
+            print(f"night 2: {night2.status} {night2.checkpoint_id} in {night2_s} s", flush=True)
+            for row in rows:
+                after = _ask(client, row["question"], a.max_tokens)
+                para = _ask(client, row["paraphrase"], a.max_tokens).choices[0].message.content
+                text = after.choices[0].message.content
+                row.update({"after": text, "after_paraphrase": para, "served_by": after.system_fingerprint,
+                            "new_exact": _has(text, row["new"]), "old_exact": _has(text, row["old"]),
+                            "new_paraphrase": _has(para, row["new"]),
+                            "old_paraphrase": _has(para, row["old"]),
+                            "unchanged_exact": text == row["before"],
+                            "unchanged_paraphrase": para == row["before_paraphrase"]})
+        with session_scope() as s:
+            report = (s.get(Checkpoint, night2.checkpoint_id).metrics or {}).get("feedback") \
+                if night2.checkpoint_id else None
+            gate = (s.get(Checkpoint, night2.checkpoint_id).metrics or {}).get("gate") \
+                if night2.checkpoint_id else None
+    groups = {f: [r for r in rows if r["fate"] == f] for f in ("approved", "rejected", "pending")}
+    unreviewed = groups["rejected"] + groups["pending"]
+    summary = {
+        "facts": n, "approved": len(groups["approved"]), "rejected": len(groups["rejected"]),
+        "pending": len(groups["pending"]),
+        "flagged_conflicting": sum(r["flagged_conflict"] for r in rows),
+        "before_old_exact": _share(rows, "before_old"),
+        "approved_new_exact": _share(groups["approved"], "new_exact"),
+        "approved_old_exact": _share(groups["approved"], "old_exact"),
+        "approved_new_paraphrase": _share(groups["approved"], "new_paraphrase"),
+        "approved_old_paraphrase": _share(groups["approved"], "old_paraphrase"),
+        "unreviewed_new_exact": _share(unreviewed, "new_exact"),
+        "unreviewed_unchanged_exact": _share(unreviewed, "unchanged_exact"),
+        "unreviewed_unchanged_paraphrase": _share(unreviewed, "unchanged_paraphrase"),
+        "night1": {"status": night1.status, "seconds": night1_s},
+        "night_with_only_pending_corrections": unreviewed_night,
+        "night2": {"status": night2.status, "seconds": night2_s, "n_new_chunks": night2.n_new,
+                   "engine": {k: (night2.metrics.get("engine") or {}).get(k)
+                              for k in ("steps", "tokens", "seconds", "items", "loss_first", "loss_last")},
+                   "gate_would_pass": (gate or {}).get("passed"),
+                   "gate_reasons": (gate or {}).get("reasons")},
+        "gate_report": {k: v for k, v in (report or {}).items() if k != "details"},
+    }
+    out = {"command": "python benchmarks/feedback.py " + " ".join(sys.argv[1:]), "base": a.base,
+           "machine": f"{platform.machine()} {os.cpu_count()} cpu, {a.threads} torch thread(s)",
+           "seconds": round(time.time() - t0, 1), "feedback_settings": feedback_settings,
+           "summary": summary, "rows": rows}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
