@@ -239,7 +239,12 @@ class Consolidator:
                                     reduction="none")
         unlikely = self._unlikely_mask(items).to(device)
         if share is None:
-            ce = per_token[~unlikely].mean() if bool((~unlikely).any()) else per_token.sum() * 0.0
+            if not bool(unlikely.any()):
+                ce = per_token.mean()  # the plain night: exactly the data-parallel split's arithmetic
+            elif bool((~unlikely).any()):
+                ce = per_token[~unlikely].mean()
+            else:
+                ce = per_token.sum() * 0.0
         else:  # a dummy rank (nothing to train this step) runs one item at weight 0
             ce = per_token.sum() * (0.0 if share.dummy else 1.0 / max(share.targets, 1))
         loss, out = ce, {"ce": ce.item()}

@@ -1,9 +1,11 @@
 """A night data-parallel over two CPU processes (gloo) equals one process; a dying rank fails cleanly.
 
 Measured on the tiny base (``_cfg``, 5-6 steps): the largest difference of any memory tensor was
-1.7e-7 absolute and 1.3e-5 relative to that tensor's largest value (rounding: rows are packed
-differently and gradients summed in another order, then AdamW's normalisation amplifies it). The
-tolerances below are ``ATOL = 1e-6`` and ``RTOL = 1e-4``; another seed differs by ~1e-2.
+1.7e-7 absolute on one machine and 1.07e-6 on another with the same code and packages, 1.3e-5
+relative to that tensor's largest value on both (rounding: rows are packed differently and
+gradients summed in another order, then AdamW's normalisation amplifies it; how much depends on the
+CPU's kernels). The tolerances below are ``ATOL = 1e-5`` and ``RTOL = 1e-4``; another seed differs
+by ~1e-2, a thousand times more.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from orgmem.jobs.runner import TRANSIENT_ERRORS
 from tests.engine.samples import NIGHT1, small_config
 
 NIGHT2 = ["[09:14] marit: The VPN endpoint is vpn2.kestrel.ee\n"]
-ATOL, RTOL = 1e-6, 1e-4
+ATOL, RTOL = 1e-5, 1e-4
 
 
 def _cfg(**kw) -> ConsolidationConfig:
