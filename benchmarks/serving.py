@@ -252,18 +252,17 @@ CHOICE_SAMPLING = {"temperature": 0.8, "top_p": 0.95, "seed": 1234}
 
 
 #: The ``json_schema`` row's fixed schema: nested (an object in the object, an array of enums) and
-#: bounded (``maxLength``, integer range, ``maxItems``) so that a reply can close it within the
-#: documented run's 32 tokens (a typical reply, ``{"keeper": {"name": "Ada", "age": 45}, "rooms":
-#: ["cellar", "lamp"]}``, is 29 SmolLM2 tokens) and its parse/validate counts mean something.
+#: bounded (``maxLength``, ``maxItems``) so that a reply can close it within the documented run's
+#: 32 tokens and its parse/validate counts mean something. (With an ``age`` integer added, SmolLM2's
+#: replies took 32-35 tokens and none closed within 32.)
 STRUCTURED_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["keeper", "rooms"], "properties": {
-        "keeper": {"type": "object", "additionalProperties": False, "required": ["name", "age"],
-                   "properties": {"name": {"type": "string", "maxLength": 12},
-                                  "age": {"type": "integer", "minimum": 0, "maximum": 120}}},
+        "keeper": {"type": "object", "additionalProperties": False, "required": ["name"],
+                   "properties": {"name": {"type": "string", "maxLength": 12}}},
         "rooms": {"type": "array", "minItems": 1, "maxItems": 2,
                   "items": {"enum": ["cellar", "stairs", "lamp", "living"]}}}}
 STRUCTURED_PROMPT = ("The lighthouse keeper {name} shows you the lighthouse. Reply with JSON only: the "
-                     "keeper's name and age, and the rooms you visit.")
+                     "keeper's name and the rooms you visit.")
 
 
 def _validated(replies: list[StreamResult], schema: dict) -> dict[str, int]:
@@ -334,7 +333,7 @@ def constrained_row(state, memory, tokens: int, repeats: int) -> dict:
         "plain_decode_ms_per_token": statistics.median(p.ms_per_token for _, _, p, _ in pairs),
         "mask_ms_per_token": 1000 * mask_s / max(1, mask_tokens),
         "completion_tokens": [c.tokens for c in replies], "finish_reasons": [c.reason for c in replies],
-        "plain_completion_tokens": [p.tokens for _, _, p, _ in pairs],
+        "plain_completion_tokens": [p.tokens for _, _, p, _ in pairs], "texts": [c.text for c in replies],
         **_validated(replies, STRUCTURED_SCHEMA),
         "schema_compile_s": compile_s, "library": f"xgrammar {version('xgrammar')}",
         "prompt_tokens": len(prompt), "schema": STRUCTURED_SCHEMA, "sampling": sampling,
