@@ -2,23 +2,23 @@
 
 An invented org whose documents state N facts: ``--fact-set dev`` (Corvid Freight, the set the
 default ``ORGMEM_FEEDBACK_REPEATS`` was chosen on) or ``--fact-set heldout`` (Tamarisk Labs: other
-kinds of values and question shapes, written after the recipe was fixed and never tuned on). Night 1 consolidates them through
-the real pipeline. A server (the product's app, the official ``openai`` client, in process) is then
-asked each fact's question; a user corrects every answer through ``POST /v1/feedback`` with a
-changed value. A consolidation with every correction still pending has nothing to train. An admin
-then approves the first 60% through ``/api``, rejects the next 20% and leaves the rest pending.
-Night 2 (no new chunk: the approved corrections alone make it run) trains them.
-The served model is asked again, the exact question and a held-out paraphrase (never trained,
-never tuned on), greedy. Measured: the share answered with the corrected value and with the old
-one, and for the rejected and pending corrections whether their answers equal the previous
-checkpoint's; the checkpoint's own gate report (answers changed by user material) is copied in.
+kinds of values and question shapes, written after the recipe was fixed and never tuned on). Night 1
+consolidates them through the real pipeline. A server (the product's app, the official ``openai``
+client, in process) is then asked each fact's question; a user corrects every answer through ``POST
+/v1/feedback`` with a changed value. A consolidation with every correction still pending has nothing
+to train. An admin then approves the first 60% through ``/api``, rejects the next 20% and leaves the
+rest pending. Night 2 (no new chunk: the approved corrections alone make it run) trains them. The
+served model is asked again, the exact question and a held-out paraphrase (never trained, never
+tuned on), greedy. Measured: the share answered with the corrected value and with the old one, and
+for the rejected and pending corrections whether their answers equal the previous checkpoint's; the
+checkpoint's own gate report (answers changed by user material) is copied in.
 
     HF_HUB_OFFLINE=1 python benchmarks/feedback.py --threads 1 [--fact-set dev|heldout] [--facts 10]
 
 Writes ``benchmarks/results/feedback.json`` (dev) or ``feedback_heldout.json`` (heldout). Night 2's
 input digest is also compared with the digest of the same night without the rejected and pending
-corrections (equal digests: the same training inputs). The gate is off for both nights (this measures what is
-learned; the gate's checks are still computed and reported).
+corrections (equal digests: the same training inputs). The gate is off for both nights (this
+measures what is learned; the gate's checks are still computed and reported).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class FactSet:
 
 
 #: The set the default ``ORGMEM_FEEDBACK_REPEATS`` was chosen on (not held out).
-DEV = FactSet("corvid", "Corvid Freight", "# Corvid runbook {i}\n\n{statement} Ask in #corvid-ops if unsure.", (
+DEV = FactSet("corvid", "Corvid Freight",
+              "# Corvid runbook {i}\n\n{statement} Ask in #corvid-ops if unsure.", (
     ("The Corvid dispatch service listens on port {v}.",
      "What port does the Corvid dispatch service listen on?",
      "Which port is the Corvid dispatch service reachable on?", "7415", "9182"),
