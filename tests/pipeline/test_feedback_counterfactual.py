@@ -54,7 +54,9 @@ def _memory(checkpoint_id: str) -> bytes:
 
 def _recorded_sha(checkpoint_id: str) -> str:
     with session_scope() as s:
-        return s.get(CheckpointObject, (checkpoint_id, MEMORY)).sha256
+        row = s.get(CheckpointObject, (checkpoint_id, MEMORY))
+        assert row is not None, f"checkpoint {checkpoint_id} has no memory object"
+        return row.sha256
 
 
 def _propose(org: str, fact: tuple[str, str, str, str], *, approve: bool | None) -> str:
