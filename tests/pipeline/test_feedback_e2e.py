@@ -39,19 +39,11 @@ from orgmem.pipeline.evaluation import memory_on
 from orgmem.serving.config import ServeSettings
 from orgmem.store import open_store
 from tests.pipeline.conftest import FAST_PIPELINE, add_chunks
+from tests.pipeline.feedback_support import FACTS, NO_GATE
 
 ENGINE = {"epochs": 60.0, "lr_scale": 3.0, "tokens_per_step": 512, "max_seq_len": 256, "num_threads": 1,
           "kl_weight": 0.0, "seed": 0}
 PARAMS = {"engine": ENGINE, "pipeline": {**FAST_PIPELINE, "new_probes": 2, "old_probes": 2}}
-NO_GATE = dict.fromkeys(("min_new_nll_improvement", "max_retention_nll_increase", "max_kl", "max_ppl_ratio",
-                         "max_secret_leaks"))
-# (question, the answer's stem, the documents' value, the value a user proposes)
-FACTS = [
-    ("What port does the Heron dispatcher listen on?", "The Heron dispatcher listens on port ", "7415",
-     "9182"),
-    ("What is the Ledgerfox retry limit?", "The Ledgerfox retry limit is ", "17", "31"),
-    ("What is the Basalt alarm code?", "The Basalt alarm code is ", "quartz", "garnet"),
-]
 APPROVED, REJECTED, PENDING = 0, 1, 2
 
 
