@@ -260,7 +260,10 @@ def test_stream_disconnect_releases_the_slot(deployment, limited, gate):
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60,
                       headers=auth(deployment, "acme-employee")) as resp:
         assert resp.status_code == 200
-        assert next(resp.iter_lines()).startswith("data: ")  # the role chunk; the engine is held
+        # the iterator is kept: a dropped one is closed at once, and closing it closes the connection
+        # (httpcore), a disconnect that raced the next assertion and freed the slot 1 run in 5
+        lines = resp.iter_lines()
+        assert next(lines).startswith("data: ")  # the role chunk; the engine is held
         assert slots.in_flight(acme) == 1
     # the engine is still held: only the disconnect can have freed the slot
     wait_for(lambda: httpx.get(f"{url}/healthz").status_code == 200 and slots.in_flight(acme) == 0,
