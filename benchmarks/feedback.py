@@ -239,6 +239,13 @@ def _share(rows, key: str) -> float | None:
     return round(sum(r[key] for r in rows) / len(rows), 3) if rows else None
 
 
+def _leaks(approved, unreviewed) -> int:
+    """Replies (exact and paraphrase) of rejected and pending questions that contain an approved
+    correction's value: the approved corrections bleeding into other answers."""
+    values = [r["new"] for r in approved]
+    return sum(any(v in r[k] for v in values) for r in unreviewed for k in ("after", "after_paraphrase"))
+
+
 def _without_unreviewed(org_slug: str, parent_id: str | None, checkpoint_id: str | None,
                         approved: list[str]) -> dict:
     """Night 2's input digest beside the digest of the same night had only the approved corrections
@@ -373,6 +380,7 @@ def main() -> int:  # noqa: C901  # one measurement, start to finish, in order
         "unreviewed_new_exact": _share(unreviewed, "new_exact"),
         "unreviewed_unchanged_exact": _share(unreviewed, "unchanged_exact"),
         "unreviewed_unchanged_paraphrase": _share(unreviewed, "unchanged_paraphrase"),
+        "unreviewed_says_an_approved_value": _leaks(groups["approved"], unreviewed),
         "night1": {"status": night1.status, "seconds": night1_s},
         "night_with_only_pending_corrections": unreviewed_night,
         "night2_same_inputs_as_without_unreviewed": counterfactual,
