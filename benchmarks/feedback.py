@@ -17,7 +17,8 @@ checkpoint's own gate report (answers changed by user material) is copied in.
 
     HF_HUB_OFFLINE=1 python benchmarks/feedback.py --threads 1 [--fact-set dev|heldout|heldout2] [--facts 10]
 
-Writes ``benchmarks/results/feedback.json`` (dev) or ``feedback_heldout.json`` (heldout). Night 2's
+Writes ``benchmarks/results/feedback.json`` (dev), ``feedback_heldout.json`` (heldout) or
+``feedback_heldout2.json`` (heldout2). Night 2's
 input digest is also compared with the digest of the same night without the rejected and pending
 corrections (equal digests: the same training inputs). The gate is off for both nights (this
 measures what is learned; the gate's checks are still computed and reported).
@@ -180,7 +181,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=None,
                     help="ORGMEM_FEEDBACK_REPEATS for this run (default: the product's setting)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="default: results/feedback.json (dev), results/feedback_heldout.json (heldout)")
+                    help="default: results/feedback.json (dev), results/feedback_heldout[2].json")
     a = ap.parse_args()
     a.out = a.out or ROOT / "results" / OUT[a.fact_set]
     return a
