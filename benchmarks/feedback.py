@@ -2,7 +2,9 @@
 
 An invented org whose documents state N facts: ``--fact-set dev`` (Corvid Freight, the set the
 default ``ORGMEM_FEEDBACK_REPEATS`` was chosen on) or ``--fact-set heldout`` (Tamarisk Labs: other
-kinds of values and question shapes, written after the recipe was fixed and never tuned on). Night 1
+kinds of values and question shapes, written after the recipe was fixed and never tuned on) or
+``--fact-set heldout2`` (Brindle Ferries: written before the second recipe round was measured, run
+once with the recipe that shipped). Night 1
 consolidates them through the real pipeline. A server (the product's app, the official ``openai``
 client, in process) is then asked each fact's question; a user corrects every answer through ``POST
 /v1/feedback`` with a changed value. A consolidation with every correction still pending has nothing
@@ -13,9 +15,10 @@ tuned on), greedy. Measured: the share answered with the corrected value and wit
 for the rejected and pending corrections whether their answers equal the previous checkpoint's; the
 checkpoint's own gate report (answers changed by user material) is copied in.
 
-    HF_HUB_OFFLINE=1 python benchmarks/feedback.py --threads 1 [--fact-set dev|heldout] [--facts 10]
+    HF_HUB_OFFLINE=1 python benchmarks/feedback.py --threads 1 [--fact-set dev|heldout|heldout2] [--facts 10]
 
-Writes ``benchmarks/results/feedback.json`` (dev) or ``feedback_heldout.json`` (heldout). Night 2's
+Writes ``benchmarks/results/feedback.json`` (dev), ``feedback_heldout.json`` (heldout) or
+``feedback_heldout2.json`` (heldout2). Night 2's
 input digest is also compared with the digest of the same night without the rejected and pending
 corrections (equal digests: the same training inputs). The gate is off for both nights (this
 measures what is learned; the gate's checks are still computed and reported).
@@ -123,15 +126,54 @@ HELDOUT = FactSet(
          "Where is the Tamarisk cryo storage?",
          "In which lab does Tamarisk keep its cryo storage?", "B-214", "A-108"),
     ))
-FACT_SETS = {"dev": DEV, "heldout": HELDOUT}
-OUT = {"dev": "feedback.json", "heldout": "feedback_heldout.json"}
+#: Second held-out set: written before any result of the second recipe round (issue #17) and run
+#: once, with the recipe that shipped. Another org (a ferry operator), values of other shapes (times,
+#: emails, counts, ports, cities, acronyms, money, dates, people) and question shapes. Same split:
+#: six approved, two rejected, two pending.
+HELDOUT2 = FactSet(
+    "brindle", "Brindle Ferries",
+    "# Brindle Ferries operations manual, section {i}\n\n{statement} The harbour office logs changes.", (
+        ("The first Brindle ferry departs each morning at {v}.",
+         "What time does the first Brindle ferry depart in the morning?",
+         "When does Brindle's earliest morning ferry leave?", "05:40", "06:25"),
+        ("Brindle Ferries handles lost-property requests at {v}.",
+         "Which email address handles Brindle lost-property requests?",
+         "Where should I email about something I left on a Brindle ferry?",
+         "lostitems@brindle-ferries.example", "found@brindle-ferries.example"),
+        ("A Brindle car deck carries at most {v} vehicles.",
+         "How many vehicles can a Brindle car deck carry?",
+         "What is the vehicle capacity of one Brindle car deck?", "58", "73"),
+        ("The Brindle ticketing gateway accepts connections on port {v}.",
+         "On which port does the Brindle ticketing gateway accept connections?",
+         "What port should a client use to reach Brindle's ticketing gateway?", "8843", "6120"),
+        ("Brindle Ferries keeps its spare-parts depot in {v}.",
+         "In which city is the Brindle spare-parts depot?",
+         "Where is Brindle's depot for spare parts located?", "Stavanger", "Bergen"),
+        ("At Brindle, crew shift handovers follow the {v} checklist.",
+         "Which checklist do Brindle crews follow at shift handover?",
+         "What is the name of the checklist used for Brindle shift handovers?", "HALO", "TRIM"),
+        ("The Brindle annual hull maintenance budget is {v} euros.",
+         "What is the Brindle annual hull maintenance budget?",
+         "How many euros does Brindle set aside each year for hull maintenance?", "310000", "275000"),
+        ("The Brindle winter timetable takes effect on {v}.",
+         "When does the Brindle winter timetable take effect?",
+         "On what date does Brindle switch to its winter timetable?", "2 November 2026", "16 October 2026"),
+        ("Brindle's harbour safety officer is {v}.",
+         "Who is Brindle's harbour safety officer?",
+         "Which person serves as harbour safety officer at Brindle?", "Ingrid Solberg", "Petter Aas"),
+        ("Brindle Ferries refunds cancelled tickets within {v} days.",
+         "How quickly does Brindle refund a cancelled ticket?",
+         "Within how many days are cancelled Brindle tickets refunded?", "14", "21"),
+    ))
+FACT_SETS = {"dev": DEV, "heldout": HELDOUT, "heldout2": HELDOUT2}
+OUT = {"dev": "feedback.json", "heldout": "feedback_heldout.json", "heldout2": "feedback_heldout2.json"}
 
 
 def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", default="smollm2-135m-instruct")
     ap.add_argument("--fact-set", choices=sorted(FACT_SETS), default="dev",
-                    help="dev: the set the defaults were chosen on; heldout: another org, never tuned on")
+                    help="dev: the set tuned on; heldout, heldout2: other orgs, never tuned on")
     ap.add_argument("--facts", type=int, default=10, help="how many facts (at most 10)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--max-tokens", type=int, default=40)
@@ -139,7 +181,7 @@ def _args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=None,
                     help="ORGMEM_FEEDBACK_REPEATS for this run (default: the product's setting)")
     ap.add_argument("--out", type=Path, default=None,
-                    help="default: results/feedback.json (dev), results/feedback_heldout.json (heldout)")
+                    help="default: results/feedback.json (dev), results/feedback_heldout[2].json")
     a = ap.parse_args()
     a.out = a.out or ROOT / "results" / OUT[a.fact_set]
     return a
@@ -196,6 +238,13 @@ def _has(text: str, value: str) -> bool:
 
 def _share(rows, key: str) -> float | None:
     return round(sum(r[key] for r in rows) / len(rows), 3) if rows else None
+
+
+def _leaks(approved, unreviewed) -> int:
+    """Replies (exact and paraphrase) of rejected and pending questions that contain an approved
+    correction's value: the approved corrections bleeding into other answers."""
+    values = [r["new"] for r in approved]
+    return sum(any(v in r[k] for v in values) for r in unreviewed for k in ("after", "after_paraphrase"))
 
 
 def _without_unreviewed(org_slug: str, parent_id: str | None, checkpoint_id: str | None,
@@ -332,6 +381,7 @@ def main() -> int:  # noqa: C901  # one measurement, start to finish, in order
         "unreviewed_new_exact": _share(unreviewed, "new_exact"),
         "unreviewed_unchanged_exact": _share(unreviewed, "unchanged_exact"),
         "unreviewed_unchanged_paraphrase": _share(unreviewed, "unchanged_paraphrase"),
+        "unreviewed_says_an_approved_value": _leaks(groups["approved"], unreviewed),
         "night1": {"status": night1.status, "seconds": night1_s},
         "night_with_only_pending_corrections": unreviewed_night,
         "night2_same_inputs_as_without_unreviewed": counterfactual,

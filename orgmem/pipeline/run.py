@@ -168,8 +168,8 @@ def _correction_plan(inputs: Inputs):
 
     fb = get_feedback_settings()
     return CorrectionPlan(
-        [TaughtAnswer(t.question, t.answer, t.previous) for t in inputs.corrections],
-        [TaughtAnswer(t.question, t.answer, t.previous) for t in inputs.replayed_corrections],
+        [TaughtAnswer(t.question, t.answer, t.previous, t.id) for t in inputs.corrections],
+        [TaughtAnswer(t.question, t.answer, t.previous, t.id) for t in inputs.replayed_corrections],
         repeats=fb.repeats,
         unlikelihood=fb.unlikelihood_weight,
     )
