@@ -114,17 +114,8 @@ def load_memory_into(handle: MemoryHandle, data: bytes, *, source: str = "memory
 def build_row_memory(base, data: bytes, *, sha256: str, source: str) -> RowMemory:
     """Parse saved memory bytes (checksum already verified by the caller) into a ``RowMemory``:
     each component through the serving form its kind registered."""
-    meta = read_metadata(data, source)
-    if meta["base_fingerprint"] != base.fingerprint:
-        raise IncompatibleBaseError(
-            f"{source} was trained on base {meta.get('base_name')!r} (fingerprint "
-            f"{meta['base_fingerprint'][:16]}…); this server runs {base.name!r} ({base.fingerprint[:16]}…)")
-    try:
-        state = st_load(data)
-    except (SafetensorError, ValueError) as exc:
-        raise IntegrityError(f"{source}: corrupt tensor data ({exc})") from exc
-    configs = parse_spec(json.loads(meta["config"]))
-    parts = _split_state(state, [c.kind for c in configs], source)
+    meta, configs, parts = parse_saved_memory(data, source, base.fingerprint,
+                                           f"this server runs {base.name!r} ({base.fingerprint[:16]}…)")
     ops: dict[str, list[RowOp]] = {}
     modules: list = []
     for cfg in configs:
@@ -136,8 +127,26 @@ def build_row_memory(base, data: bytes, *, sha256: str, source: str) -> RowMemor
         for path, op in component_ops.items():
             ops.setdefault(path, []).append(op)
         modules.extend(component_modules)
-    nbytes = sum(t.numel() * t.element_size() for t in state.values())
+    nbytes = sum(t.numel() * t.element_size() for part in parts.values() for t in part.values())
     return RowMemory(sha256=sha256, kind=meta["kind"], ops=ops, modules=modules, nbytes=nbytes)
+
+
+def parse_saved_memory(data: bytes, source: str, base_fingerprint: str, running: str
+                       ) -> tuple[dict[str, Any], list, dict[str, dict[str, Tensor]]]:
+    """Saved memory bytes (checksum verified by the caller) as (metadata, component configs, each
+    component's tensors), refused by name when trained on another base (``running`` says which
+    base is here) or corrupt. Serving and export read memories through this one parser."""
+    meta = read_metadata(data, source)
+    if meta["base_fingerprint"] != base_fingerprint:
+        raise IncompatibleBaseError(
+            f"{source} was trained on base {meta.get('base_name')!r} (fingerprint "
+            f"{meta['base_fingerprint'][:16]}…); {running}")
+    try:
+        state = st_load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise IntegrityError(f"{source}: corrupt tensor data ({exc})") from exc
+    configs = parse_spec(json.loads(meta["config"]))
+    return meta, configs, _split_state(state, [c.kind for c in configs], source)
 
 
 def _split_state(state: dict[str, Tensor], kinds: list[str], source: str) -> dict[str, dict[str, Tensor]]:
